@@ -1,0 +1,379 @@
+"""Exact and near-duplicate detection.
+
+Exact duplicates share a `content_hash` (blake2b-128 of the lowercased text with
+whitespace runs collapsed). Near duplicates are found with MinHash LSH over word
+n-gram shingles: every document's signature is cut into bands, documents sharing a
+band become candidate pairs, candidates are optionally verified against the
+estimated Jaccard, and the surviving pairs are merged into clusters by connected
+components computed inside Beam (large-star / small-star, Kiveris et al. 2014).
+
+The pure functions work on one document in bounded memory, whatever its size; the
+Beam transforms never hold more than one key's group (a band bucket, a document's
+neighbourhood) in memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+
+import apache_beam as beam
+import numpy as np
+from datasketch import MinHash
+
+from strata.config import NearDedupConfig
+
+# Characters per chunk when a document is normalized piece by piece: big enough to
+# amortise per-chunk overhead, small enough that a chunk's words, shingles and the
+# (shingles x num_perm) permutation matrix stay a few MB.
+CHUNK_CHARS = 1 << 16
+
+_WHITESPACE = re.compile(r"\s")  # the same characters as str.split() and str.isspace()
+
+
+# --------------------------------------------------------------------------- exact
+
+
+def _normalized_pieces(text: str, chunk_chars: int) -> Iterator[str]:
+    """The normalized content of `text` (lowercased words joined by one space) in
+    non-empty pieces; joined with single spaces they equal " ".join(text.lower().split()).
+
+    Chunks are cut at whitespace, so no word is split and lowercasing sees the same
+    context as on the whole text (the final-sigma rule looks only within a word).
+    """
+    start = 0
+    while start < len(text):
+        boundary = _WHITESPACE.search(text, start + chunk_chars)
+        end = boundary.start() if boundary else len(text)
+        piece = " ".join(text[start:end].lower().split())
+        if piece:
+            yield piece
+        start = end
+
+
+def content_hash(text: str, *, chunk_chars: int = CHUNK_CHARS) -> str:
+    """Hex blake2b-128 of the text lowercased, whitespace runs collapsed to one space, stripped."""
+    digest = hashlib.blake2b(digest_size=16)
+    separator = b""
+    for piece in _normalized_pieces(text, chunk_chars):
+        digest.update(separator)
+        digest.update(piece.encode("utf-8", "surrogatepass"))
+        separator = b" "
+    return digest.hexdigest()
+
+
+class ExactDuplicates(beam.PTransform):
+    """(doc_id, content_hash) -> (doc_id, survivor_doc_id) for every document that is not
+    the survivor of its content-hash group; the survivor is the group's smallest doc_id."""
+
+    def expand(self, doc_hashes):
+        return (
+            doc_hashes
+            | "KeyByContentHash" >> beam.KvSwap()
+            | "GroupByContentHash" >> beam.GroupByKey()
+            | "SurvivorToEachCopy" >> beam.FlatMapTuple(_star_edges)
+            | "CopyToSurvivor" >> beam.KvSwap()
+        )
+
+
+def _star_edges(_key, members: Iterable) -> Iterator[tuple]:
+    """(smallest, other) for every member of a group but the smallest, in two passes over
+    the grouped values (Beam's grouped iterables may be re-iterated, and may not fit in memory)."""
+    smallest = min(members)
+    for member in members:
+        if member != smallest:
+            yield smallest, member
+
+
+# --------------------------------------------------------------------------- minhash
+
+_GOLDEN32 = np.uint32(0x9E3779B1)
+
+
+def _mix32(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer: an avalanching bijection on uint32."""
+    values = values ^ (values >> np.uint32(16))
+    values = values * np.uint32(0x85EBCA6B)
+    values = values ^ (values >> np.uint32(13))
+    values = values * np.uint32(0xC2B2AE35)
+    return values ^ (values >> np.uint32(16))
+
+
+def _word_hashes(piece: str) -> np.ndarray:
+    """crc32 of every word of a normalized piece (deterministic across processes, unlike hash())."""
+    # Words hold no whitespace, so splitting the encoded piece at b" " gives exactly the
+    # encoded words (UTF-8 continuation bytes are never ASCII).
+    words = piece.encode("utf-8", "surrogatepass").split(b" ")
+    return np.fromiter(map(zlib.crc32, words), dtype=np.uint32, count=len(words))
+
+
+def _shingle_hashes(word_hashes: np.ndarray, width: int) -> np.ndarray:
+    """One 32-bit hash per run of `width` consecutive words, order-sensitive."""
+    count = len(word_hashes) - width + 1
+    combined = np.zeros(count, dtype=np.uint32)
+    for offset in range(width):
+        combined = _mix32(combined * _GOLDEN32 + word_hashes[offset : offset + count])
+    return combined
+
+
+def _passthrough(shingle_hash: int) -> int:
+    return shingle_hash
+
+
+@functools.lru_cache(maxsize=8)
+def _empty_minhash(num_perm: int, seed: int) -> MinHash:
+    """A template to copy: building the permutations anew for every document costs more
+    than hashing a short one."""
+    return MinHash(num_perm=num_perm, seed=seed, hashfunc=_passthrough)
+
+
+def minhash_signature(text: str, cfg: NearDedupConfig, *, chunk_chars: int = CHUNK_CHARS) -> np.ndarray:
+    """MinHash (datasketch, default affine32 scheme, uint32) of the document's word
+    `cfg.ngram`-gram shingles, words being the whitespace split of the lowercased text.
+
+    A document of fewer than `ngram` words has one shingle of all its words. An empty
+    document keeps datasketch's empty signature, to which `band_keys` gives no keys.
+    The text is processed in chunks, carrying the last ngram-1 words over, so memory
+    does not grow with the document.
+    """
+    minhash = _empty_minhash(cfg.num_perm, cfg.seed).copy()
+    carried = np.zeros(0, dtype=np.uint32)  # the last ngram-1 word hashes seen
+    words_seen = 0
+    for piece in _normalized_pieces(text, chunk_chars):
+        word_hashes = _word_hashes(piece)
+        words_seen += len(word_hashes)
+        window = np.concatenate([carried, word_hashes])
+        if len(window) >= cfg.ngram:
+            minhash.update_batch(_shingle_hashes(window, cfg.ngram).tolist())
+        carried = window[max(0, len(window) - (cfg.ngram - 1)) :]
+    if 0 < words_seen < cfg.ngram:
+        minhash.update_batch(_shingle_hashes(carried, words_seen).tolist())
+    return minhash.hashvalues
+
+
+def estimated_jaccard(signature_a: np.ndarray, signature_b: np.ndarray) -> float:
+    """The fraction of permutations on which the two signatures agree."""
+    return float(np.count_nonzero(signature_a == signature_b)) / len(signature_a)
+
+
+def band_keys(signature: np.ndarray, bands: int, rows: int) -> list[bytes]:
+    """One key per band: the band index and a digest of its `rows` values. Documents that
+    share a key agree on a whole band. An empty document's signature has no keys: it is
+    nobody's near duplicate."""
+    if len(signature) != bands * rows:
+        raise ValueError(f"a signature of {len(signature)} values cannot be cut into {bands} bands of {rows} rows")
+    if not np.any(signature != np.iinfo(signature.dtype).max):
+        return []
+    values = signature.astype(signature.dtype.newbyteorder("<"), copy=False).tobytes()
+    band_bytes = len(values) // bands
+    return [
+        band.to_bytes(4, "big") + hashlib.blake2b(values[band * band_bytes : (band + 1) * band_bytes], digest_size=12).digest()
+        for band in range(bands)
+    ]
+
+
+# --------------------------------------------------------------------------- near duplicates
+
+
+class NearDuplicates(beam.PTransform):
+    """(doc_id, signature) -> (doc_id, cluster_id) for every document in a cluster of two or
+    more, the survivor included; cluster_id is the cluster's smallest doc_id."""
+
+    def __init__(self, cfg: NearDedupConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def expand(self, signatures):
+        cfg = self.cfg
+        pairs = (
+            signatures
+            | "KeyByBand" >> beam.FlatMapTuple(_keyed_by_band, cfg.bands, cfg.rows)
+            | "GroupByBand" >> beam.GroupByKey()
+            | "StarEdgesPerBucket" >> beam.FlatMapTuple(_star_edges)
+            | "DistinctPairs" >> beam.Distinct()
+        )
+        if cfg.verify:
+            pairs = pairs | "KeepSimilarPairs" >> _KeepSimilarPairs(signatures, cfg.threshold)
+        return pairs | "Clusters" >> ConnectedComponents(cfg.max_rounds)
+
+
+def _keyed_by_band(doc_id, signature: np.ndarray, bands: int, rows: int) -> Iterator[tuple]:
+    for key in band_keys(signature, bands, rows):
+        yield key, doc_id
+
+
+class _KeepSimilarPairs(beam.PTransform):
+    """Keep the pairs (a, b) whose estimated Jaccard reaches `threshold`, joining the
+    signature of a, then of b, by doc_id."""
+
+    def __init__(self, signatures, threshold: float):
+        super().__init__()
+        self.signatures = signatures
+        self.threshold = threshold
+
+    def expand(self, pairs):
+        return (
+            pairs
+            | "WithSignatureOfFirst" >> _WithSignature(self.signatures)
+            | "KeyBySecond" >> beam.MapTuple(_keyed_by_second)
+            | "WithSignatureOfSecond" >> _WithSignature(self.signatures)
+            | "Similar" >> beam.FlatMapTuple(_pair_if_similar, self.threshold)
+        )
+
+
+def _keyed_by_second(a, b_and_signature_a: tuple) -> tuple:
+    b, signature_a = b_and_signature_a
+    return b, (a, signature_a)
+
+
+def _pair_if_similar(b, first_and_signatures: tuple, threshold: float) -> Iterator[tuple]:
+    (a, signature_a), signature_b = first_and_signatures
+    if estimated_jaccard(signature_a, signature_b) >= threshold:
+        yield a, b
+
+
+_SIGNATURE, _PAYLOAD = 0, 1
+
+
+class _WithSignature(beam.PTransform):
+    """(doc_id, payload) -> (doc_id, (payload, signature of doc_id)): a join on doc_id that
+    streams a document's payloads instead of listing them as CoGroupByKey does."""
+
+    def __init__(self, signatures):
+        super().__init__()
+        self.signatures = signatures
+
+    def expand(self, keyed):
+        return (
+            (
+                self.signatures | "TagSignatures" >> beam.MapTuple(lambda doc_id, sig: (doc_id, (_SIGNATURE, sig))),
+                keyed | "TagPayloads" >> beam.MapTuple(lambda doc_id, payload: (doc_id, (_PAYLOAD, payload))),
+            )
+            | "Flatten" >> beam.Flatten()
+            | "GroupByDocId" >> beam.GroupByKey()
+            | "Attach" >> beam.FlatMapTuple(_attach_signature)
+        )
+
+
+def _attach_signature(doc_id, tagged: Iterable[tuple]) -> Iterator[tuple]:
+    signature = next((value for tag, value in tagged if tag == _SIGNATURE), None)
+    if signature is None:
+        return
+    for tag, value in tagged:
+        if tag == _PAYLOAD:
+            yield doc_id, (value, signature)
+
+
+# --------------------------------------------------------------------------- connected components
+
+
+class ComponentsNotConverged(RuntimeError):
+    """The large-star/small-star rounds did not reach a forest of stars."""
+
+
+class ConnectedComponents(beam.PTransform):
+    """Edges (u, v) -> (node, smallest node of its component) for every node of an edge.
+
+    Alternates large-star and small-star rounds (Kiveris et al. 2014, "Connected
+    Components in MapReduce and Beyond"), unrolled `max_rounds` times since a Beam graph
+    is static; O(log n) rounds suffice in practice. Each step groups edges by node, so a
+    worker holds one node's neighbourhood at a time. Self-loops carry no connectivity
+    and are ignored. The pipeline fails if the graph is not a forest of stars after the
+    last round.
+    """
+
+    def __init__(self, max_rounds: int):
+        super().__init__()
+        self.max_rounds = max_rounds
+
+    def expand(self, edges):
+        edges = edges | "SmallerNodeFirst" >> beam.FlatMapTuple(_ordered_edge)
+        for round_number in range(1, self.max_rounds + 1):
+            edges = (
+                edges
+                | f"LargeStar{round_number}" >> _LargeStar()
+                | f"SmallStar{round_number}" >> _SmallStar()
+            )
+        return edges | "CentreOfEachStar" >> _CentreOfEachStar(self.max_rounds)
+
+
+def _ordered_edge(u, v) -> Iterator[tuple]:
+    if u != v:
+        yield (u, v) if u < v else (v, u)
+
+
+class _LargeStar(beam.PTransform):
+    """Connect every neighbour larger than a node to the smallest node of its closed neighbourhood."""
+
+    def expand(self, edges):
+        return (
+            edges
+            | "BothDirections" >> beam.FlatMapTuple(lambda u, v: ((u, v), (v, u)))
+            | "GroupByNode" >> beam.GroupByKey()
+            | "Connect" >> beam.FlatMapTuple(_large_star)
+        )
+
+
+def _large_star(node, neighbours: Iterable) -> Iterator[tuple]:
+    neighbours = set(neighbours)
+    centre = min(min(neighbours), node)
+    for neighbour in neighbours:
+        if neighbour > node:
+            yield centre, neighbour
+
+
+class _SmallStar(beam.PTransform):
+    """Connect a node and its smaller neighbours to the smallest of them."""
+
+    def expand(self, edges):
+        return (
+            edges
+            | "KeyByLarger" >> beam.KvSwap()
+            | "GroupByNode" >> beam.GroupByKey()
+            | "Connect" >> beam.FlatMapTuple(_small_star)
+        )
+
+
+def _small_star(node, smaller_neighbours: Iterable) -> Iterator[tuple]:
+    smaller_neighbours = set(smaller_neighbours)
+    centre = min(smaller_neighbours)
+    for neighbour in smaller_neighbours:
+        if neighbour != centre:
+            yield centre, neighbour
+    yield centre, node
+
+
+class _CentreOfEachStar(beam.PTransform):
+    """(node, centre) for every node of a forest of stars whose centres are their
+    smallest nodes, which is what the rounds converge to; anything else fails the pipeline.
+
+    Every node hears of its smaller neighbours, and a centre of itself: converged, each
+    node hears of exactly one node, its centre."""
+
+    def __init__(self, max_rounds: int):
+        super().__init__()
+        self.max_rounds = max_rounds
+
+    def expand(self, edges):
+        return (
+            edges
+            | "TellBothEnds" >> beam.FlatMapTuple(lambda centre, leaf: ((leaf, centre), (centre, centre)))
+            | "GroupByNode" >> beam.GroupByKey()
+            | "OnlyCentre" >> beam.FlatMapTuple(_only_centre, self.max_rounds)
+        )
+
+
+def _only_centre(node, centres: Iterable, max_rounds: int) -> Iterator[tuple]:
+    centres = iter(centres)
+    centre = next(centres)
+    for other in centres:
+        if other != centre:
+            raise ComponentsNotConverged(
+                f"near-duplicate clusters did not converge in {max_rounds} rounds of large-star/small-star "
+                f"(node {node!r} is still linked to both {centre!r} and {other!r}); "
+                f"raise dedup.near.max_rounds in the build config"
+            )
+    yield node, centre

@@ -1,0 +1,362 @@
+"""Read: find the input files of every source and stream their records.
+
+Files are found when the pipeline is built (so a typo in a path fails before any work
+starts) and read inside Beam, one file per element, so the runner spreads files over
+workers. Every reader streams: no file is ever loaded whole, and a record larger than
+`validate.max_text_bytes` is skipped without being held in memory.
+
+A reader yields raw records (the bytes of one JSON line, a Parquet row, a text file)
+and read-level failures (a truncated or corrupt compressed file, an oversized record)
+as records with `error` set; the Validate stage turns both into documents or
+quarantine entries.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import sysconfig
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Iterator, Optional
+
+import apache_beam as beam
+import fsspec
+import zstandard
+
+from strata.config import ConfigError, SourceConfig
+from strata.pipeline.schema import make_doc_id
+
+READ_CHUNK = 1 << 20
+STDLIB_CODE_CATEGORY = "Github"
+STDLIB_PROSE_CATEGORY = "Docstrings"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file of one source: what the reader needs and what the manifest records."""
+
+    source: str
+    format: str
+    uri: str
+    relpath: str  # relative to the source root; part of every doc_id
+    size: int
+    fingerprint: str  # etag or mtime, for the manifest
+    text_field: str
+    category: Optional[str]
+    category_path: Optional[tuple[str, ...]]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class InputError(Exception):
+    """A read-level failure of a file (not of one record)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def stdlib_root() -> str:
+    return sysconfig.get_paths()["stdlib"]
+
+
+def _glob_root(pattern: str) -> str:
+    """The folder part of a glob before its first wildcard: relpaths are taken from here."""
+    head = pattern
+    for i, ch in enumerate(pattern):
+        if ch in "*?[":
+            head = pattern[:i]
+            break
+    else:
+        return pattern.rsplit("/", 1)[0] if "/" in pattern else ""
+    return head.rsplit("/", 1)[0] if "/" in head else ""
+
+
+def discover_inputs(sources: list[SourceConfig]) -> list[InputFile]:
+    """Expand every source's globs into a sorted, de-duplicated list of files."""
+    files: list[InputFile] = []
+    for i, source in enumerate(sources):
+        found: dict[str, InputFile] = {}
+        patterns = source.paths or (["*.py"] if source.format == "stdlib" else [])
+        for pattern in patterns:
+            matches = _expand(source, pattern)
+            if not matches:
+                raise ConfigError(f"sources[{i}] ({source.name}).paths: {pattern!r} matched no files")
+            for f in matches:
+                found.setdefault(f.uri, f)
+        files.extend(sorted(found.values(), key=lambda f: f.relpath))
+    return files
+
+
+def _expand(source: SourceConfig, pattern: str) -> list[InputFile]:
+    if source.format == "stdlib":
+        root = stdlib_root()
+        pattern = f"{root}/{pattern}"
+        protocol_root = root
+    else:
+        protocol_root = _glob_root(pattern)
+    fs, _, _ = fsspec.get_fs_token_paths(pattern)
+    has_glob = any(ch in pattern for ch in "*?[")
+    if has_glob:
+        paths = fs.glob(pattern, detail=True)
+    else:
+        paths = {pattern: fs.info(pattern)} if fs.exists(pattern) else {}
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    root = fs._strip_protocol(protocol_root) if protocol_root else ""
+    files = []
+    for path, info in paths.items():
+        if info.get("type") == "directory":
+            continue
+        if source.format == "stdlib" and "site-packages" in path:
+            continue
+        uri = path if protocol in ("file", "local") else fs.unstrip_protocol(path)
+        if protocol in ("http", "https"):
+            uri = path
+        rel = path[len(root):].lstrip("/") if root and path.startswith(root) else os.path.basename(path)
+        fingerprint = str(info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or "")
+        files.append(
+            InputFile(
+                source=source.name,
+                format=source.format,
+                uri=uri,
+                relpath=rel,
+                size=int(info.get("size") or 0),
+                fingerprint=fingerprint.strip('"'),
+                text_field=source.text_field,
+                category=source.category,
+                category_path=tuple(source.category_path) if source.category_path else None,
+            )
+        )
+    return files
+
+
+# --------------------------------------------------------------------------- decompression
+
+
+def _frames_chunks(raw: IO[bytes], new_decoder, errors, codec: str) -> Iterator[bytes]:
+    """Decompress a stream of one or more frames (zstd frames, gzip members); a cut inside
+    a frame raises InputError.
+
+    python-zstandard's stream_reader treats a truncated frame as a clean end of file,
+    which silently loses the tail of the file. A decoder per frame lets us check that the
+    last frame was complete, and yields every byte before the damage.
+    """
+    decoder, frame_open = new_decoder(), False
+    while chunk := raw.read(READ_CHUNK):
+        while chunk:
+            try:
+                out = decoder.decompress(chunk)
+            except errors as err:
+                raise InputError("corrupt_compressed_file", f"{codec}: {err}") from None
+            frame_open = True
+            if out:
+                yield out
+            if decoder.eof:
+                chunk = decoder.unused_data
+                decoder, frame_open = new_decoder(), False
+            else:
+                chunk = b""
+    if frame_open:
+        raise InputError("truncated_compressed_file", f"{codec} stream ends inside a frame")
+
+
+def _plain_chunks(raw: IO[bytes]) -> Iterator[bytes]:
+    while chunk := raw.read(READ_CHUNK):
+        yield chunk
+
+
+def _decompressed_chunks(uri: str, raw: IO[bytes]) -> Iterator[bytes]:
+    if uri.endswith(".zst") or uri.endswith(".zstd"):
+        return _frames_chunks(raw, zstandard.ZstdDecompressor().decompressobj, zstandard.ZstdError, "zstd")
+    if uri.endswith(".gz"):
+        return _frames_chunks(raw, lambda: zlib.decompressobj(wbits=31), zlib.error, "gzip")
+    return _plain_chunks(raw)
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _raw_record(f: InputFile, index: int, **fields) -> dict:
+    record = {
+        "doc_id": make_doc_id(f.source, f.relpath, index),
+        "source": f.source,
+        "uri": f.uri,
+        "record_index": index,
+        "raw": None,
+        "row": None,
+        "category": f.category,
+        "error": None,
+        "detail": None,
+        "raw_bytes": 0,
+    }
+    record.update(fields)
+    return record
+
+
+def _lines(chunks: Iterator[bytes], max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) per non-blank line; (n, None) for a line over the cap, which is
+    skipped without being held in memory."""
+    pending = bytearray()
+    number = 0
+    oversized = False
+    for chunk in chunks:
+        start = 0
+        while True:
+            nl = chunk.find(b"\n", start)
+            if nl < 0:
+                if not oversized:
+                    pending += chunk[start:]
+                    if len(pending) > max_line_bytes:
+                        oversized, pending = True, bytearray()
+                break
+            if oversized:
+                yield number, None
+                oversized = False
+            else:
+                pending += chunk[start:nl]
+                if len(pending) > max_line_bytes:
+                    yield number, None
+                elif pending.strip():
+                    yield number, bytes(pending)
+            pending = bytearray()
+            number += 1
+            start = nl + 1
+    if oversized:
+        yield number, None
+    elif pending.strip():
+        yield number, bytes(pending)
+
+
+def read_jsonl(f: InputFile, raw: IO[bytes], max_record_bytes: int) -> Iterator[dict]:
+    next_index = 0
+    try:
+        for index, line in _lines(_decompressed_chunks(f.uri, raw), max_record_bytes):
+            if line is None:
+                yield _raw_record(f, index, error="record_too_large", detail=f"line over {max_record_bytes} bytes")
+            else:
+                yield _raw_record(f, index, raw=line, raw_bytes=len(line))
+            next_index = index + 1
+    except InputError as err:
+        # The damaged tail is reported as one record; every line before it was kept.
+        yield _raw_record(f, next_index, error=err.reason, detail=err.detail)
+
+
+def read_text(f: InputFile, raw: IO[bytes], max_record_bytes: int) -> Iterator[dict]:
+    """A text file is one document."""
+    data = bytearray()
+    try:
+        for chunk in _decompressed_chunks(f.uri, raw):
+            data += chunk
+            if len(data) > max_record_bytes:
+                yield _raw_record(f, 0, error="record_too_large", detail=f"file over {max_record_bytes} bytes")
+                return
+    except InputError as err:
+        yield _raw_record(f, 0, error=err.reason, detail=err.detail)
+        return
+    yield _raw_record(f, 0, raw=bytes(data), raw_bytes=len(data))
+
+
+def read_parquet(f: InputFile, raw: IO[bytes], max_record_bytes: int) -> Iterator[dict]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(raw)
+    except Exception as err:  # pyarrow raises several types for a damaged footer
+        yield _raw_record(f, 0, error="corrupt_parquet_file", detail=str(err)[:500])
+        return
+    names = set(pf.schema_arrow.names)
+    columns = [c for c in {f.text_field, (f.category_path or ("",))[0]} if c in names]
+    index = 0
+    try:
+        for batch in pf.iter_batches(batch_size=1024, columns=columns or None):
+            for row in batch.to_pylist():
+                yield _raw_record(f, index, row=row, raw_bytes=_row_size(row))
+                index += 1
+    except Exception as err:
+        yield _raw_record(f, index, error="corrupt_parquet_file", detail=str(err)[:500])
+
+
+def _row_size(row: dict) -> int:
+    return sum(len(v.encode("utf-8", "surrogatepass")) if isinstance(v, str) else 8 for v in row.values())
+
+
+def read_stdlib(f: InputFile, raw: IO[bytes], max_record_bytes: int) -> Iterator[dict]:
+    """A standard-library module: record 0 is its source code (category Github), record 1,
+    if it parses and has any, its module, class and function docstrings as one prose
+    document (category Docstrings)."""
+    data = raw.read(max_record_bytes + 1)
+    if len(data) > max_record_bytes:
+        yield _raw_record(f, 0, category=STDLIB_CODE_CATEGORY, error="record_too_large", detail="file too large")
+        return
+    yield _raw_record(f, 0, raw=data, raw_bytes=len(data), category=STDLIB_CODE_CATEGORY)
+    prose = docstrings_of(data)
+    if prose:
+        encoded = prose.encode()
+        yield _raw_record(f, 1, row={f.text_field: prose}, raw_bytes=len(encoded), category=STDLIB_PROSE_CATEGORY)
+
+
+def docstrings_of(source: bytes) -> str:
+    """Module, class and function docstrings of a Python file, in source order."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return ""
+    nodes = [tree] + [
+        n for n in ast.walk(tree) if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
+    nodes.sort(key=lambda n: getattr(n, "lineno", 0))
+    docs = [ast.get_docstring(n) for n in nodes]
+    return "\n\n".join(d.strip() for d in docs if d and d.strip())
+
+
+READERS = {
+    "pile": read_jsonl,
+    "jsonl": read_jsonl,
+    "text": read_text,
+    "parquet": read_parquet,
+    "stdlib": read_stdlib,
+}
+
+
+def read_records(f: InputFile, max_record_bytes: int) -> Iterator[dict]:
+    """All raw records of one file, opened through fsspec (local, s3://, gs://, http(s)://)."""
+    try:
+        opened = fsspec.open(f.uri, "rb").open()
+    except (OSError, ValueError) as err:
+        yield _raw_record(f, 0, error="unreadable_file", detail=str(err)[:500])
+        return
+    with opened as raw:
+        yield from READERS[f.format](f, raw, max_record_bytes)
+
+
+class ReadSources(beam.PTransform):
+    """Raw records of every input file, one file per work item."""
+
+    def __init__(self, files: list[InputFile], max_record_bytes: int):
+        super().__init__()
+        self.files = files
+        self.max_record_bytes = max_record_bytes
+
+    def expand(self, pbegin):
+        max_bytes = self.max_record_bytes
+        return (
+            pbegin
+            | "ListFiles" >> beam.Create([f.to_dict() for f in self.files])
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadFile" >> beam.FlatMap(lambda d: read_records(_input_file(d), max_bytes))
+        )
+
+
+def _input_file(d: dict) -> InputFile:
+    d = dict(d)
+    if d["category_path"] is not None:
+        d["category_path"] = tuple(d["category_path"])
+    return InputFile(**d)

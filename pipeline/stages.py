@@ -1,0 +1,169 @@
+"""The per-document curate stages as Beam DoFns, one small class each.
+
+Every element is a document dict (see schema.py). A document whose `fate` is set was
+decided by an earlier stage and passes through untouched; a stage decides a live one
+by setting `fate`, `stage` and `reason`. Keeping one stream (rather than tagged side
+outputs) keeps the pipeline portable: some runners, Dask among them, mishandle
+multi-output ParDos. The logic lives in pure functions in the stage modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import apache_beam as beam
+
+from strata.config import BuildConfig, FilterSet
+from strata.pipeline import dedup, filters, langid, quality
+from strata.pipeline.normalize import normalize_text
+from strata.pipeline.schema import FATE_DROPPED
+from strata.pipeline.validate import validate_record
+
+log = logging.getLogger("strata.curate")
+
+
+class DocStage(beam.DoFn):
+    """Base of a per-document stage. Subclasses implement `apply(doc)` on live documents."""
+
+    stage = ""
+
+    def __init__(self, config: dict):
+        self._config_dict = config  # plain data: DoFns travel to workers on any runner
+
+    def setup(self):
+        self.config = BuildConfig.model_validate(self._config_dict)
+        self._filter_sets: dict[str, FilterSet] = {}
+
+    def filters_for(self, category: str) -> FilterSet:
+        if category not in self._filter_sets:
+            self._filter_sets[category] = self.config.filters.for_category(category)
+        return self._filter_sets[category]
+
+    def process(self, doc):
+        if doc["fate"] is None:
+            doc = dict(doc)
+            self.apply(doc)
+        yield doc
+
+    def drop(self, doc: dict, reason: str) -> None:
+        doc.update(fate=FATE_DROPPED, stage=self.stage, reason=reason)
+
+    def apply(self, doc: dict) -> None:
+        raise NotImplementedError
+
+
+class Validate(beam.DoFn):
+    """Raw record -> document, or quarantined document with its reason."""
+
+    def __init__(self, config: dict):
+        self._config_dict = config
+
+    def setup(self):
+        config = BuildConfig.model_validate(self._config_dict)
+        self.sources = {s.name: s for s in config.sources}
+        self.max_text_bytes = config.validate_.max_text_bytes
+        self.raw_cap = config.validate_.quarantine_raw_bytes
+
+    def process(self, record):
+        source = self.sources[record["source"]]
+        path = tuple(source.category_path) if source.category_path else None
+        yield validate_record(record, source.format, source.text_field, path, self.max_text_bytes, self.raw_cap)
+
+
+class Normalize(DocStage):
+    stage = "normalize"
+
+    def apply(self, doc):
+        text = normalize_text(doc["text"], self.config.normalize)
+        if not text.strip():
+            self.drop(doc, "normalize:empty_after_normalize")
+        doc["text"] = text
+
+
+class HeuristicFilters(DocStage):
+    """Gopher quality, Gopher repetition and C4 line rules, per category."""
+
+    stage = "filter"
+
+    def apply(self, doc):
+        text, reason = filters.apply_heuristics(doc["text"], self.filters_for(doc["category"]))
+        doc["text"] = text
+        if reason:
+            self.drop(doc, reason)
+
+
+class LanguageFilter(DocStage):
+    """fastText language ID: language and score recorded for every document; the
+    category's `language` rules decide which are kept."""
+
+    stage = "language"
+
+    def setup(self):
+        super().setup()
+        self.identifier = langid.get_identifier(self.config.filters.language.model)
+
+    def apply(self, doc):
+        language, score = self.identifier.predict(doc["text"])
+        doc["language"], doc["language_score"] = language, score
+        reason = langid.language_decision(language, score, self.filters_for(doc["category"]).language)
+        if reason:
+            self.drop(doc, reason)
+
+
+class QualityFilter(DocStage):
+    """Score with a fastText quality classifier where the category enables one."""
+
+    stage = "quality"
+
+    def setup(self):
+        super().setup()
+        self.scorers = {}
+
+    def apply(self, doc):
+        cfg = self.filters_for(doc["category"]).quality
+        if not cfg.enabled:
+            return
+        if cfg.model not in self.scorers:
+            self.scorers[cfg.model] = quality.get_scorer(cfg.model)
+        score = self.scorers[cfg.model].score(doc["text"])
+        doc["quality_score"] = score
+        reason = quality.quality_decision(score, cfg)
+        if reason:
+            self.drop(doc, reason)
+
+
+class Fingerprint(DocStage):
+    """Content hash for exact dedup; MinHash signature for near dedup."""
+
+    stage = "fingerprint"
+
+    def apply(self, doc):
+        doc["content_hash"] = dedup.content_hash(doc["text"])
+        if self.config.dedup.near.enabled:
+            doc["minhash"] = dedup.minhash_signature(doc["text"], self.config.dedup.near).tobytes()
+
+
+class Progress(beam.DoFn):
+    """Logs documents/s and MB/s of a stage every few seconds, per worker."""
+
+    def __init__(self, stage: str, every_seconds: float = 10.0):
+        self.stage = stage
+        self.every = every_seconds
+
+    def setup(self):
+        self.docs = self.bytes = 0
+        self.started = self.last = time.monotonic()
+
+    def process(self, doc):
+        self.docs += 1
+        self.bytes += doc.get("raw_bytes") or 0
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            elapsed = now - self.started
+            log.info(
+                "%s: %d docs, %.0f docs/s, %.1f MB/s (this worker)",
+                self.stage, self.docs, self.docs / elapsed, self.bytes / elapsed / 1e6,
+            )
+        yield doc
