@@ -29,7 +29,7 @@ from strata.config import NearDedupConfig
 # Characters per chunk when a document is normalized piece by piece: big enough to
 # amortise per-chunk overhead, small enough that a chunk's words, shingles and the
 # (shingles x num_perm) permutation matrix stay a few MB.
-CHUNK_CHARS = 1 << 16
+CHUNK_CHARS = 1 << 15
 
 _WHITESPACE = re.compile(r"\s")  # the same characters as str.split() and str.isspace()
 

@@ -1,0 +1,55 @@
+"""Small generated corpora whose every number is known in advance."""
+
+from __future__ import annotations
+
+import random
+
+WORDS = (
+    "the of and to in is was that for on with as by at from this have not are but had they his her "
+    "which an be one all were we when there can more has their if will would about out up into them "
+    "some could time these two may then first any new very people after most also made many over such "
+    "where through back years much before good well should because each those great under might while "
+    "last never house world river mountain village garden morning evening winter summer letter friend "
+    "history music science water forest island market window teacher student doctor station number "
+    "silver golden quiet careful gentle simple ancient modern northern southern bright narrow "
+    "walked carried opened watched followed remembered painted listened travelled wondered built "
+    "slowly quickly often always together almost early later nearly softly"
+).split()
+
+FRENCH = (
+    "Le matin, nous sommes allés au marché avec les enfants pour acheter des légumes frais et du pain. "
+    "Ensuite, nous avons marché le long de la rivière jusqu'à la vieille église du village. "
+    "La grand-mère nous a raconté une histoire de sa jeunesse pendant que le soleil se couchait doucement."
+)
+GERMAN = (
+    "Am Morgen sind wir mit den Kindern auf den Markt gegangen, um frisches Gemüse und Brot zu kaufen. "
+    "Danach sind wir am Fluss entlang bis zur alten Kirche des Dorfes gelaufen. "
+    "Die Großmutter hat uns eine Geschichte aus ihrer Jugend erzählt, während die Sonne langsam unterging."
+)
+
+
+def prose(rng: random.Random, sentences: int = 12) -> str:
+    out = []
+    for _ in range(sentences):
+        n = rng.randint(8, 16)
+        words = [rng.choice(WORDS) for _ in range(n)]
+        out.append(" ".join(words).capitalize() + ".")
+    lines = [" ".join(out[i : i + 3]) for i in range(0, len(out), 3)]
+    return "\n".join(lines)
+
+
+def perturb(rng: random.Random, text: str, fraction: float) -> str:
+    """Replace about `fraction` of the words (a near-duplicate)."""
+    words = text.split(" ")
+    for i in rng.sample(range(len(words)), max(1, int(len(words) * fraction))):
+        words[i] = rng.choice(WORDS)
+    return " ".join(words)
+
+
+def word_ngram_jaccard(a: str, b: str, n: int = 5) -> float:
+    def shingles(t):
+        w = t.lower().split()
+        return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
+
+    sa, sb = shingles(a), shingles(b)
+    return len(sa & sb) / len(sa | sb)
