@@ -7,9 +7,9 @@ band become candidate pairs, candidates are optionally verified against the
 estimated Jaccard, and the surviving pairs are merged into clusters by connected
 components computed inside Beam (large-star / small-star, Kiveris et al. 2014).
 
-The pure functions work on one document in bounded memory, whatever its size; the
-Beam transforms never hold more than one key's group (a band bucket, a document's
-neighbourhood) in memory.
+The pure functions work on one document in bounded memory, whatever its size. The
+Beam transforms stream their grouped values (a band bucket, a document's pairs) and
+hold at most one node's neighbourhood in memory while computing components.
 """
 
 from __future__ import annotations
@@ -27,9 +27,13 @@ from datasketch import MinHash
 from strata.config import NearDedupConfig
 
 # Characters per chunk when a document is normalized piece by piece: big enough to
-# amortise per-chunk overhead, small enough that a chunk's words, shingles and the
-# (shingles x num_perm) permutation matrix stay a few MB.
-CHUNK_CHARS = 1 << 15
+# amortise per-chunk overhead, small enough that a chunk's words stay well under a MB.
+_CHUNK_CHARS = 1 << 15
+
+# Size of the (shingles x num_perm) uint32 matrix that MinHash.update_batch builds per
+# call. Bigger batches fall out of the CPU cache, and past about 1 MB glibc's malloc
+# hands every such temporary back to the OS, which made whole documents 2.5x slower.
+_PERMUTATION_MATRIX_BYTES = 1 << 19
 
 _WHITESPACE = re.compile(r"\s")  # the same characters as str.split() and str.isspace()
 
@@ -42,7 +46,7 @@ def _normalized_pieces(text: str, chunk_chars: int) -> Iterator[str]:
     non-empty pieces; joined with single spaces they equal " ".join(text.lower().split()).
 
     Chunks are cut at whitespace, so no word is split and lowercasing sees the same
-    context as on the whole text (the final-sigma rule looks only within a word).
+    context as on the whole text (its one context rule, final sigma, stops at whitespace).
     """
     start = 0
     while start < len(text):
@@ -54,7 +58,7 @@ def _normalized_pieces(text: str, chunk_chars: int) -> Iterator[str]:
         start = end
 
 
-def content_hash(text: str, *, chunk_chars: int = CHUNK_CHARS) -> str:
+def content_hash(text: str, *, chunk_chars: int = _CHUNK_CHARS) -> str:
     """Hex blake2b-128 of the text lowercased, whitespace runs collapsed to one space, stripped."""
     digest = hashlib.blake2b(digest_size=16)
     separator = b""
@@ -105,7 +109,7 @@ def _mix32(values: np.ndarray) -> np.ndarray:
 def _word_hashes(piece: str) -> np.ndarray:
     """crc32 of every word of a normalized piece (deterministic across processes, unlike hash())."""
     # Words hold no whitespace, so splitting the encoded piece at b" " gives exactly the
-    # encoded words (UTF-8 continuation bytes are never ASCII).
+    # encoded words (the bytes of a multi-byte UTF-8 character are never ASCII).
     words = piece.encode("utf-8", "surrogatepass").split(b" ")
     return np.fromiter(map(zlib.crc32, words), dtype=np.uint32, count=len(words))
 
@@ -119,18 +123,14 @@ def _shingle_hashes(word_hashes: np.ndarray, width: int) -> np.ndarray:
     return combined
 
 
-def _passthrough(shingle_hash: int) -> int:
-    return shingle_hash
-
-
 @functools.lru_cache(maxsize=8)
 def _empty_minhash(num_perm: int, seed: int) -> MinHash:
     """A template to copy: building the permutations anew for every document costs more
     than hashing a short one."""
-    return MinHash(num_perm=num_perm, seed=seed, hashfunc=_passthrough)
+    return MinHash(num_perm=num_perm, seed=seed, hashfunc=int)  # shingles come already hashed
 
 
-def minhash_signature(text: str, cfg: NearDedupConfig, *, chunk_chars: int = CHUNK_CHARS) -> np.ndarray:
+def minhash_signature(text: str, cfg: NearDedupConfig, *, chunk_chars: int = _CHUNK_CHARS) -> np.ndarray:
     """MinHash (datasketch, default affine32 scheme, uint32) of the document's word
     `cfg.ngram`-gram shingles, words being the whitespace split of the lowercased text.
 
@@ -147,11 +147,17 @@ def minhash_signature(text: str, cfg: NearDedupConfig, *, chunk_chars: int = CHU
         words_seen += len(word_hashes)
         window = np.concatenate([carried, word_hashes])
         if len(window) >= cfg.ngram:
-            minhash.update_batch(_shingle_hashes(window, cfg.ngram).tolist())
+            _update_in_batches(minhash, _shingle_hashes(window, cfg.ngram))
         carried = window[max(0, len(window) - (cfg.ngram - 1)) :]
     if 0 < words_seen < cfg.ngram:
-        minhash.update_batch(_shingle_hashes(carried, words_seen).tolist())
+        _update_in_batches(minhash, _shingle_hashes(carried, words_seen))
     return minhash.hashvalues
+
+
+def _update_in_batches(minhash: MinHash, shingle_hashes: np.ndarray) -> None:
+    batch = max(1, _PERMUTATION_MATRIX_BYTES // (4 * len(minhash)))
+    for start in range(0, len(shingle_hashes), batch):
+        minhash.update_batch(shingle_hashes[start : start + batch].tolist())
 
 
 def estimated_jaccard(signature_a: np.ndarray, signature_b: np.ndarray) -> float:
@@ -167,11 +173,10 @@ def band_keys(signature: np.ndarray, bands: int, rows: int) -> list[bytes]:
         raise ValueError(f"a signature of {len(signature)} values cannot be cut into {bands} bands of {rows} rows")
     if not np.any(signature != np.iinfo(signature.dtype).max):
         return []
-    values = signature.astype(signature.dtype.newbyteorder("<"), copy=False).tobytes()
-    band_bytes = len(values) // bands
+    little_endian = signature.astype(signature.dtype.newbyteorder("<"), copy=False)
     return [
-        band.to_bytes(4, "big") + hashlib.blake2b(values[band * band_bytes : (band + 1) * band_bytes], digest_size=12).digest()
-        for band in range(bands)
+        band.to_bytes(4, "big") + hashlib.blake2b(values.tobytes(), digest_size=12).digest()
+        for band, values in enumerate(np.split(little_endian, bands))
     ]
 
 
@@ -190,7 +195,7 @@ class NearDuplicates(beam.PTransform):
         cfg = self.cfg
         pairs = (
             signatures
-            | "KeyByBand" >> beam.FlatMapTuple(_keyed_by_band, cfg.bands, cfg.rows)
+            | "KeyByBand" >> beam.FlatMap(_keyed_by_band, cfg.bands, cfg.rows)
             | "GroupByBand" >> beam.GroupByKey()
             | "StarEdgesPerBucket" >> beam.FlatMapTuple(_star_edges)
             | "DistinctPairs" >> beam.Distinct()
@@ -200,7 +205,8 @@ class NearDuplicates(beam.PTransform):
         return pairs | "Clusters" >> ConnectedComponents(cfg.max_rounds)
 
 
-def _keyed_by_band(doc_id, signature: np.ndarray, bands: int, rows: int) -> Iterator[tuple]:
+def _keyed_by_band(doc: tuple, bands: int, rows: int) -> Iterator[tuple]:
+    doc_id, signature = doc
     for key in band_keys(signature, bands, rows):
         yield key, doc_id
 
@@ -220,7 +226,7 @@ class _KeepSimilarPairs(beam.PTransform):
             | "WithSignatureOfFirst" >> _WithSignature(self.signatures)
             | "KeyBySecond" >> beam.MapTuple(_keyed_by_second)
             | "WithSignatureOfSecond" >> _WithSignature(self.signatures)
-            | "Similar" >> beam.FlatMapTuple(_pair_if_similar, self.threshold)
+            | "Similar" >> beam.FlatMap(_pair_if_similar, self.threshold)
         )
 
 
@@ -229,8 +235,8 @@ def _keyed_by_second(a, b_and_signature_a: tuple) -> tuple:
     return b, (a, signature_a)
 
 
-def _pair_if_similar(b, first_and_signatures: tuple, threshold: float) -> Iterator[tuple]:
-    (a, signature_a), signature_b = first_and_signatures
+def _pair_if_similar(joined: tuple, threshold: float) -> Iterator[tuple]:
+    b, ((a, signature_a), signature_b) = joined
     if estimated_jaccard(signature_a, signature_b) >= threshold:
         yield a, b
 
@@ -347,11 +353,11 @@ def _small_star(node, smaller_neighbours: Iterable) -> Iterator[tuple]:
 
 
 class _CentreOfEachStar(beam.PTransform):
-    """(node, centre) for every node of a forest of stars whose centres are their
-    smallest nodes, which is what the rounds converge to; anything else fails the pipeline.
+    """(node, centre) for every node once the edges form stars centred on their smallest
+    nodes, which is what the rounds converge to; fails the pipeline otherwise.
 
-    Every node hears of its smaller neighbours, and a centre of itself: converged, each
-    node hears of exactly one node, its centre."""
+    Each edge names its smaller end to both ends; in a converged graph every node then
+    hears one name only, its star's centre."""
 
     def __init__(self, max_rounds: int):
         super().__init__()
@@ -362,18 +368,19 @@ class _CentreOfEachStar(beam.PTransform):
             edges
             | "TellBothEnds" >> beam.FlatMapTuple(lambda centre, leaf: ((leaf, centre), (centre, centre)))
             | "GroupByNode" >> beam.GroupByKey()
-            | "OnlyCentre" >> beam.FlatMapTuple(_only_centre, self.max_rounds)
+            | "OnlyCentre" >> beam.FlatMap(_only_centre, self.max_rounds)
         )
 
 
-def _only_centre(node, centres: Iterable, max_rounds: int) -> Iterator[tuple]:
+def _only_centre(node_and_centres: tuple, max_rounds: int) -> Iterator[tuple]:
+    node, centres = node_and_centres
     centres = iter(centres)
     centre = next(centres)
     for other in centres:
         if other != centre:
             raise ComponentsNotConverged(
-                f"near-duplicate clusters did not converge in {max_rounds} rounds of large-star/small-star "
-                f"(node {node!r} is still linked to both {centre!r} and {other!r}); "
-                f"raise dedup.near.max_rounds in the build config"
+                f"connected components of the near-duplicate graph did not converge within "
+                f"dedup.near.max_rounds={max_rounds} rounds of large-star/small-star (node {node!r} is "
+                f"not yet in a single star); raise dedup.near.max_rounds in the build config"
             )
     yield node, centre

@@ -42,7 +42,7 @@ def perturb(rng: random.Random, text: str, fraction: float) -> str:
     """Replace about `fraction` of the words (a near-duplicate)."""
     words = text.split(" ")
     for i in rng.sample(range(len(words)), max(1, int(len(words) * fraction))):
-        words[i] = rng.choice(WORDS)
+        words[i] = rng.choice([w for w in WORDS if w != words[i]])
     return " ".join(words)
 
 

