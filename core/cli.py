@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     args.beam_args = beam_args
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     if not args.verbose:
-        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+        logging.getLogger("apache_beam").setLevel(logging.ERROR)
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+        args.beam_args = ["--default_sdk_harness_log_level=WARNING", *args.beam_args]
     try:
         return args.func(args)
     except ConfigError as err:

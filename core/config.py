@@ -35,6 +35,8 @@ class SourceConfig(Section):
     # Globs or URIs (local, s3://, gs://, http(s)://). For `stdlib`: globs relative to
     # the running Python's standard-library folder.
     paths: list[str] = Field(default_factory=list)
+    # Globs matched against each file's path relative to the source root, e.g. "test/**".
+    exclude: list[str] = Field(default_factory=list)
     text_field: str = "text"
     # A fixed category for every record, or a dotted field holding it; `pile` is
     # shorthand for `meta.pile_set_name`.

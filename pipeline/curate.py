@@ -240,7 +240,7 @@ def run_curate(config: BuildConfig, out: str, beam_args: list[str] | None = None
         _ = pipeline | "Curate" >> Curate(config, files, out)
     seconds = time.time() - started
     summary = summarize(config, files, out, seconds)
-    write_bytes_atomic(join(out, CURATE_SUMMARY), json.dumps(summary, indent=2, sort_keys=True).encode())
+    write_bytes_atomic(join(out, CURATE_SUMMARY), json.dumps(summary, indent=2).encode())
     return summary
 
 

@@ -14,6 +14,7 @@ quarantine entries.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
 import os
 import sysconfig
@@ -91,7 +92,8 @@ def discover_inputs(sources: list[SourceConfig]) -> list[InputFile]:
             if not matches:
                 raise ConfigError(f"sources[{i}] ({source.name}).paths: {pattern!r} matched no files")
             for f in matches:
-                found.setdefault(f.uri, f)
+                if not any(fnmatch.fnmatchcase(f.relpath, x) for x in source.exclude):
+                    found.setdefault(f.uri, f)
         files.extend(sorted(found.values(), key=lambda f: f.relpath))
     return files
 
