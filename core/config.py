@@ -201,10 +201,7 @@ class DedupConfig(Section):
 
 
 class OutputConfig(Section):
-    # Curated Parquet files are bucketed by doc hash; buckets are sized from the input
-    # bytes so that no writer holds more than about this much text.
-    curated_file_bytes: int = Field(default=128 * 2**20, gt=0)
-    write_rejected: bool = True
+    write_rejected: bool = True  # dropped and duplicate documents' text, in OUT/rejected/
 
 
 class TokenizerConfig(Section):

@@ -1,8 +1,16 @@
 """Curate: the Beam pipeline from raw sources to curated, deduplicated Parquet.
 
     read -> validate -> normalize -> heuristic filters -> language ID -> quality
-         -> fingerprint -> exact + near dedup -> curated/<category>/, rejected/,
-            quarantine/, lineage/ -> curate.json (written last: the stage's commit point)
+         -> fingerprint -> spool -> exact + near dedup -> resolve
+         -> curated/<category>/, rejected/, quarantine/, lineage/
+         -> curate.json (written last: the stage's commit point)
+
+Documents travel in batches from one input file. After the per-document stages each
+batch is spooled to OUT/_spool/ and only its small dedup fingerprints (ids, content
+hash, MinHash signature) are shuffled; the text never goes through a shuffle. Once the
+duplicates are known, each batch is read back once and written out. Memory per worker is
+one batch, whatever the corpus size, and the runner's shuffles carry a few hundred bytes
+per document.
 
 The pipeline uses only core Beam transforms (Create, ParDo, GroupByKey, Flatten), so it
 runs unchanged on the DirectRunner, Dask, Flink, Spark or Dataflow.
@@ -15,7 +23,6 @@ import logging
 import re
 import time
 from collections import defaultdict
-from typing import Iterable
 
 import apache_beam as beam
 import numpy as np
@@ -34,6 +41,7 @@ from strata.pipeline.schema import (
     LINEAGE_SCHEMA,
     QUARANTINE_SCHEMA,
     REJECTED_SCHEMA,
+    SPOOL_SCHEMA,
     STAGES,
     lineage_row,
 )
@@ -46,15 +54,16 @@ from strata.pipeline.stages import (
     QualityFilter,
     Validate,
 )
-from strata.pipeline.write import WriteBuckets, bucket_count, bucket_of, part_name, write_parquet
+from strata.pipeline.write import read_parquet, write_parquet
 from strata.storage import join, remove, write_bytes_atomic
 from strata.version import __version__
 
 log = logging.getLogger("strata.curate")
 
 CURATE_SUMMARY = "curate.json"
-CURATE_OUTPUTS = ("curated", "rejected", "quarantine", "lineage")
-LINEAGE_ROWS_PER_BUCKET = 2_000_000
+CURATE_OUTPUTS = ("curated", "rejected", "quarantine", "lineage", "_spool")
+BATCH_DOCS = 4096
+BATCH_BYTES = 32 * 2**20
 
 
 def category_folder(category: str) -> str:
@@ -62,73 +71,120 @@ def category_folder(category: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", category).strip("_") or "_"
 
 
-def _rows_of(docs: Iterable[dict], schema) -> list[dict]:
-    names = schema.names
-    return [{k: d.get(k) for k in names} for d in docs]
+def node_id(doc_id: str, batch: str) -> str:
+    """Dedup works on `doc_id@batch`: the batch travels with the verdict, and since doc_ids
+    have one length, the smallest node id is the smallest doc_id."""
+    return f"{doc_id}@{batch}"
+
+
+class SpoolBatch(beam.DoFn):
+    """Writes a batch to OUT/_spool/<batch>.parquet and emits ('batch', key) plus one
+    ('fingerprint', (node_id, content_hash, signature)) per live document."""
+
+    def __init__(self, out: str):
+        self.out = out
+
+    def process(self, batch):
+        key = batch["batch"]
+        write_parquet(join(self.out, "_spool", f"{key}.parquet"), [_spool_row(d) for d in batch["docs"]], SPOOL_SCHEMA)
+        yield "batch", key
+        for doc in batch["docs"]:
+            if doc["fate"] is None:
+                yield "fingerprint", (node_id(doc["doc_id"], key), doc["content_hash"], doc.get("minhash"))
+
+
+def _spool_row(doc: dict) -> dict:
+    return {name: doc.get(name) for name in SPOOL_SCHEMA.names}
 
 
 class Deduplicate(beam.PTransform):
-    """Live documents -> (doc_id, (kind, other_id)) verdicts: kind 'exact' names the
-    survivor of the doc's identical-content group, 'near' its near-dup cluster id."""
+    """Fingerprints of live documents -> (batch, (doc_id, kind, other_doc_id)) verdicts:
+    kind 'exact' names the survivor of the doc's identical-content group, 'near' its
+    near-dup cluster (the cluster's smallest doc_id; the survivor gets one too)."""
 
     def __init__(self, config: BuildConfig):
         super().__init__()
         self.config = config
 
-    def expand(self, live):
+    def expand(self, fingerprints):
         verdicts = []
         if self.config.dedup.exact.enabled:
             verdicts.append(
-                live
-                | "ContentHashes" >> beam.Map(lambda d: (d["doc_id"], d["content_hash"]))
+                fingerprints
+                | "ContentHashes" >> beam.MapTuple(lambda node, content_hash, _: (node, content_hash))
                 | "ExactDuplicates" >> ExactDuplicates()
-                | "AsExactVerdicts" >> beam.MapTuple(lambda doc_id, survivor: (doc_id, ("exact", survivor)))
+                | "AsExactVerdicts" >> beam.MapTuple(_verdict, "exact")
             )
         if self.config.dedup.near.enabled:
             verdicts.append(
-                live
-                | "Signatures" >> beam.Map(lambda d: (d["doc_id"], np.frombuffer(d["minhash"], dtype=np.uint32)))
+                fingerprints
+                | "Signatures" >> beam.MapTuple(lambda node, _, sig: (node, np.frombuffer(sig, dtype=np.uint32)))
                 | "NearDuplicates" >> NearDuplicates(self.config.dedup.near)
-                | "AsNearVerdicts" >> beam.MapTuple(lambda doc_id, cluster: (doc_id, ("near", cluster)))
+                | "AsNearVerdicts" >> beam.MapTuple(_verdict, "near")
             )
         if not verdicts:
-            return live | "NoVerdicts" >> beam.FlatMap(lambda d: ())
+            return fingerprints | "NoVerdicts" >> beam.FlatMap(lambda _: ())
         return verdicts | "AllVerdicts" >> beam.Flatten()
 
 
-class ResolveBucket(beam.DoFn):
-    """Joins one bucket's live documents with their dedup verdicts, writes the kept ones to
-    curated/<category>/part-NNNNN.parquet, and emits ('lineage'|'rejected'|'file', row)."""
+def _verdict(node: str, other: str, kind: str = "") -> tuple:
+    doc_id, batch = node.split("@")
+    return batch, (doc_id, kind, other.split("@")[0])
 
-    def __init__(self, out: str, config_hash: str):
+
+class ResolveBatch(beam.DoFn):
+    """Reads a spooled batch back, applies its dedup verdicts and writes the batch's
+    curated/<category>/, rejected/, quarantine/ and lineage/ files; emits (uri, rows)."""
+
+    def __init__(self, out: str, config_hash: str, write_rejected: bool):
         self.out = out
         self.config_hash = config_hash
+        self.write_rejected = write_rejected
 
     def process(self, element):
-        bucket, grouped = element
+        key, grouped = element
         verdicts: dict[str, dict] = defaultdict(dict)
-        for doc_id, (kind, other) in grouped["verdicts"]:
+        for doc_id, kind, other in grouped["verdicts"]:
             verdicts[doc_id][kind] = other
-        kept = defaultdict(list)
-        for doc in grouped["docs"]:
-            verdict = verdicts.get(doc["doc_id"], {})
-            cluster = verdict.get("near")
-            if "exact" in verdict:
-                fate, stage, reason, survivor = FATE_DUPLICATE, "exact_dedup", "exact_duplicate", verdict["exact"]
-            elif cluster is not None and cluster != doc["doc_id"]:
-                fate, stage, reason, survivor = FATE_DUPLICATE, "near_dedup", "near_duplicate", cluster
-            else:
-                fate, stage, reason, survivor = FATE_KEPT, None, None, None
-            yield "lineage", lineage_row(
-                doc, fate, stage, reason, self.config_hash, duplicate_of=survivor, cluster_id=cluster
+        spool = join(self.out, "_spool", f"{key}.parquet")
+        docs = read_parquet(spool).to_pylist()
+        outputs = defaultdict(list)
+        for doc in docs:
+            if doc["fate"] is None:
+                self.resolve(doc, verdicts.get(doc["doc_id"], {}))
+            outputs["lineage"].append(
+                lineage_row(doc, doc["fate"], doc["stage"], doc["reason"], self.config_hash,
+                            duplicate_of=doc.get("duplicate_of"), cluster_id=doc.get("cluster_id"))
             )
-            if fate == FATE_KEPT:
-                kept[doc["category"]].append(doc)
+            if doc["fate"] == FATE_KEPT:
+                outputs[("curated", doc["category"])].append(doc)
+            elif doc["fate"] == FATE_QUARANTINED:
+                outputs["quarantine"].append(doc)
+            elif self.write_rejected:
+                outputs["rejected"].append(doc)
+        name = f"part-{key}.parquet"
+        for target, rows in sorted(outputs.items(), key=lambda kv: str(kv[0])):
+            if target == "lineage":
+                uri, schema = join(self.out, "lineage", name), LINEAGE_SCHEMA
+            elif target == "quarantine":
+                uri, schema = join(self.out, "quarantine", name), QUARANTINE_SCHEMA
+            elif target == "rejected":
+                uri, schema = join(self.out, "rejected", name), REJECTED_SCHEMA
             else:
-                yield "rejected", dict(doc, stage=stage, reason=reason)
-        for category in sorted(kept):
-            uri = join(self.out, "curated", category_folder(category), part_name(bucket))
-            yield "file", (uri, write_parquet(uri, _rows_of(kept[category], CURATED_SCHEMA), CURATED_SCHEMA))
+                uri, schema = join(self.out, "curated", category_folder(target[1]), name), CURATED_SCHEMA
+            yield uri, write_parquet(uri, [{k: r.get(k) for k in schema.names} for r in rows], schema)
+        remove(spool)
+
+    @staticmethod
+    def resolve(doc: dict, verdict: dict) -> None:
+        cluster = verdict.get("near")
+        if "exact" in verdict:
+            doc.update(fate=FATE_DUPLICATE, stage="exact_dedup", reason="exact_duplicate", duplicate_of=verdict["exact"])
+        elif cluster is not None and cluster != doc["doc_id"]:
+            doc.update(fate=FATE_DUPLICATE, stage="near_dedup", reason="near_duplicate", duplicate_of=cluster)
+        else:
+            doc.update(fate=FATE_KEPT)
+        doc["cluster_id"] = cluster
 
 
 def _only(kind: str):
@@ -147,15 +203,9 @@ class Curate(beam.PTransform):
     def expand(self, pbegin):
         config, out = self.config, self.out
         cfg = config.to_dict()
-        config_hash = config.config_hash
-        total_bytes = sum(f.size for f in self.files) or 1
-        buckets = bucket_count(total_bytes, config.output.curated_file_bytes)
-        record_estimate = max(1, total_bytes // 1000)
-        lineage_buckets = max(1, -(-record_estimate // LINEAGE_ROWS_PER_BUCKET))
-
-        docs = (
+        spooled = (
             pbegin
-            | "Read" >> ReadSources(self.files, max_record_bytes=config.validate_.max_text_bytes * 2 + 1024)
+            | "Read" >> ReadSources(self.files, config.validate_.max_text_bytes * 2 + 1024, BATCH_DOCS, BATCH_BYTES)
             | "Validate" >> beam.ParDo(Validate(cfg))
             | "Normalize" >> beam.ParDo(Normalize(cfg))
             | "HeuristicFilters" >> beam.ParDo(HeuristicFilters(cfg))
@@ -163,52 +213,17 @@ class Curate(beam.PTransform):
             | "QualityClassifier" >> beam.ParDo(QualityFilter(cfg))
             | "Fingerprint" >> beam.ParDo(Fingerprint(cfg))
             | "Progress" >> beam.ParDo(Progress("curate"))
+            | "Spool" >> beam.ParDo(SpoolBatch(out))
         )
-        live = docs | "Live" >> beam.Filter(lambda d: d["fate"] is None)
-        decided = docs | "Decided" >> beam.Filter(lambda d: d["fate"] is not None)
-
-        verdicts = live | "Deduplicate" >> Deduplicate(config)
-        resolved = (
-            {
-                "docs": live | "DocsByBucket" >> beam.Map(lambda d: (bucket_of(d["doc_id"], buckets), _without_minhash(d))),
-                "verdicts": verdicts | "VerdictsByBucket" >> beam.Map(lambda v: (bucket_of(v[0], buckets), v)),
-            }
+        batches = spooled | "Batches" >> _only("batch") | "KeyBatches" >> beam.Map(lambda key: (key, None))
+        verdicts = spooled | "Fingerprints" >> _only("fingerprint") | "Deduplicate" >> Deduplicate(config)
+        # The final transform depends on every write, so that runners which compute only
+        # the pipeline's last node (Dask) still run all of it.
+        return (
+            {"batch": batches, "verdicts": verdicts}
             | "JoinVerdicts" >> beam.CoGroupByKey()
-            | "ResolveAndWriteCurated" >> beam.ParDo(ResolveBucket(out, config_hash))
+            | "ResolveBatches" >> beam.ParDo(ResolveBatch(out, config.config_hash, config.output.write_rejected))
         )
-
-        lineage = (
-            decided | "DecidedLineage" >> beam.Map(lambda d: lineage_row(d, d["fate"], d["stage"], d["reason"], config_hash)),
-            resolved | "ResolvedLineage" >> _only("lineage"),
-        ) | "AllLineage" >> beam.Flatten()
-        rejected = (
-            decided | "Dropped" >> beam.Filter(lambda d: d["fate"] == FATE_DROPPED),
-            resolved | "Duplicates" >> _only("rejected"),
-        ) | "AllRejected" >> beam.Flatten()
-        quarantined = decided | "Quarantined" >> beam.Filter(lambda d: d["fate"] == FATE_QUARANTINED)
-
-        written = [
-            resolved | "CuratedFiles" >> _only("file"),
-            lineage | "WriteLineage" >> WriteBuckets(join(out, "lineage"), LINEAGE_SCHEMA, lineage_buckets),
-            quarantined
-            | "QuarantineRows" >> beam.Map(lambda d: {k: d.get(k) for k in QUARANTINE_SCHEMA.names})
-            | "WriteQuarantine" >> WriteBuckets(join(out, "quarantine"), QUARANTINE_SCHEMA, lineage_buckets),
-        ]
-        if config.output.write_rejected:
-            written.append(
-                rejected
-                | "RejectedRows" >> beam.Map(lambda d: {k: d.get(k) for k in REJECTED_SCHEMA.names})
-                | "WriteRejected" >> WriteBuckets(join(out, "rejected"), REJECTED_SCHEMA, buckets)
-            )
-        # One final transform downstream of every write, so that runners which compute
-        # only the pipeline's last node (Dask) still run all of it.
-        return written | "AllWrittenFiles" >> beam.Flatten()
-
-
-def _without_minhash(doc: dict) -> dict:
-    doc = dict(doc)
-    doc.pop("minhash", None)
-    return doc
 
 
 # --------------------------------------------------------------------------- running
@@ -229,7 +244,7 @@ def default_pipeline_options(beam_args: list[str]) -> PipelineOptions:
 def run_curate(config: BuildConfig, out: str, beam_args: list[str] | None = None) -> dict:
     """Run the curate pipeline into `out` and write OUT/curate.json; returns the summary."""
     files = discover_inputs(config.sources)
-    # A previous, possibly killed, run may have left files of another bucket layout.
+    # A previous, possibly killed, run may have left files of another input layout.
     remove(join(out, CURATE_SUMMARY))
     for folder in CURATE_OUTPUTS:
         remove(join(out, folder))
@@ -239,6 +254,7 @@ def run_curate(config: BuildConfig, out: str, beam_args: list[str] | None = None
     with beam.Pipeline(options=options) as pipeline:
         _ = pipeline | "Curate" >> Curate(config, files, out)
     seconds = time.time() - started
+    remove(join(out, "_spool"))
     summary = summarize(config, files, out, seconds)
     write_bytes_atomic(join(out, CURATE_SUMMARY), json.dumps(summary, indent=2).encode())
     return summary

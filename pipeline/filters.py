@@ -67,7 +67,8 @@ def _char_table(chars: Iterable[str]) -> np.ndarray:
     return table
 
 
-_WORD_CHAR_TABLE = ~_char_table(chr(c) for c in range(0x3001) if chr(c).isspace())  # none above U+3000
+# No character from U+3001 on is whitespace.
+_WORD_CHAR_TABLE = ~_char_table(chr(c) for c in range(0x3001) if chr(c).isspace())
 _BULLETS = "•‣◦▪●○■-*"
 _BULLET_TABLE = _char_table(_BULLETS)
 
@@ -75,7 +76,7 @@ _BULLET_TABLE = _char_table(_BULLETS)
 @functools.cache
 def _letter_table() -> np.ndarray:
     """str.isalpha() of every code point (1.1 MB, built on first use in about 0.1 s)."""
-    return np.array([chr(c).isalpha() for c in range(0x110000)])
+    return np.fromiter((chr(c).isalpha() for c in range(0x110000)), bool, 0x110000)
 
 
 def _power_table(base: int, size: int) -> np.ndarray:
@@ -134,7 +135,7 @@ class _Block:
 
     @functools.cached_property
     def _newlines_between_words(self) -> np.ndarray:
-        """Number of "\n" between each word and the next."""
+        """Number of "\\n" between each word and the next."""
         newlines_before = np.zeros(len(self.points) + 1, np.int32)
         np.cumsum(self.points == _NEWLINE, out=newlines_before[1:])
         return newlines_before[self.word_starts[1:]] - newlines_before[self.word_ends[:-1]]
@@ -143,7 +144,7 @@ class _Block:
     def _hash_prefix(self) -> np.ndarray:
         """sum((points[j] + 1) * base**j for j < i) for each offset i, mod 2**64."""
         prefix = np.zeros(len(self.points) + 1, np.uint64)
-        np.cumsum(np.multiply(self.points + 1, _CHAR_POWERS[: len(self.points)], dtype=np.uint64), out=prefix[1:])
+        np.cumsum(np.multiply(self.points, _CHAR_POWERS[: len(self.points)], dtype=np.uint64), out=prefix[1:])
         return prefix
 
     def hashes(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -271,9 +272,14 @@ def _occurrences_by_hash(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     shift = np.uint64(max(len(hashes) - 1, 1).bit_length())
     keys = hashes >> shift
     keys <<= shift
-    keys |= np.arange(len(hashes), dtype=np.uint64)
+    for start in range(0, len(keys), _BLOCK_CHARS):  # by chunks: no full-length temporaries
+        chunk = keys[start : start + _BLOCK_CHARS]
+        chunk |= np.arange(start, start + len(chunk), dtype=np.uint64)
     keys.sort()
-    positions = (keys & ((np.uint64(1) << shift) - np.uint64(1))).astype(np.int32)
+    positions = np.empty(len(keys), np.int32)
+    position_mask = (np.uint64(1) << shift) - np.uint64(1)
+    for start in range(0, len(keys), _BLOCK_CHARS):
+        positions[start : start + _BLOCK_CHARS] = keys[start : start + _BLOCK_CHARS] & position_mask
     keys >>= shift
     return positions, keys[1:] == keys[:-1]
 
@@ -353,6 +359,8 @@ class _WordNGrams:
             return 0.0
         self._extend_to(n)
         positions, same_as_next = _occurrences_by_hash(self.hashes)
+        if not same_as_next.any():
+            return 0.0
         repeated = np.zeros(len(positions), bool)  # in hash order
         repeated[1:] = same_as_next
         repeated[:-1] |= same_as_next

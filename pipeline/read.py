@@ -19,7 +19,7 @@ import json
 import os
 import sysconfig
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Iterator, Optional
 
@@ -39,6 +39,7 @@ STDLIB_PROSE_CATEGORY = "Docstrings"
 class InputFile:
     """One input file of one source: what the reader needs and what the manifest records."""
 
+    index: int  # position in the build's sorted file list; names the file's batches
     source: str
     format: str
     uri: str
@@ -95,7 +96,7 @@ def discover_inputs(sources: list[SourceConfig]) -> list[InputFile]:
                 if not any(fnmatch.fnmatchcase(f.relpath, x) for x in source.exclude):
                     found.setdefault(f.uri, f)
         files.extend(sorted(found.values(), key=lambda f: f.relpath))
-    return files
+    return [replace(f, index=i) for i, f in enumerate(files)]
 
 
 def _expand(source: SourceConfig, pattern: str) -> list[InputFile]:
@@ -126,6 +127,7 @@ def _expand(source: SourceConfig, pattern: str) -> list[InputFile]:
         fingerprint = str(info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or "")
         files.append(
             InputFile(
+                index=-1,
                 source=source.name,
                 format=source.format,
                 uri=uri,
@@ -339,21 +341,40 @@ def read_records(f: InputFile, max_record_bytes: int) -> Iterator[dict]:
         yield from READERS[f.format](f, raw, max_record_bytes)
 
 
-class ReadSources(beam.PTransform):
-    """Raw records of every input file, one file per work item."""
+def read_batches(f: InputFile, max_record_bytes: int, batch_docs: int, batch_bytes: int) -> Iterator[dict]:
+    """The file's raw records in batches of at most `batch_docs` records or about
+    `batch_bytes` bytes. A batch is the unit that flows through the per-document stages and
+    is spooled to disk, so no stage ever holds more than one batch of text."""
+    records, size, number = [], 0, 0
+    for record in read_records(f, max_record_bytes):
+        records.append(record)
+        size += record["raw_bytes"]
+        if len(records) >= batch_docs or size >= batch_bytes:
+            yield {"batch": batch_key(f.index, number), "docs": records}
+            records, size, number = [], 0, number + 1
+    if records:
+        yield {"batch": batch_key(f.index, number), "docs": records}
 
-    def __init__(self, files: list[InputFile], max_record_bytes: int):
+
+def batch_key(file_index: int, number: int) -> str:
+    return f"{file_index:05d}-{number:05d}"
+
+
+class ReadSources(beam.PTransform):
+    """Batches of raw records of every input file, one file per work item."""
+
+    def __init__(self, files: list[InputFile], max_record_bytes: int, batch_docs: int, batch_bytes: int):
         super().__init__()
         self.files = files
-        self.max_record_bytes = max_record_bytes
+        self.limits = (max_record_bytes, batch_docs, batch_bytes)
 
     def expand(self, pbegin):
-        max_bytes = self.max_record_bytes
+        limits = self.limits
         return (
             pbegin
             | "ListFiles" >> beam.Create([f.to_dict() for f in self.files])
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadFile" >> beam.FlatMap(lambda d: read_records(_input_file(d), max_bytes))
+            | "ReadFile" >> beam.FlatMap(lambda d: read_batches(_input_file(d), *limits))
         )
 
 

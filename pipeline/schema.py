@@ -28,6 +28,30 @@ FATE_DROPPED = "dropped"
 FATE_DUPLICATE = "duplicate"
 
 
+# A batch of documents in every stage, spooled to disk between the per-document stages
+# and the dedup verdicts.
+SPOOL_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("source", pa.string()),
+        ("uri", pa.string()),
+        ("record_index", pa.int64()),
+        ("category", pa.string()),
+        ("raw_bytes", pa.int64()),
+        ("text", pa.string()),
+        ("fate", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("raw", pa.binary()),
+        ("content_hash", pa.string()),
+        ("language", pa.string()),
+        ("language_score", pa.float32()),
+        ("quality_score", pa.float32()),
+    ]
+)
+
+
 def make_doc_id(source: str, relpath: str, record_index: int) -> str:
     """128-bit hex id, stable across reruns of the same input."""
     key = f"{source}\x1f{relpath}\x1f{record_index}".encode()

@@ -1,10 +1,11 @@
 """The per-document curate stages as Beam DoFns, one small class each.
 
-Every element is a document dict (see schema.py). A document whose `fate` is set was
-decided by an earlier stage and passes through untouched; a stage decides a live one
-by setting `fate`, `stage` and `reason`. Keeping one stream (rather than tagged side
-outputs) keeps the pipeline portable: some runners, Dask among them, mishandle
-multi-output ParDos. The logic lives in pure functions in the stage modules.
+Every element is a batch of documents from one input file: {"batch": key, "docs": [...]}
+(see schema.py for a document's fields). A document whose `fate` is set was decided by
+an earlier stage and passes through untouched; a stage decides a live one by setting
+`fate`, `stage` and `reason`. Keeping one stream (rather than tagged side outputs)
+keeps the pipeline portable: some runners, Dask among them, mishandle multi-output
+ParDos. The logic lives in pure functions in the stage modules.
 """
 
 from __future__ import annotations
@@ -40,11 +41,14 @@ class DocStage(beam.DoFn):
             self._filter_sets[category] = self.config.filters.for_category(category)
         return self._filter_sets[category]
 
-    def process(self, doc):
-        if doc["fate"] is None:
-            doc = dict(doc)
-            self.apply(doc)
-        yield doc
+    def process(self, batch):
+        docs = []
+        for doc in batch["docs"]:
+            if doc["fate"] is None:
+                doc = dict(doc)
+                self.apply(doc)
+            docs.append(doc)
+        yield {"batch": batch["batch"], "docs": docs}
 
     def drop(self, doc: dict, reason: str) -> None:
         doc.update(fate=FATE_DROPPED, stage=self.stage, reason=reason)
@@ -54,7 +58,7 @@ class DocStage(beam.DoFn):
 
 
 class Validate(beam.DoFn):
-    """Raw record -> document, or quarantined document with its reason."""
+    """Raw records -> documents, or quarantined documents with their reason."""
 
     def __init__(self, config: dict):
         self._config_dict = config
@@ -65,10 +69,13 @@ class Validate(beam.DoFn):
         self.max_text_bytes = config.validate_.max_text_bytes
         self.raw_cap = config.validate_.quarantine_raw_bytes
 
-    def process(self, record):
+    def process(self, batch):
+        yield {"batch": batch["batch"], "docs": [self.validate(record) for record in batch["docs"]]}
+
+    def validate(self, record: dict) -> dict:
         source = self.sources[record["source"]]
         path = tuple(source.category_path) if source.category_path else None
-        yield validate_record(record, source.format, source.text_field, path, self.max_text_bytes, self.raw_cap)
+        return validate_record(record, source.format, source.text_field, path, self.max_text_bytes, self.raw_cap)
 
 
 class Normalize(DocStage):
@@ -155,9 +162,9 @@ class Progress(beam.DoFn):
         self.docs = self.bytes = 0
         self.started = self.last = time.monotonic()
 
-    def process(self, doc):
-        self.docs += 1
-        self.bytes += doc.get("raw_bytes") or 0
+    def process(self, batch):
+        self.docs += len(batch["docs"])
+        self.bytes += sum(d["raw_bytes"] or 0 for d in batch["docs"])
         now = time.monotonic()
         if now - self.last >= self.every:
             self.last = now
@@ -166,4 +173,4 @@ class Progress(beam.DoFn):
                 "%s: %d docs, %.0f docs/s, %.1f MB/s (this worker)",
                 self.stage, self.docs, self.docs / elapsed, self.bytes / elapsed / 1e6,
             )
-        yield doc
+        yield batch
