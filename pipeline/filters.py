@@ -144,7 +144,7 @@ class _Block:
     def _hash_prefix(self) -> np.ndarray:
         """sum((points[j] + 1) * base**j for j < i) for each offset i, mod 2**64."""
         prefix = np.zeros(len(self.points) + 1, np.uint64)
-        np.cumsum(np.multiply(self.points, _CHAR_POWERS[: len(self.points)], dtype=np.uint64), out=prefix[1:])
+        np.cumsum(np.multiply(self.points + 1, _CHAR_POWERS[: len(self.points)], dtype=np.uint64), out=prefix[1:])
         return prefix
 
     def hashes(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -263,14 +263,14 @@ def _duplicate_fractions(hashes: np.ndarray, lengths: np.ndarray) -> tuple[float
     return (len(hashes) - len(first_occurrences)) / len(hashes), (total_chars - distinct_chars) / total_chars
 
 
-def _occurrences_by_hash(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The positions of `hashes` in order of hash value, and whether each of them holds the
-    same value as the next. The position is packed into the low bits of the hash so that a
-    plain integer sort (SIMD, several times faster than an argsort) does the grouping; that
-    leaves 64 - log2(len) bits of hash, enough to keep chance collisions negligible even for
-    the 8M words of a 50 MB text."""
-    shift = np.uint64(max(len(hashes) - 1, 1).bit_length())
-    keys = hashes >> shift
+def _occurrences_by_hash(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of hashes in order of hash value, and whether each of them holds the
+    same value as the next; `keys` (the hashes) is overwritten. The position is packed into
+    the low bits of the hash so that a plain integer sort (SIMD, several times faster than
+    an argsort) does the grouping; that leaves 64 - log2(len) bits of hash, enough to keep
+    chance collisions negligible even for the 8M words of a 50 MB text."""
+    shift = np.uint64(max(len(keys) - 1, 1).bit_length())
+    keys >>= shift
     keys <<= shift
     for start in range(0, len(keys), _BLOCK_CHARS):  # by chunks: no full-length temporaries
         chunk = keys[start : start + _BLOCK_CHARS]
@@ -305,32 +305,24 @@ def _joined(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 class _WordNGrams:
-    """Hashes of a text's word n-grams, for one n at a time.
-
-    The hash of the n-gram at word i is sum(word_hash[i + k] * B**(n - 1 - k)) mod 2**64, so
-    moving to n + 1 extends every n-gram by one word in place: two vector operations per step
-    and a single n-gram array alive at any time.
-    """
+    """A text's words as mixed 64-bit hashes and character lengths, and the repetition of
+    their n-grams."""
 
     def __init__(self, word_hashes: np.ndarray, word_lengths: np.ndarray):
-        # Mixed (in place: the caller hands them over) so that their polynomial combination
-        # behaves like one of random values.
+        # Mixed (in place: the caller hands them over) so that the n-gram polynomial over
+        # them behaves like one over random values.
         self.word_hashes, self.word_lengths = _mix(word_hashes), word_lengths
         self.total_chars = int(word_lengths.sum())
-        self._start_over()
 
-    def _start_over(self) -> None:
-        self.n = 1
-        self.hashes = self.word_hashes.copy()
-
-    def _extend_to(self, n: int) -> None:
-        if n < self.n:
-            self._start_over()
-        while self.n < n:
-            self.hashes = self.hashes[:-1]
-            self.hashes *= _NGRAM_BASE
-            self.hashes += self.word_hashes[self.n :]
-            self.n += 1
+    def _ngram_occurrences(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """`_occurrences_by_hash` of the n-gram hashes sum(word_hash[i + k] * B**(n - 1 - k)),
+        computed afresh for each n so that one n-gram-sized array at a time is alive."""
+        count = len(self.word_hashes) - n + 1
+        hashes = self.word_hashes[:count].copy()
+        for offset in range(1, n):
+            hashes *= _NGRAM_BASE
+            hashes += self.word_hashes[offset : offset + count]
+        return _occurrences_by_hash(hashes)
 
     def top_fraction(self, n: int) -> float:
         """Occurrences of the most frequent n-gram times its characters (its words'
@@ -338,8 +330,7 @@ class _WordNGrams:
         Ties go to the longest n-gram."""
         if n > len(self.word_hashes):
             return 0.0
-        self._extend_to(n)
-        positions, same_as_next = _occurrences_by_hash(self.hashes)
+        positions, same_as_next = self._ngram_occurrences(n)
         # A run of True over same_as_next[a:b] is one n-gram occurring b - a + 1 times.
         run_starts, run_ends = _true_runs(same_as_next)
         if not len(run_starts):
@@ -351,19 +342,19 @@ class _WordNGrams:
         return int(top_count) * int(top_lengths.max()) / self.total_chars
 
     def duplicate_fraction(self, n: int) -> float:
-        """Characters of the words covered by some occurrence of an n-gram that occurs more
-        than once, each word counted once, over all word characters (RedPajama-v2's
-        frac_chars_dupe_ngrams). Never grows with n: the words of a repeated (n+1)-gram are
-        those of two repeated n-grams."""
+        """Characters of the words covered by a repeat of an earlier n-gram (every
+        occurrence but the first), each word counted once, over all word characters. This is
+        how DataTrove and the Gopher paper count it, so Gopher's thresholds mean the same here
+        (RedPajama-v2 also counts the first occurrence, which drops far more). Never grows
+        with n: a repeated (n+1)-gram starts a repeated n-gram at both of its first two words."""
         if n > len(self.word_hashes):
             return 0.0
-        self._extend_to(n)
-        positions, same_as_next = _occurrences_by_hash(self.hashes)
+        positions, same_as_next = self._ngram_occurrences(n)
         if not same_as_next.any():
             return 0.0
-        repeated = np.zeros(len(positions), bool)  # in hash order
+        # In hash order, equal hashes sit in position order: all but the first are repeats.
+        repeated = np.zeros(len(positions), bool)
         repeated[1:] = same_as_next
-        repeated[:-1] |= same_as_next
         starts_repeat = np.zeros(len(positions), bool)
         starts_repeat[positions[repeated]] = True
         covered = np.zeros(len(self.word_hashes), bool)

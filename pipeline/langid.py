@@ -9,15 +9,15 @@ fastText models cannot be pickled: a Beam DoFn calls `get_identifier()` in `setu
 and every DoFn instance and thread of a worker process shares one loaded model.
 
 Prediction reads at most the first MAX_PREDICT_CHARS characters of a document. Cost
-grows linearly with the input (about 14 MB/s per core), and the whole text costs
-memory: a 64 MiB document peaks at about 290 MiB above the text itself (copies made
-by the newline replacement, by the binding and by fastText's tokenizer), per thread.
-fastText averages its features over the text, so the prediction settles within a few
-thousand characters: on stdlib prose of 20-100 KB, a 4,000-character prefix already
-gives the same keep/drop decisions as the whole text, and 16,000 characters change
-the score by about 0.01 on average. Documents shorter than the bound are read whole,
-so their scores are exactly the whole-text ones. The price: a long document is judged
-by its beginning.
+grows linearly with the input (14-16 MB/s per core on 5 KB English documents), and
+the whole text costs memory: a 64 MiB document peaks at about 290 MiB above the text
+itself (copies made by the newline replacement, by the binding and by fastText's
+tokenizer), per thread. fastText averages its features over the text, so the
+prediction settles within a few thousand characters: on stdlib prose of 20-100 KB, a
+4,000-character prefix already gives the same keep/drop decisions as the whole text,
+and 16,000 characters change the score by about 0.01 on average. Documents shorter
+than the bound are read whole, so their scores are exactly the whole-text ones. The
+price: a long document is judged by its beginning.
 """
 
 from __future__ import annotations

@@ -9,16 +9,15 @@ probability of `__label__hq`. Training and scoring read a document the same way
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -133,18 +132,15 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-_GLIBC_M_MMAP_THRESHOLD = -3
-
-
-def _train_and_save(train_file: str, out: str, fasttext_args: dict) -> int:
-    """Body of train_fasttext, in the child process; returns the vocabulary size."""
-    try:
-        ctypes.CDLL(None).mallopt(_GLIBC_M_MMAP_THRESHOLD, 128 * 1024)
-    except AttributeError:  # not glibc
-        pass
-    model = fasttext.train_supervised(input=train_file, verbose=0, **fasttext_args)
-    model.save_model(out)
-    return len(model.words)
+# Run in a fresh interpreter by train_fasttext: fastText arguments and model path as JSON
+# in argv[1]; prints the vocabulary size.
+_TRAIN_SCRIPT = """
+import json, sys, fasttext
+job = json.loads(sys.argv[1])
+model = fasttext.train_supervised(**job["args"])
+model.save_model(job["out"])
+print(len(model.words))
+"""
 
 
 def train_fasttext(train_file: str, out: str, **fasttext_args) -> int:
@@ -153,15 +149,24 @@ def train_fasttext(train_file: str, out: str, **fasttext_args) -> int:
 
     The fastText build we use (upstream master, as packaged by fasttext-numpy2) leaves
     its matrices uninitialised and seeds only `thread`/10 of the input matrix, so the
-    rest holds whatever memory the allocator hands back: models differ from run to run
+    rest holds whatever memory the allocator hands back: models differ from run to run,
     and training fails with "Encountered NaN" once freed memory is reused. The child
-    fixes glibc's mmap threshold so that every allocation from 128 KiB up is fresh,
-    zero-filled pages (the zeros older fastText had), and keeps that setting and the
-    model's memory away from the caller. An input matrix under 128 KiB, (words +
-    bucket) x dim floats, is only seen with toy data.
+    runs with glibc's mmap threshold fixed, so that every allocation from 128 KiB up is
+    fresh, zero-filled pages (the zeros older fastText had); an input matrix, (words +
+    bucket) x dim floats, under 128 KiB is only seen with toy data. A subprocess, not
+    multiprocessing: it works from any caller, scripts without a __main__ guard included.
     """
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
-        return child.submit(_train_and_save, train_file, out, fasttext_args).result()
+    job = json.dumps({"args": {"input": train_file, "verbose": 0, **fasttext_args}, "out": out})
+    child = subprocess.run(
+        [sys.executable, "-c", _TRAIN_SCRIPT, job],
+        env={**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)},
+        capture_output=True,
+        text=True,
+    )
+    if child.returncode:
+        error = child.stderr.strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
+        raise RuntimeError(f"fastText training of {train_file} failed: {error[0]}")
+    return int(child.stdout)
 
 
 def train_quality_model(
@@ -174,7 +179,7 @@ def train_quality_model(
     word_ngrams: int = 2,
     dim: int = 64,
     min_count: int = 1,
-    bucket: int = 2_000_000,
+    bucket: int = 200_000,
     seed: int = 0,
     threads: int | None = None,
 ) -> dict:
@@ -183,8 +188,9 @@ def train_quality_model(
 
     Inputs are paths or URIs of .txt, .jsonl[.gz|.zst] or .parquet files. With
     `threads=1` training is deterministic (same inputs and seed, same model bytes); the
-    default uses every core. The model holds (words + bucket) x dim floats: with the
-    default bucket, about 512 MB at dim 64, loaded by every worker process.
+    default uses every core. The model holds (words + bucket) x dim floats, loaded by
+    every worker process: about 50 MB with the default bucket at dim 64 (fastText's own
+    default of 2M buckets would make it 512 MB).
     """
     inputs = [(HIGH_QUALITY, p) for p in positive] + [(LOW_QUALITY, p) for p in negative]
     for _, path in inputs:

@@ -35,6 +35,7 @@ class DocStage(beam.DoFn):
     def setup(self):
         self.config = BuildConfig.model_validate(self._config_dict)
         self._filter_sets: dict[str, FilterSet] = {}
+        self._models: dict = {}
 
     def filters_for(self, category: str) -> FilterSet:
         if category not in self._filter_sets:
@@ -49,6 +50,13 @@ class DocStage(beam.DoFn):
                 self.apply(doc)
             docs.append(doc)
         yield {"batch": batch["batch"], "docs": docs}
+
+    def model(self, load, path):
+        """A model loaded once per process (see langid.load_once_per_process), cached here
+        so the per-document path is a dict look-up."""
+        if (load, path) not in self._models:
+            self._models[(load, path)] = load(path)
+        return self._models[(load, path)]
 
     def drop(self, doc: dict, reason: str) -> None:
         doc.update(fate=FATE_DROPPED, stage=self.stage, reason=reason)
@@ -106,14 +114,11 @@ class LanguageFilter(DocStage):
 
     stage = "language"
 
-    def setup(self):
-        super().setup()
-        self.identifier = langid.get_identifier(self.config.filters.language.model)
-
     def apply(self, doc):
-        language, score = self.identifier.predict(doc["text"])
+        cfg = self.filters_for(doc["category"]).language
+        language, score = self.model(langid.get_identifier, cfg.model).predict(doc["text"])
         doc["language"], doc["language_score"] = language, score
-        reason = langid.language_decision(language, score, self.filters_for(doc["category"]).language)
+        reason = langid.language_decision(language, score, cfg)
         if reason:
             self.drop(doc, reason)
 
@@ -123,17 +128,11 @@ class QualityFilter(DocStage):
 
     stage = "quality"
 
-    def setup(self):
-        super().setup()
-        self.scorers = {}
-
     def apply(self, doc):
         cfg = self.filters_for(doc["category"]).quality
         if not cfg.enabled:
             return
-        if cfg.model not in self.scorers:
-            self.scorers[cfg.model] = quality.get_scorer(cfg.model)
-        score = self.scorers[cfg.model].score(doc["text"])
+        score = self.model(quality.get_scorer, cfg.model).score(doc["text"])
         doc["quality_score"] = score
         reason = quality.quality_decision(score, cfg)
         if reason:

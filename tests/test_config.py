@@ -76,3 +76,17 @@ def test_config_hash_changes_with_any_threshold():
 def test_shipped_configs_load(name):
     config = load_config(REPO / "configs" / name)
     assert config.sources
+
+
+def test_model_paths_are_relative_to_the_config_file(tmp_path):
+    data = dict(
+        MINIMAL,
+        filters={
+            "quality": {"enabled": True, "model": "models/q.bin"},
+            "per_category": {"Web": {"language": {"model": "lid.ftz"}}},
+        },
+    )
+    config = load_config(_write(tmp_path, data))
+    assert config.filters.quality.model == str(tmp_path / "models/q.bin")
+    assert config.filters.for_category("Web").language.model == str(tmp_path / "lid.ftz")
+    assert config.filters.for_category("Web").quality.model == str(tmp_path / "models/q.bin")

@@ -300,6 +300,11 @@ def test_a_model_without_the_quality_labels_is_refused(tiny_model):
         quality.QualityScorer(tiny_model)
 
 
+def test_a_fasttext_failure_is_reported(tmp_path):
+    with pytest.raises(RuntimeError, match=r"missing.txt cannot be opened for training"):
+        quality.train_fasttext(str(tmp_path / "missing.txt"), str(tmp_path / "m.bin"))
+
+
 def test_training_needs_both_classes(tmp_path):
     (tmp_path / "hq.txt").write_text("A well formed sentence.\n")
     (tmp_path / "empty.txt").write_text("\n")
