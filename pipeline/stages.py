@@ -10,7 +10,8 @@ ParDos. The logic lives in pure functions in the stage modules.
 
 from __future__ import annotations
 
-import logging
+import os
+import sys
 import time
 
 import apache_beam as beam
@@ -20,8 +21,6 @@ from strata.pipeline import dedup, filters, langid, quality
 from strata.pipeline.normalize import normalize_text
 from strata.pipeline.schema import FATE_DROPPED
 from strata.pipeline.validate import validate_record
-
-log = logging.getLogger("strata.curate")
 
 
 class DocStage(beam.DoFn):
@@ -151,7 +150,12 @@ class Fingerprint(DocStage):
 
 
 class Progress(beam.DoFn):
-    """Logs documents/s and MB/s of a stage every few seconds, per worker."""
+    """Prints documents/s and MB/s of the per-document stages every few seconds, per worker.
+
+    Printed to the worker's stderr rather than logged: runners route worker logs
+    differently (the DirectRunner's worker processes write to the console, Dask and
+    Flink workers to their own logs), and a progress line belongs with the worker.
+    """
 
     def __init__(self, stage: str, every_seconds: float = 10.0):
         self.stage = stage
@@ -168,8 +172,10 @@ class Progress(beam.DoFn):
         if now - self.last >= self.every:
             self.last = now
             elapsed = now - self.started
-            log.info(
-                "%s: %d docs, %.0f docs/s, %.1f MB/s (this worker)",
-                self.stage, self.docs, self.docs / elapsed, self.bytes / elapsed / 1e6,
+            print(
+                f"strata {self.stage} [worker {os.getpid()}]: {self.docs} docs, "
+                f"{self.docs / elapsed:.0f} docs/s, {self.bytes / elapsed / 1e6:.1f} MB/s",
+                file=sys.stderr,
+                flush=True,
             )
         yield batch

@@ -1,6 +1,6 @@
 """Curate benchmark: strata against DataTrove on the same real-text corpus, in one run.
 
-    python tests/bench/bench_curate.py [--mb 60] [--only strata|datatrove]
+    python tests/bench/bench_curate.py [--mb 60] [--only strata|strata-1proc|datatrove]
 
 1. makes the corpus (tests/bench/make_corpus.py) unless it is there already;
 2. runs `strata build CORPUS/strata.yaml --out OUT/strata --until curate`;
@@ -62,6 +62,11 @@ import make_corpus  # noqa: E402
 from procmon import run_monitored  # noqa: E402
 
 EXIT_STRATA_NOT_READY = 3
+# strata's default (the DirectRunner, one worker process per core) and a single process
+STRATA_MODES = {
+    "strata": [],
+    "strata-1proc": ["--", "--direct_running_mode=in_memory", "--direct_num_workers=1"],
+}
 SIMILAR = 0.5  # a "false" merge whose true Jaccard reaches this is a natural near-copy
 
 
@@ -282,8 +287,11 @@ def quality_line(name: str, q: dict) -> str:
     e = q["exact"]
     parts.append(f"exact={e['found']}/{e['eligible']} ({pct(e['recall'])})")
     f = q["false_merges"]
-    parts.append(f"false_merges={f['removed']}/{f['unrelated_reached']} ({pct(f['rate'])}; "
-                 f"{f.get('natural', 0)} of them true J>={SIMILAR})")
+    unrelated = f["removed"] - f.get("natural", 0)
+    rate = unrelated / f["unrelated_reached"] if f["unrelated_reached"] else None
+    parts.append(f"unplanted_merged={f['removed']}/{f['unrelated_reached']} "
+                 f"({f.get('natural', 0)} natural near-copies with true J>={SIMILAR})")
+    parts.append(f"unrelated_merged={unrelated}/{f['unrelated_reached']} ({pct(rate)})")
     return f"{'near-dup':<10} {name:<10} " + "  ".join(parts)
 
 
@@ -292,7 +300,7 @@ def main(argv=None) -> int:
     ap.add_argument("--mb", type=float, default=60, help="corpus size (default 60)")
     ap.add_argument("--corpus", type=Path, default=None, help="corpus folder (default out/bench/corpus-<MB>mb)")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench" / "run", help="work and result folder")
-    ap.add_argument("--only", choices=("strata", "datatrove"), default=None)
+    ap.add_argument("--only", choices=(*STRATA_MODES, "datatrove"), default=None)
     ap.add_argument("--strata", type=Path, default=STRATA_VENV / "bin" / "strata", help="strata executable")
     ap.add_argument("--strata-arg", action="append", default=[], help="extra argument for `strata build` (repeatable)")
     ap.add_argument("--tasks", type=int, default=2, help="DataTrove tasks per stage (default 2)")
@@ -313,17 +321,18 @@ def main(argv=None) -> int:
           f"files={csum['files']}  planted near pairs={csum['near_pairs']}  exact groups={csum['exact_groups']}")
 
     results, status = {}, 0
-    systems = [args.only] if args.only else ["strata", "datatrove"]
+    systems = [args.only] if args.only else [*STRATA_MODES, "datatrove"]
     for system in systems:
         log = out / f"{system}.log"
         try:
-            if system == "strata":
+            if system in STRATA_MODES:
                 ok, why = strata_ready(args.strata)
                 if not ok:
                     print(f"strata     NOT RUN: the strata CLI is not usable yet: {why}")
                     status = status or EXIT_STRATA_NOT_READY
                     continue
-                res, cmd = run_strata(args.strata, corpus / "strata.yaml", out / "strata", log, args.strata_arg)
+                extra = [*args.strata_arg, *STRATA_MODES[system]]
+                res, cmd = run_strata(args.strata, corpus / "strata.yaml", out / system, log, extra)
             else:
                 res, cmd = run_datatrove(corpus, out / "datatrove", log, args.tasks, args.workers)
             if res.returncode != 0:
@@ -331,7 +340,7 @@ def main(argv=None) -> int:
                 print(f"{system:<10} FAILED (exit {res.returncode}) after {res.wall_s:.1f}s; log {log}:\n{tail}")
                 status = 1
                 continue
-            a = analyze_strata(out / "strata", rows, by_loc) if system == "strata" else analyze_datatrove(out / "datatrove")
+            a = analyze_strata(out / system, rows, by_loc) if system in STRATA_MODES else analyze_datatrove(out / "datatrove")
         except Exception as err:  # report and go on with the other system
             print(f"{system:<10} FAILED: {type(err).__name__}: {err} (log {log})")
             status = 1
@@ -358,11 +367,13 @@ def main(argv=None) -> int:
     if "datatrove" in results and "stage_seconds" in results["datatrove"]:
         st = results["datatrove"]["stage_seconds"]
         print(f"{'datatrove':<10} stages: " + "  ".join(f"{k}={v:.1f}s" for k, v in st.items()))
-    if len(results) == 2:
-        s, d = results["strata"], results["datatrove"]
-        print(f"ratio strata/datatrove docs/s = {fmt_ratio(s['docs_per_s'], d['docs_per_s'])}  "
-              f"peak_rss_total = {fmt_ratio(s['peak_total_mb'], d['peak_total_mb'])}  "
-              f"peak_rss_single = {fmt_ratio(s['peak_single_mb'], d['peak_single_mb'])}")
+    d = results.get("datatrove")
+    for system in STRATA_MODES:
+        if d and system in results:
+            s = results[system]
+            print(f"ratio {system}/datatrove docs/s = {fmt_ratio(s['docs_per_s'], d['docs_per_s'])}  "
+                  f"peak_rss_total = {fmt_ratio(s['peak_total_mb'], d['peak_total_mb'])}  "
+                  f"peak_rss_single = {fmt_ratio(s['peak_single_mb'], d['peak_single_mb'])}")
     for system, r in results.items():
         print(quality_line(system, r["quality"]))
     for system, r in results.items():
