@@ -26,6 +26,7 @@ from collections import defaultdict
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as ds
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -54,7 +55,7 @@ from strata.pipeline.stages import (
     QualityFilter,
     Validate,
 )
-from strata.pipeline.write import read_parquet, write_parquet
+from strata.pipeline.write import read_parquet, write_parquet, write_table
 from strata.storage import join, remove, write_bytes_atomic
 from strata.version import __version__
 
@@ -134,7 +135,10 @@ def _verdict(node: str, other: str, kind: str = "") -> tuple:
 
 class ResolveBatch(beam.DoFn):
     """Reads a spooled batch back, applies its dedup verdicts and writes the batch's
-    curated/<category>/, rejected/, quarantine/ and lineage/ files; emits (uri, rows)."""
+    curated/<category>/, rejected/, quarantine/ and lineage/ files; emits (uri, rows).
+
+    Fates are decided on the small columns; the text and raw columns stay in Arrow and
+    are only sliced into the output files, never turned into Python strings."""
 
     def __init__(self, out: str, config_hash: str, write_rejected: bool):
         self.out = out
@@ -147,32 +151,34 @@ class ResolveBatch(beam.DoFn):
         for doc_id, kind, other in grouped["verdicts"]:
             verdicts[doc_id][kind] = other
         spool = join(self.out, "_spool", f"{key}.parquet")
-        docs = read_parquet(spool).to_pylist()
-        outputs = defaultdict(list)
+        table = read_parquet(spool)
+        docs = table.drop_columns(["text", "raw"]).to_pylist()
         for doc in docs:
             if doc["fate"] is None:
                 self.resolve(doc, verdicts.get(doc["doc_id"], {}))
-            outputs["lineage"].append(
-                lineage_row(doc, doc["fate"], doc["stage"], doc["reason"], self.config_hash,
-                            duplicate_of=doc.get("duplicate_of"), cluster_id=doc.get("cluster_id"))
+        for column in ("fate", "stage", "reason"):  # now decided for every document
+            table = table.set_column(
+                table.schema.get_field_index(column), column, pa.array([d[column] for d in docs], pa.string())
             )
-            if doc["fate"] == FATE_KEPT:
-                outputs[("curated", doc["category"])].append(doc)
-            elif doc["fate"] == FATE_QUARANTINED:
-                outputs["quarantine"].append(doc)
-            elif self.write_rejected:
-                outputs["rejected"].append(doc)
         name = f"part-{key}.parquet"
-        for target, rows in sorted(outputs.items(), key=lambda kv: str(kv[0])):
-            if target == "lineage":
-                uri, schema = join(self.out, "lineage", name), LINEAGE_SCHEMA
-            elif target == "quarantine":
-                uri, schema = join(self.out, "quarantine", name), QUARANTINE_SCHEMA
-            elif target == "rejected":
-                uri, schema = join(self.out, "rejected", name), REJECTED_SCHEMA
-            else:
-                uri, schema = join(self.out, "curated", category_folder(target[1]), name), CURATED_SCHEMA
-            yield uri, write_parquet(uri, [{k: r.get(k) for k in schema.names} for r in rows], schema)
+        lineage = [
+            lineage_row(d, d["fate"], d["stage"], d["reason"], self.config_hash,
+                        duplicate_of=d.get("duplicate_of"), cluster_id=d.get("cluster_id"))
+            for d in docs
+        ]
+        yield (uri := join(self.out, "lineage", name)), write_parquet(uri, lineage, LINEAGE_SCHEMA)
+        fates = [d["fate"] for d in docs]
+        targets = [("quarantine", QUARANTINE_SCHEMA, [i for i, f in enumerate(fates) if f == FATE_QUARANTINED])]
+        if self.write_rejected:
+            rejected = [i for i, f in enumerate(fates) if f in (FATE_DROPPED, FATE_DUPLICATE)]
+            targets.append(("rejected", REJECTED_SCHEMA, rejected))
+        for category in sorted({d["category"] for d in docs if d["fate"] == FATE_KEPT}):
+            kept = [i for i, d in enumerate(docs) if d["fate"] == FATE_KEPT and d["category"] == category]
+            targets.append((f"curated/{category_folder(category)}", CURATED_SCHEMA, kept))
+        for folder, schema, rows in targets:
+            if rows:
+                part = table.take(rows).select(schema.names).cast(schema)
+                yield (uri := join(self.out, folder, name)), write_table(uri, part)
         remove(spool)
 
     @staticmethod

@@ -39,6 +39,7 @@ SPOOL_SCHEMA = pa.schema(
         ("category", pa.string()),
         ("raw_bytes", pa.int64()),
         ("text", pa.string()),
+        ("text_bytes", pa.int64()),
         ("fate", pa.string()),
         ("stage", pa.string()),
         ("reason", pa.string()),
@@ -124,7 +125,6 @@ LINEAGE_SCHEMA = pa.schema(
 
 def lineage_row(doc: dict, fate: str, stage: str | None, reason: str | None, config_hash: str, **extra) -> dict:
     """One lineage row for a document (or a quarantined record) at the point its fate is decided."""
-    text = doc.get("text")
     row = {
         "doc_id": doc["doc_id"],
         "source": doc["source"],
@@ -132,7 +132,7 @@ def lineage_row(doc: dict, fate: str, stage: str | None, reason: str | None, con
         "record_index": doc["record_index"],
         "category": doc.get("category"),
         "raw_bytes": doc.get("raw_bytes"),
-        "text_bytes": len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else None,
+        "text_bytes": doc.get("text_bytes"),
         "content_hash": doc.get("content_hash"),
         "fate": fate,
         "stage": stage,

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-import io
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from strata.storage import filesystem, write_atomic
 
 
+# Long, mostly distinct values: neither a dictionary nor min/max statistics help a
+# reader, and each would copy a value once more while writing (a 50 MB document's
+# statistics alone cost two copies of it).
+DOCUMENT_COLUMNS = {"text", "raw"}
+
+
+def write_table(uri: str, table: pa.Table) -> int:
+    """Write a table as one zstd-compressed Parquet file; returns its row count."""
+    small = [name for name in table.column_names if name not in DOCUMENT_COLUMNS]
+    write_atomic(
+        uri,
+        lambda f: pq.write_table(
+            table, f, compression="zstd", row_group_size=8192, use_dictionary=small, write_statistics=small
+        ),
+    )
+    return table.num_rows
+
+
 def write_parquet(uri: str, rows: list[dict], schema: pa.Schema) -> int:
-    """Write rows as one zstd-compressed Parquet file; returns the row count."""
-    table = pa.Table.from_pylist(rows, schema=schema)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd", row_group_size=8192)
-    write_atomic(uri, lambda f: f.write(buffer.getvalue()))
-    return len(rows)
+    return write_table(uri, pa.Table.from_pylist(rows, schema=schema))
 
 
 def read_parquet(uri: str) -> pa.Table:

@@ -29,18 +29,19 @@ MODES = {
 
 
 def real_text(size: int) -> str:
+    """`size` characters of standard-library source, cycled if the library is smaller."""
     parts, total = [], 0
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).rglob("*.py")):
-        if "site-packages" in path.parts:
-            continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
-            continue
-        parts.append(text)
-        total += len(text)
-        if total >= size:
-            break
+    paths = [p for p in sorted(Path(sysconfig.get_paths()["stdlib"]).rglob("*.py")) if "site-packages" not in p.parts]
+    while total < size:
+        for path in paths:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue
+            parts.append(text)
+            total += len(text)
+            if total >= size:
+                break
     return "".join(parts)[:size]
 
 
