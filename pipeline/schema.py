@@ -28,98 +28,56 @@ FATE_DROPPED = "dropped"
 FATE_DUPLICATE = "duplicate"
 
 
-# A batch of documents in every stage, spooled to disk between the per-document stages
-# and the dedup verdicts.
-SPOOL_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("source", pa.string()),
-        ("uri", pa.string()),
-        ("record_index", pa.int64()),
-        ("category", pa.string()),
-        ("raw_bytes", pa.int64()),
-        ("text", pa.string()),
-        ("text_bytes", pa.int64()),
-        ("fate", pa.string()),
-        ("stage", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("raw", pa.binary()),
-        ("content_hash", pa.string()),
-        ("language", pa.string()),
-        ("language_score", pa.float32()),
-        ("quality_score", pa.float32()),
-    ]
-)
-
-
 def make_doc_id(source: str, relpath: str, record_index: int) -> str:
     """128-bit hex id, stable across reruns of the same input."""
     key = f"{source}\x1f{relpath}\x1f{record_index}".encode()
     return hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
-CURATED_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("text", pa.string()),
-        ("category", pa.string()),
-        ("source", pa.string()),
-        ("uri", pa.string()),
-        ("record_index", pa.int64()),
-        ("content_hash", pa.string()),
-        ("language", pa.string()),
-        ("language_score", pa.float32()),
-        ("quality_score", pa.float32()),
-    ]
-)
+# Every column any output has, with its type; each output's schema is a selection.
+COLUMNS = {
+    "doc_id": pa.string(),
+    "text": pa.string(),
+    "category": pa.string(),
+    "source": pa.string(),
+    "uri": pa.string(),
+    "record_index": pa.int64(),
+    "raw_bytes": pa.int64(),  # the record's size as read
+    "text_bytes": pa.int64(),  # UTF-8 bytes of the text when its fate was decided
+    "content_hash": pa.string(),
+    "fate": pa.string(),  # kept | quarantined | dropped | duplicate
+    "stage": pa.string(),  # the stage that decided a non-kept fate
+    "reason": pa.string(),
+    "detail": pa.string(),  # what exactly was wrong with a quarantined record
+    "raw": pa.binary(),  # a quarantined record's bytes, capped at validate.quarantine_raw_bytes
+    "duplicate_of": pa.string(),  # the surviving doc_id of its duplicate group
+    "cluster_id": pa.string(),  # near-dup cluster (its smallest doc_id), if any
+    "language": pa.string(),
+    "language_score": pa.float32(),
+    "quality_score": pa.float32(),
+    "config_hash": pa.string(),
+}
 
-REJECTED_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("text", pa.string()),
-        ("category", pa.string()),
-        ("source", pa.string()),
-        ("uri", pa.string()),
-        ("record_index", pa.int64()),
-        ("stage", pa.string()),
-        ("reason", pa.string()),
-    ]
-)
 
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("source", pa.string()),
-        ("uri", pa.string()),
-        ("record_index", pa.int64()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("raw", pa.binary()),  # the record's bytes, capped at validate.quarantine_raw_bytes
-        ("raw_bytes", pa.int64()),  # the record's full size
-    ]
-)
+def _schema(*names: str) -> pa.Schema:
+    return pa.schema([(name, COLUMNS[name]) for name in names])
 
-LINEAGE_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("source", pa.string()),
-        ("uri", pa.string()),
-        ("record_index", pa.int64()),
-        ("category", pa.string()),
-        ("raw_bytes", pa.int64()),  # bytes as read
-        ("text_bytes", pa.int64()),  # UTF-8 bytes of the text when its fate was decided
-        ("content_hash", pa.string()),
-        ("fate", pa.string()),  # kept | quarantined | dropped | duplicate
-        ("stage", pa.string()),  # the stage that decided a non-kept fate
-        ("reason", pa.string()),
-        ("duplicate_of", pa.string()),  # the surviving doc_id of its duplicate group
-        ("cluster_id", pa.string()),  # near-dup cluster (its smallest doc_id), if any
-        ("language", pa.string()),
-        ("language_score", pa.float32()),
-        ("quality_score", pa.float32()),
-        ("config_hash", pa.string()),
-    ]
+
+RECORD = ("doc_id", "source", "uri", "record_index")
+SCORES = ("language", "language_score", "quality_score")
+
+CURATED_SCHEMA = _schema("doc_id", "text", "category", "source", "uri", "record_index", "content_hash", *SCORES)
+REJECTED_SCHEMA = _schema("doc_id", "text", "category", "source", "uri", "record_index", "stage", "reason")
+QUARANTINE_SCHEMA = _schema(*RECORD, "reason", "detail", "raw", "raw_bytes")
+LINEAGE_SCHEMA = _schema(
+    *RECORD, "category", "raw_bytes", "text_bytes", "content_hash", "fate", "stage", "reason",
+    "duplicate_of", "cluster_id", *SCORES, "config_hash",
+)
+# A batch of documents after the per-document stages, spooled to disk until the dedup
+# verdicts are known.
+SPOOL_SCHEMA = _schema(
+    *RECORD, "category", "raw_bytes", "text", "text_bytes", "fate", "stage", "reason", "detail", "raw",
+    "content_hash", *SCORES,
 )
 
 
