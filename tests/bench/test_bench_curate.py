@@ -15,3 +15,9 @@ def test_curate_benchmark(tmp_path):
     assert set(results) == {*bench_curate.STRATA_MODES, "datatrove"}
     for r in results.values():
         assert r["docs_in"] > 0 and r["docs_kept"] > 0
+
+
+def test_big_document_memory(tmp_path):
+    import bench_big_doc
+
+    assert bench_big_doc.main(["--out", str(tmp_path / "big-doc")]) == 0
