@@ -247,8 +247,9 @@ def default_pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return PipelineOptions(args)
 
 
-def run_curate(config: BuildConfig, out: str, beam_args: list[str] | None = None) -> dict:
-    """Run the curate pipeline into `out` and write OUT/curate.json; returns the summary."""
+def run_curate(config: BuildConfig, out: str, beam_args: list[str] | None = None, settings_hash: str = "") -> dict:
+    """Run the curate pipeline into `out` and write OUT/curate.json; returns the summary.
+    `settings_hash` identifies the config sections curation depends on (see build.py)."""
     files = discover_inputs(config.sources)
     # A previous, possibly killed, run may have left files of another input layout.
     remove(join(out, CURATE_SUMMARY))
@@ -262,6 +263,7 @@ def run_curate(config: BuildConfig, out: str, beam_args: list[str] | None = None
     seconds = time.time() - started
     remove(join(out, "_spool"))
     summary = summarize(config, files, out, seconds)
+    summary["settings_hash"] = settings_hash
     write_bytes_atomic(join(out, CURATE_SUMMARY), json.dumps(summary, indent=2).encode())
     return summary
 
