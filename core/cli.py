@@ -10,23 +10,56 @@ import sys
 from strata.config import ConfigError, load_config
 from strata.version import __version__
 
-BUILD_STAGES = ("curate",)
+BUILD_STAGES = ("curate", "tokenizer", "shards")
 
 
 def _build(args: argparse.Namespace) -> int:
-    from strata.pipeline.curate import run_curate
+    from strata.pipeline.build import run_build
 
     config = load_config(args.config)
-    summary = run_curate(config, args.out, args.beam_args)
-    fates = summary["fates"]
-    print(
-        f"curated {fates['kept']} of {summary['records']} records "
-        f"(dropped {fates['dropped']}, duplicates {fates['duplicate']}, quarantined {fates['quarantined']}) "
-        f"in {summary['seconds']:.1f}s"
-    )
-    for category, c in summary["categories"].items():
-        print(f"  {category:<28} {c['docs']:>8} docs {c['bytes'] / 1e6:>10.2f} MB")
-    print(f"summary: {args.out.rstrip('/')}/curate.json")
+    result = run_build(config, args.out, args.until, args.beam_args)
+    out = args.out.rstrip("/")
+    if args.until == "curate":
+        fates = result["fates"]
+        print(
+            f"curated {fates['kept']} of {result['records']} records "
+            f"(dropped {fates['dropped']}, duplicates {fates['duplicate']}, quarantined {fates['quarantined']})"
+        )
+        for category, c in result["categories"].items():
+            print(f"  {category:<28} {c['docs']:>8} docs {c['bytes'] / 1e6:>10.2f} MB")
+        print(f"summary: {out}/curate.json")
+    elif args.until == "tokenizer":
+        print(f"tokenizer: {out}/{result['path']} ({result['model_type']}, {result['vocab_size']} pieces)")
+    else:
+        print(f"{'category':<28} {'share':>7} {'docs':>8} {'train tokens':>14} {'val tokens':>11} {'shards':>6}")
+        for name, c in result["categories"].items():
+            print(
+                f"{name:<28} {c['share']:>7.3f} {c['docs']:>8} {c['tokens']:>14} {c['val_tokens']:>11} {len(c['shards']):>6}"
+            )
+        print(f"manifest: {out}/manifest.json")
+    return 0
+
+
+def _tokenizer_train(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from strata.tokenize.trainer import sample_curated_text, train_tokenizer
+
+    with tempfile.TemporaryDirectory(prefix="strata-tokenizer-") as scratch:
+        sample_path = f"{scratch}/sample.txt"
+        sample = sample_curated_text(args.input, None, args.sample_bytes, args.seed, sample_path)
+        record = train_tokenizer(
+            sample_path, args.out, vocab_size=args.vocab_size, model_type=args.model_type, seed=args.seed
+        )
+    print(json.dumps({"sample": sample, **record}, indent=2, default=str))
+    return 0
+
+
+def _tokenizer_stats(args: argparse.Namespace) -> int:
+    from strata.tokenize.stats import format_stats_table, tokenizer_stats
+
+    stats = tokenizer_stats(args.model, args.input)
+    print(json.dumps(stats, indent=2) if args.json else format_stats_table(stats))
     return 0
 
 
@@ -60,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser(
         "build",
-        help="run the corpus build (curate with Apache Beam) from a YAML config",
+        help="run the corpus build (curate, tokenizer, shards, manifest) from a YAML config",
         description=(
             "Run the corpus build described by CONFIG into OUT (a folder or an object-store prefix). "
             "Arguments after `--` go to Apache Beam unchanged, e.g. "
@@ -72,6 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", required=True, help="output folder or s3://, gs:// prefix")
     build.add_argument("--until", choices=BUILD_STAGES, default=BUILD_STAGES[-1], help="stop after this stage")
     build.set_defaults(func=_build)
+
+    tokenizer = commands.add_parser("tokenizer", help="sentencepiece tokenizers")
+    tokenizer_commands = tokenizer.add_subparsers(dest="tokenizer_command", required=True, metavar="COMMAND")
+    tok_train = tokenizer_commands.add_parser(
+        "train",
+        help="train a sentencepiece tokenizer on a sample of curated text",
+        description="Samples every category of OUT/curated equally (`strata build` weights the sample by the "
+        "mixture), then trains with byte fallback and pad/unk/bos/eos/<mask> special pieces.",
+    )
+    tok_train.add_argument("--input", required=True, help="a curated folder, e.g. OUT/curated")
+    tok_train.add_argument("--out", required=True, help="folder for tokenizer.model and tokenizer.json")
+    tok_train.add_argument("--vocab-size", type=int, default=32000)
+    tok_train.add_argument("--model-type", choices=("bpe", "unigram"), default="bpe")
+    tok_train.add_argument("--sample-bytes", type=int, default=200 * 2**20)
+    tok_train.add_argument("--seed", type=int, default=1234)
+    tok_train.set_defaults(func=_tokenizer_train)
+    tok_stats = tokenizer_commands.add_parser(
+        "stats", help="fertility per category: tokens per byte and per word, byte-fallback rate"
+    )
+    tok_stats.add_argument("model", help="a sentencepiece model")
+    tok_stats.add_argument("--input", required=True, help="a curated folder, e.g. OUT/curated")
+    tok_stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    tok_stats.set_defaults(func=_tokenizer_stats)
 
     quality = commands.add_parser("quality", help="fastText quality classifier")
     quality_commands = quality.add_subparsers(dest="quality_command", required=True, metavar="COMMAND")

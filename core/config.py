@@ -239,6 +239,12 @@ class BuildConfig(Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"sources: duplicate source name(s) {dupes}")
+        weights = {c: v.weight for c, v in self.categories.items() if v.weight is not None}
+        if len(weights) < len(self.categories) and sum(weights.values()) >= 1:
+            raise ValueError(
+                f"categories: weights {weights} sum to {sum(weights.values()):g}; beside epochs categories "
+                "a weight is an absolute share of training tokens, so weights must sum to less than 1"
+            )
         for category, override in self.filters.per_category.items():
             try:
                 self.filters.for_category(category)

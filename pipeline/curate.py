@@ -56,7 +56,7 @@ from strata.pipeline.stages import (
     Validate,
 )
 from strata.pipeline.write import read_parquet, write_parquet, write_table
-from strata.storage import join, remove, write_bytes_atomic
+from strata.storage import filesystem, join, remove, write_bytes_atomic
 from strata.version import __version__
 
 log = logging.getLogger("strata.curate")
@@ -269,7 +269,9 @@ def run_curate(config: BuildConfig, out: str, beam_args: list[str] | None = None
 
 
 def read_lineage(out: str):
-    return ds.dataset(join(out, "lineage"), format="parquet").to_table()
+    """The curate lineage table (all of OUT/lineage/part-*.parquet), local or object store."""
+    fs, path = filesystem(join(out, "lineage"))
+    return ds.dataset(fs.glob(f"{path}/part-*.parquet"), format="parquet", filesystem=fs).to_table()
 
 
 def stage_counters(lineage) -> dict:

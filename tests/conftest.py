@@ -43,7 +43,12 @@ def _zst(lines):
 
 
 @pytest.fixture(scope="session")
-def corpus(tmp_path_factory):
+def corpus(corpus_config_dict):
+    return parse_config(corpus_config_dict)
+
+
+@pytest.fixture(scope="session")
+def corpus_config_dict(tmp_path_factory):
     rng = random.Random(7)
     root = tmp_path_factory.mktemp("corpus")
     (root / "pile").mkdir()
@@ -69,18 +74,17 @@ def corpus(tmp_path_factory):
     (root / "pile" / "c.jsonl.zst").write_bytes(whole + cut)
     books = [prose(rng, 15) for _ in range(5)]
     pq.write_table(pa.table({"text": books}), root / "books.parquet")
-    config = parse_config(
+    return (
         {
             "sources": [
                 {"name": "pile", "format": "pile", "paths": [str(root / "pile" / "*")], "category_field": "pile"},
                 {"name": "books", "format": "parquet", "paths": [str(root / "books.parquet")], "category": "Books"},
             ],
-            "categories": {"Pile-CC": {"weight": 1}, "ArXiv": {"weight": 1}, "Books": {"epochs": 2}},
+            "categories": {"Pile-CC": {"weight": 0.4}, "ArXiv": {"weight": 0.3}, "Books": {"epochs": 2}},
             # English stop words would drop the French and German documents before language ID
             "filters": {"gopher_quality": {"min_words": 20, "min_stop_words": 0}},
         }
     )
-    return config
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ def test_minimal_config_gets_documented_defaults(tmp_path):
         (lambda d: d.update(filters={"language": {"min_score": 2}}), "filters.language.min_score"),
         (lambda d: d.update(categories={"Web": {"epochs": 1, "weight": 2}}), "categories.Web"),
         (lambda d: d.update(dedup={"near": {"bands": 0}}), "dedup.near.bands"),
+        (lambda d: d.update(categories={"A": {"weight": 0.6}, "B": {"weight": 0.5}, "C": {"epochs": 1}}), "categories: weights"),
         (lambda d: d["sources"][0].pop("category"), "sources.0"),
         (lambda d: d.update(filters={"per_category": {"Code": {"c4": {"enabeld": False}}}}), "filters.per_category.Code"),
         (lambda d: d.update(filters={"quality": {"enabled": True}}), "filters.quality"),

@@ -1,0 +1,179 @@
+"""`strata build`: curate -> tokenizer -> shards -> manifest.
+
+The manifest is removed first and written last: at any moment OUT either has a manifest
+that describes complete, checksummed output, or none. Running the same command again
+resumes at stage granularity: a stage whose record (curate.json, tokenizer/tokenizer.json)
+was written by a run with the same inputs and the same settings for that stage is kept;
+the stage that was interrupted, and every stage after it, runs again from its start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+
+import fsspec
+
+from strata.config import BuildConfig
+from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
+from strata.manifests.mixture import resolve_shares
+from strata.pipeline.curate import CURATE_SUMMARY, run_curate
+from strata.pipeline.read import discover_inputs
+from strata.pipeline.shard import run_shards
+from strata.storage import exists, join, remove, write_bytes_atomic
+from strata.tokenize.trainer import load_tokenizer, sample_curated_text, special_ids, train_tokenizer
+
+log = logging.getLogger("strata.build")
+
+BUILD_STAGES = ("curate", "tokenizer", "shards")
+TOKENIZER_DIR = "tokenizer"
+TOKENIZER_MODEL = "tokenizer/tokenizer.model"
+TOKENIZER_RECORD = "tokenizer/tokenizer.json"
+CURATE_SECTIONS = ("sources", "validate", "normalize", "filters", "dedup", "output")
+
+
+def settings_hash(config: BuildConfig, sections: tuple[str, ...]) -> str:
+    """sha256 of the config sections a stage depends on."""
+    data = config.to_dict()
+    canonical = json.dumps({k: data[k] for k in sections}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _read_json(uri: str) -> dict | None:
+    if not exists(uri):
+        return None
+    with fsspec.open(uri, "rb") as f:
+        return json.loads(f.read())
+
+
+def _curate(config: BuildConfig, out: str, beam_args: list[str]) -> dict:
+    previous = _read_json(join(out, CURATE_SUMMARY))
+    key = settings_hash(config, CURATE_SECTIONS)
+    if previous and previous.get("settings_hash") == key:
+        inputs = [
+            {"source": f.source, "uri": f.uri, "relpath": f.relpath, "size": f.size, "fingerprint": f.fingerprint}
+            for f in discover_inputs(config.sources)
+        ]
+        if inputs == previous["inputs"]:
+            log.info("curate: kept from the previous run (same inputs and settings)")
+            return previous
+    return run_curate(config, out, beam_args, settings_hash=key)
+
+
+def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
+    """Train a tokenizer on a mixture-weighted sample of the curated text, or take the
+    configured one; either way OUT/tokenizer/ holds the model and its record."""
+    cfg = config.tokenizer
+    key = hashlib.sha256(
+        json.dumps([cfg.model_dump(mode="json"), curate["settings_hash"], config.seed], sort_keys=True).encode()
+    ).hexdigest()
+    previous = _read_json(join(out, TOKENIZER_RECORD))
+    if previous and previous.get("settings_hash") == key:
+        log.info("tokenizer: kept from the previous run")
+        return previous
+    remove(join(out, TOKENIZER_DIR))
+    if cfg.model:
+        with fsspec.open(cfg.model, "rb") as src:
+            model_bytes = src.read()
+        write_bytes_atomic(join(out, TOKENIZER_MODEL), model_bytes)
+        record = {
+            "trained": False,
+            "source_model": cfg.model,
+            "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+            "special_ids": special_ids(join(out, TOKENIZER_MODEL)),
+            "vocab_size": load_tokenizer(join(out, TOKENIZER_MODEL)).get_piece_size(),
+        }
+    else:
+        # Curated bytes stand in for tokens, which are not known before the tokenizer.
+        shares = resolve_shares(config.categories, {c: v["bytes"] for c, v in curate["categories"].items()})
+        with tempfile.TemporaryDirectory(prefix="strata-tokenizer-") as scratch:
+            sample_path = os.path.join(scratch, "sample.txt")
+            sample = sample_curated_text(join(out, "curated"), shares, cfg.sample_bytes, config.seed, sample_path)
+            record = train_tokenizer(
+                sample_path,
+                join(out, TOKENIZER_DIR),
+                vocab_size=cfg.vocab_size,
+                model_type=cfg.model_type,
+                user_defined_symbols=cfg.user_defined_symbols,
+                seed=config.seed,
+                sample=sample,
+            )
+        record["sample"].pop("path")  # a temporary file
+        record["trained"] = True
+        with fsspec.open(join(out, TOKENIZER_MODEL), "rb") as f:
+            model_bytes = f.read()
+    record.update(path=TOKENIZER_MODEL, model_type=_model_type(model_bytes), settings_hash=key)
+    write_bytes_atomic(join(out, TOKENIZER_RECORD), (json.dumps(record, indent=2) + "\n").encode())
+    return record
+
+
+SENTENCEPIECE_MODEL_TYPES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}
+
+
+def _model_type(model_bytes: bytes) -> str:
+    """ModelProto.trainer_spec.model_type, read from the protobuf wire format directly:
+    sentencepiece's generated module needs a newer protobuf runtime than Beam allows."""
+    trainer_spec = _proto_field(model_bytes, 2)
+    value = _proto_field(trainer_spec, 3) if trainer_spec is not None else None
+    return SENTENCEPIECE_MODEL_TYPES.get(value if value is not None else 1, "unknown")
+
+
+def _proto_field(data: bytes, number: int):
+    """The last value of field `number` in a protobuf message (varint or bytes), or None."""
+
+    def varint(pos: int) -> tuple[int, int]:
+        result = shift = 0
+        while True:
+            byte = data[pos]
+            result |= (byte & 0x7F) << shift
+            pos, shift = pos + 1, shift + 7
+            if byte < 0x80:
+                return result, pos
+
+    pos, found = 0, None
+    while pos < len(data):
+        key, pos = varint(pos)
+        wire = key & 7
+        if wire == 0:
+            value, pos = varint(pos)
+        elif wire == 2:
+            size, pos = varint(pos)
+            value, pos = data[pos : pos + size], pos + size
+        elif wire in (1, 5):
+            value, pos = None, pos + (8 if wire == 1 else 4)
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        if key >> 3 == number:
+            found = value
+    return found
+
+
+def run_build(config: BuildConfig, out: str, until: str = "shards", beam_args: list[str] | None = None) -> dict:
+    """Run the build up to `until`; returns the manifest (or the last stage's record)."""
+    beam_args = beam_args or []
+    remove(join(out, MANIFEST))
+    curate = _curate(config, out, beam_args)
+    if until == "curate":
+        return curate
+    tokenizer = _tokenizer(config, out, curate)
+    if until == "tokenizer":
+        return tokenizer
+    shards = run_shards(config, out, join(out, TOKENIZER_MODEL), beam_args)
+    manifest = build_manifest(config, curate, _manifest_tokenizer(tokenizer), shards)
+    write_manifest(out, manifest)
+    return manifest
+
+
+def _manifest_tokenizer(record: dict) -> dict:
+    return {
+        "path": record["path"],
+        "record": TOKENIZER_RECORD,
+        "sha256": record["model_sha256"],
+        "type": record["model_type"],
+        "vocab_size": record["vocab_size"],
+        "special_ids": record["special_ids"],
+        "trained": record["trained"],
+    }

@@ -1,0 +1,421 @@
+"""Shard: curated Parquet -> tokenized, packed WebDataset tars, one Beam element per shard.
+
+    curate.json + curated/<folder>/*.parquet
+      -> plan_shards (at pipeline construction: files grouped into shards of ~target_bytes)
+      -> Create | Reshuffle | ParDo(ShardWriter), per shard:
+           read the plan's files in order -> split by doc_id hash -> encode (+EOS)
+           -> pack into blocks -> shards/<folder>/{train,val}-NNNNNN.tar (+ .idx.json)
+           -> lineage/shards-<folder>-NNNNNN.parquet
+      -> shards.json (every shard's record; written last, the stage's commit point)
+
+Text is never shuffled: each shard is written by one worker straight from its files, so
+the output is a pure function of the curated files, the model and the shards config.
+
+Tar format (read by `tar tf` and stock `webdataset.WebDataset`): USTAR, members with mtime
+0, uid/gid 0, empty uname/gname, mode 0o644, one sample per block, members in name order:
+
+    KEY.json         {"category", "split", "shard", "block", "doc_ids", "first_continues", "last_continues"}
+    KEY.offsets.npy  int64 start of each document piece in tokens
+    KEY.tokens.npy   uint16 (vocab < 65536) or uint32 token ids; every document ends with EOS
+
+KEY = <folder, dots as '-', cut to 48 chars>_<split>_<shard:06d>_<block:06d> (no dots, so
+WebDataset groups the three members; short enough for USTAR's 100-byte names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+import logging
+import tarfile
+from dataclasses import dataclass, field
+from typing import IO, Iterable, Iterator, NamedTuple
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sentencepiece as spm
+
+from strata.config import BuildConfig, ShardsConfig
+from strata.pipeline.curate import CURATE_SUMMARY, category_folder, default_pipeline_options
+from strata.pipeline.write import write_parquet
+from strata.storage import filesystem, glob, join, remove, write_atomic, write_bytes_atomic
+
+log = logging.getLogger("strata.shard")
+
+SHARDS_SUMMARY = "shards.json"
+SPLITS = ("train", "val")
+ENCODE_BATCH_DOCS = 256  # documents per sentencepiece call
+KEY_STEM_CHARS = 48
+# Planning estimate of tar bytes per byte of curated text: about 4 UTF-8 bytes per token
+# (English prose and code at a 32k vocabulary) and 2 bytes per uint16 token. Only the
+# number of shards depends on it.
+TAR_BYTES_PER_TEXT_BYTE = 0.5
+
+SHARD_LINEAGE_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("category", pa.string()),
+        ("split", pa.string()),
+        ("shard", pa.string()),  # the tar's path relative to OUT
+        ("block_key", pa.string()),
+        ("token_start", pa.int64()),  # within the block's tokens
+        ("token_end", pa.int64()),  # exclusive; a document's last piece includes its EOS
+    ]
+)
+
+
+def split_of(doc_id: str, val_fraction: float) -> str:
+    """'val' or 'train', a pure function of the doc_id (a uniform hex hash)."""
+    return "val" if int(doc_id[:8], 16) / 2**32 < val_fraction else "train"
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16 if vocab_size < 2**16 else np.uint32)
+
+
+def shard_path(folder: str, split: str, shard: int) -> str:
+    """The tar's path relative to OUT."""
+    return f"shards/{folder}/{split}-{shard:06d}.tar"
+
+
+def index_path(tar_path: str) -> str:
+    return tar_path.removesuffix(".tar") + ".idx.json"
+
+
+def key_prefix(folder: str, split: str, shard: int) -> str:
+    """Block keys are this + _<block:06d>: no dots, and short enough for USTAR names."""
+    return f"{folder.replace('.', '-')[:KEY_STEM_CHARS]}_{split}_{shard:06d}"
+
+
+def lineage_path(folder: str, shard: int) -> str:
+    return f"lineage/shards-{folder}-{shard:06d}.parquet"
+
+
+# --------------------------------------------------------------------------- planning
+
+
+class ShardPlan(NamedTuple):
+    category: str
+    shard: int
+    files: list[str]  # curated Parquet URIs, in name order
+
+    @property
+    def folder(self) -> str:
+        return category_folder(self.category)
+
+
+def curated_files(out: str) -> dict[str, list[tuple[str, int]]]:
+    """Category -> [(curated file uri, text bytes)], files sorted by name, for the
+    categories OUT/curate.json lists (curate's commit point). Text bytes are the text
+    column's uncompressed size from the Parquet footer."""
+    fs, path = filesystem(join(out, CURATE_SUMMARY))
+    if not fs.exists(path):
+        raise FileNotFoundError(f"{join(out, CURATE_SUMMARY)} is missing: run the curate stage first")
+    with fs.open(path, "rb") as f:
+        categories = json.load(f)["categories"]
+    return {
+        category: [(uri, _text_bytes(uri)) for uri in glob(join(out, entry["folder"], "*.parquet"))]
+        for category, entry in sorted(categories.items())
+    }
+
+
+def _text_bytes(uri: str) -> int:
+    fs, path = filesystem(uri)
+    with fs.open(path, "rb") as f:
+        meta = pq.ParquetFile(f).metadata
+    column = meta.schema.names.index("text")
+    return sum(meta.row_group(i).column(column).total_uncompressed_size for i in range(meta.num_row_groups))
+
+
+def plan_shards(curated: dict[str, list[tuple[str, int]]], target_bytes: int) -> list[ShardPlan]:
+    """Groups each category's files, in name order, into shards of about `target_bytes` of
+    tar (estimated from text bytes): a shard is closed before the file that would take it
+    past the target, so only a single file larger than the target makes a larger shard."""
+    plans = []
+    for category in sorted(curated):
+        groups: list[list[str]] = [[]]
+        estimate = 0.0
+        for uri, text_bytes in sorted(curated[category]):
+            size = text_bytes * TAR_BYTES_PER_TEXT_BYTE
+            if groups[-1] and estimate + size > target_bytes:
+                groups.append([])
+                estimate = 0.0
+            groups[-1].append(uri)
+            estimate += size
+        plans += [ShardPlan(category, shard, files) for shard, files in enumerate(groups) if files]
+    return plans
+
+
+# --------------------------------------------------------------------------- packing
+
+
+@dataclass
+class Block:
+    key: str
+    index: int
+    first_continues: bool  # starts in the middle of a document
+    pieces: list[np.ndarray] = field(default_factory=list)
+    doc_ids: list[str] = field(default_factory=list)
+    size: int = 0  # tokens
+    last_continues: bool = False  # its last document goes on in the next block
+
+    def append(self, doc_id: str, piece: np.ndarray) -> None:
+        self.pieces.append(piece)
+        self.doc_ids.append(doc_id)
+        self.size += len(piece)
+
+    def offsets(self) -> np.ndarray:
+        return np.cumsum([0] + [len(p) for p in self.pieces[:-1]], dtype=np.int64)
+
+    def placements(self) -> Iterator[tuple[str, int, int]]:
+        """(doc_id, token_start, token_end) of every piece."""
+        for doc_id, start, piece in zip(self.doc_ids, self.offsets(), self.pieces):
+            yield doc_id, int(start), int(start) + len(piece)
+
+
+class BlockPacker:
+    """Packs documents (token arrays ending with EOS), in order, into blocks of at most
+    `block_tokens`. A document that does not fit closes the current block, unless that is
+    empty; a document longer than a block fills blocks and continues in the next one."""
+
+    def __init__(self, block_tokens: int, key_prefix: str):
+        self.block_tokens = block_tokens
+        self.key_prefix = key_prefix
+        self.block = self._new_block(0, first_continues=False)
+
+    def _new_block(self, index: int, first_continues: bool) -> Block:
+        return Block(f"{self.key_prefix}_{index:06d}", index, first_continues)
+
+    def _close(self, continues: bool) -> Block:
+        closed = self.block
+        closed.last_continues = continues
+        self.block = self._new_block(closed.index + 1, first_continues=continues)
+        return closed
+
+    def add(self, doc_id: str, tokens: np.ndarray) -> Iterator[Block]:
+        """The blocks that adding this document closes."""
+        if self.block.size and self.block.size + len(tokens) > self.block_tokens:
+            yield self._close(continues=False)
+        start = 0
+        while len(tokens) - start > self.block_tokens:
+            self.block.append(doc_id, tokens[start : start + self.block_tokens])
+            start += self.block_tokens
+            yield self._close(continues=True)
+        self.block.append(doc_id, tokens[start:])
+
+    def finish(self) -> Iterator[Block]:
+        if self.block.size:
+            yield self._close(continues=False)
+
+
+# --------------------------------------------------------------------------- tar writing
+
+
+class HashingWriter:
+    """A write-only file that passes bytes on while counting and hashing them."""
+
+    def __init__(self, file: IO[bytes]):
+        self.file = file
+        self.sha256 = hashlib.sha256()
+        self.bytes = 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.bytes += len(data)
+        return self.file.write(data)
+
+    def tell(self) -> int:
+        return self.bytes
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+class ShardTar:
+    """Writes one tar of blocks (`write` is the callback for storage.write_atomic) and
+    records, as it goes, the block index (byte range of each block's members, from its
+    first header to the end of its last member's padding) and where each piece went."""
+
+    def __init__(self, category: str, split: str, shard: int, blocks: Iterable[Block]):
+        self.category, self.split, self.shard = category, split, shard
+        self.blocks = blocks
+        self.index: list[dict] = []
+        self.placements: list[tuple[str, str, int, int]] = []  # (block_key, doc_id, start, end)
+        self.docs = 0  # whole documents: pieces that do not continue an earlier block
+        self.sha256 = ""
+        self.bytes = 0
+
+    def write(self, file: IO[bytes]) -> None:
+        out = HashingWriter(file)
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for block in self.blocks:
+                start = out.tell()
+                for name, data in sorted(self.members(block).items()):
+                    tar.addfile(self._member_info(name, len(data)), io.BytesIO(data))
+                self.index.append(
+                    {"key": block.key, "offset": start, "length": out.tell() - start,
+                     "tokens": block.size, "docs": len(block.doc_ids)}
+                )
+                self.placements += [(block.key, *placement) for placement in block.placements()]
+                self.docs += len(block.doc_ids) - block.first_continues
+        self.sha256 = out.sha256.hexdigest()
+        self.bytes = out.bytes
+
+    def members(self, block: Block) -> dict[str, bytes]:
+        meta = {
+            "category": self.category,
+            "split": self.split,
+            "shard": self.shard,
+            "block": block.index,
+            "doc_ids": block.doc_ids,
+            "first_continues": block.first_continues,
+            "last_continues": block.last_continues,
+        }
+        return {
+            f"{block.key}.json": json.dumps(meta, sort_keys=True, separators=(",", ":")).encode(),
+            f"{block.key}.offsets.npy": _npy(block.offsets()),
+            f"{block.key}.tokens.npy": _npy(np.concatenate(block.pieces)),
+        }
+
+    @staticmethod
+    def _member_info(name: str, size: int) -> tarfile.TarInfo:
+        """Fixed metadata, so identical inputs give byte-identical tars."""
+        info = tarfile.TarInfo(name)
+        info.size = size
+        info.mtime = 0
+        info.mode = 0o644
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    @property
+    def tokens(self) -> int:
+        return sum(entry["tokens"] for entry in self.index)
+
+
+# --------------------------------------------------------------------------- the Beam stage
+
+
+def read_split(files: list[str], split: str, val_fraction: float) -> Iterator[tuple[list[str], list[str]]]:
+    """(doc_ids, texts) of the documents of one split, in file and record order, in batches."""
+    for uri in files:
+        fs, path = filesystem(uri)
+        with fs.open(path, "rb") as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=ENCODE_BATCH_DOCS, columns=["doc_id", "text"]):
+                doc_ids = batch.column("doc_id").to_pylist()
+                wanted = [split_of(doc_id, val_fraction) == split for doc_id in doc_ids]
+                if any(wanted):
+                    texts = batch.column("text").filter(pa.array(wanted)).to_pylist()
+                    yield [d for d, w in zip(doc_ids, wanted) if w], texts
+
+
+class ShardWriter(beam.DoFn):
+    """ShardPlan -> its train and val tars (a split without documents writes none), their
+    block-index sidecars and its lineage file; outputs one record per tar written."""
+
+    def __init__(self, out: str, model_path: str, shards: ShardsConfig):
+        self.out = out
+        self.model_path = model_path
+        self.block_tokens = shards.block_tokens
+        self.val_fraction = shards.val_fraction
+
+    def setup(self):
+        fs, path = filesystem(self.model_path)
+        with fs.open(path, "rb") as f:
+            self.sp = spm.SentencePieceProcessor(model_proto=f.read())
+        if self.sp.eos_id() < 0:
+            raise ValueError(f"{self.model_path}: the sentencepiece model has no EOS token")
+        self.dtype = token_dtype(self.sp.vocab_size())
+
+    def process(self, plan: ShardPlan):
+        records, placements = [], []
+        for split in SPLITS:
+            blocks = self.blocks(plan, split)
+            first = next(blocks, None)
+            if first is None:
+                continue
+            path = shard_path(plan.folder, split, plan.shard)
+            tar = ShardTar(plan.category, split, plan.shard, itertools.chain([first], blocks))
+            write_atomic(join(self.out, path), tar.write)
+            index = {"path": path, "sha256": tar.sha256, "bytes": tar.bytes, "blocks": tar.index}
+            write_bytes_atomic(join(self.out, index_path(path)), json.dumps(index, indent=1).encode())
+            placements += [
+                {"doc_id": doc_id, "category": plan.category, "split": split, "shard": path,
+                 "block_key": key, "token_start": start, "token_end": end}
+                for key, doc_id, start, end in tar.placements
+            ]
+            records.append(
+                {"category": plan.category, "split": split, "shard": plan.shard, "path": path,
+                 "index": index_path(path), "sha256": tar.sha256, "bytes": tar.bytes,
+                 "blocks": len(tar.index), "tokens": tar.tokens, "docs": tar.docs}
+            )
+            log.info("shard %s: %d blocks, %d tokens, %d docs", path, len(tar.index), tar.tokens, tar.docs)
+        write_parquet(join(self.out, lineage_path(plan.folder, plan.shard)), placements, SHARD_LINEAGE_SCHEMA)
+        return records
+
+    def blocks(self, plan: ShardPlan, split: str) -> Iterator[Block]:
+        packer = BlockPacker(self.block_tokens, key_prefix(plan.folder, split, plan.shard))
+        for doc_ids, texts in read_split(plan.files, split, self.val_fraction):
+            for doc_id, ids in zip(doc_ids, self.sp.encode(texts, add_eos=True, num_threads=1)):
+                yield from packer.add(doc_id, np.array(ids, dtype=self.dtype))
+        yield from packer.finish()
+
+
+class WriteShardsSummary(beam.DoFn):
+    """All shard records, grouped under one key -> OUT/shards.json, sorted."""
+
+    def __init__(self, out: str):
+        self.out = out
+
+    def process(self, element):
+        _, records = element
+        ordered = sorted(records, key=lambda r: (r["category"], r["split"], r["shard"]))
+        write_bytes_atomic(join(self.out, SHARDS_SUMMARY), json.dumps({"shards": ordered}, indent=1).encode())
+        yield len(ordered)
+
+
+class WriteShards(beam.PTransform):
+    """The shard stage. Its last transform writes shards.json from every shard's record, so
+    it depends on every write (runners that compute only the last node still run it all)."""
+
+    def __init__(self, plans: list[ShardPlan], out: str, model_path: str, shards: ShardsConfig):
+        super().__init__()
+        self.plans = plans
+        self.out = out
+        self.model_path = model_path
+        self.shards = shards
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Plans" >> beam.Create(self.plans)
+            | "Spread" >> beam.Reshuffle()
+            | "WriteShard" >> beam.ParDo(ShardWriter(self.out, self.model_path, self.shards))
+            | "OneKey" >> beam.Map(lambda record: (None, record))
+            | "AllRecords" >> beam.GroupByKey()
+            | "WriteSummary" >> beam.ParDo(WriteShardsSummary(self.out))
+        )
+
+
+def run_shards(config: BuildConfig, out: str, model_path: str, beam_args: list[str] | None = None) -> list[dict]:
+    """Shard OUT's curated documents with the sentencepiece model at `model_path`; returns
+    the shard records sorted by (category, split, shard)."""
+    plans = plan_shards(curated_files(out), config.shards.target_bytes)
+    # A previous, possibly killed, run may have left shards of another plan.
+    for uri in [join(out, SHARDS_SUMMARY), join(out, "shards"), *glob(join(out, "lineage", "shards-*.parquet"))]:
+        remove(uri)
+    if not plans:
+        return []
+    log.info("shard: %d shards from %d curated files", len(plans), sum(len(p.files) for p in plans))
+    with beam.Pipeline(options=default_pipeline_options(beam_args or [])) as pipeline:
+        _ = pipeline | "WriteShards" >> WriteShards(plans, out, model_path, config.shards)
+    fs, path = filesystem(join(out, SHARDS_SUMMARY))
+    with fs.open(path, "rb") as f:
+        return json.load(f)["shards"]
