@@ -31,6 +31,7 @@ from strata.pipeline.shard import (
 from corpus import prose
 
 IN_MEMORY = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
+DEFAULT_THREADS = []  # the stage's default: DirectRunner, one thread per core
 TWO_PROCESSES = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 BLOCK_TOKENS = 1024
 VAL_FRACTION = 0.2
@@ -263,12 +264,13 @@ def test_block_index_seeks_straight_to_each_block(sharded):
         assert [b["offset"] for b in index["blocks"]] == [0] + ends[:-1]  # contiguous from the start
 
 
-def test_a_second_run_gives_byte_identical_shards(sharded, tmp_path):
+@pytest.mark.parametrize("beam_args", [DEFAULT_THREADS, TWO_PROCESSES], ids=["threads", "processes"])
+def test_another_run_gives_byte_identical_shards(sharded, tmp_path, beam_args):
     out, records, _, _ = sharded
     again = tmp_path / "out"
     shutil.copytree(out / "curated", again / "curated")
     shutil.copy(out / "curate.json", again / "curate.json")
     model = str(next(out.parent.glob("sp.model")))
-    assert run_shards(CONFIG, str(again), model, TWO_PROCESSES) == records
+    assert run_shards(CONFIG, str(again), model, beam_args) == records
     for name in ("lineage/shards-Pile-CC-000001.parquet", records[0]["index"]):
         assert (again / name).read_bytes() == (out / name).read_bytes()
