@@ -57,3 +57,15 @@ def test_quality_classifier_trained_then_used_by_a_build(tmp_path, capsys):
     dropped = [r for r in lineage if r["fate"] == "dropped"]
     assert len(dropped) == 10 and {r["reason"] for r in dropped} == {"quality:low_score"}
     assert all(r["quality_score"] < 0.5 for r in dropped)
+
+
+def test_tokenizer_train_and_stats_commands(built, tmp_path, capsys):
+    out, _ = built
+    assert main(["tokenizer", "train", "--input", str(out / "curated"), "--out", str(tmp_path / "tok"),
+                 "--vocab-size", "400", "--model-type", "unigram"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["special_ids"]["eos"] == 3 and (tmp_path / "tok" / "tokenizer.model").exists()
+    assert main(["tokenizer", "stats", str(tmp_path / "tok" / "tokenizer.model"), "--input", str(out / "curated"), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert set(stats["categories"]) == {"ArXiv", "Pile-CC", "Books"}
+    assert 0 < stats["all"]["tokens_per_byte"] < 1
