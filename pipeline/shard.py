@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sentencepiece as spm
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig, ShardsConfig
 from strata.pipeline.curate import CURATE_SUMMARY, category_folder, default_pipeline_options
@@ -253,18 +254,23 @@ class ShardTar:
         self.bytes = 0
 
     def write(self, file: IO[bytes]) -> None:
+        """A plain USTAR archive: per member a 512-byte header, the data, zero padding to
+        512; at the end the two zero blocks POSIX asks for, without tarfile's padding of
+        the whole archive to 10 KiB (which costs more than the headers on a small shard)."""
         out = HashingWriter(file)
-        with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for block in self.blocks:
-                start = out.tell()
-                for name, data in sorted(self.members(block).items()):
-                    tar.addfile(self._member_info(name, len(data)), io.BytesIO(data))
-                self.index.append(
-                    {"key": block.key, "offset": start, "length": out.tell() - start,
-                     "tokens": block.size, "docs": len(block.doc_ids)}
-                )
-                self.placements += [(block.key, *placement) for placement in block.placements()]
-                self.docs += len(block.doc_ids) - block.first_continues
+        for block in self.blocks:
+            start = out.tell()
+            for name, data in sorted(self.members(block).items()):
+                out.write(self._member_info(name, len(data)).tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict"))
+                out.write(data)
+                out.write(bytes(-len(data) % tarfile.BLOCKSIZE))
+            self.index.append(
+                {"key": block.key, "offset": start, "length": out.tell() - start,
+                 "tokens": block.size, "docs": len(block.doc_ids)}
+            )
+            self.placements += [(block.key, *placement) for placement in block.placements()]
+            self.docs += len(block.doc_ids) - block.first_continues
+        out.write(bytes(2 * tarfile.BLOCKSIZE))
         self.sha256 = out.sha256.hexdigest()
         self.bytes = out.bytes
 
@@ -404,7 +410,7 @@ class WriteShards(beam.PTransform):
         )
 
 
-def shard_pipeline_options(beam_args: list[str]):
+def shard_pipeline_options(beam_args: list[str]) -> PipelineOptions:
     """curate's defaults, except that the DirectRunner runs its workers as threads:
     sentencepiece releases the GIL while it encodes (about 90% of this stage's work), so
     threads use every core without the seconds that starting worker processes costs."""

@@ -183,7 +183,7 @@ def test_records_describe_the_files_written(sharded):
 
 
 def test_webdataset_reads_every_shard_and_counts_match(sharded):
-    out, records, texts, sp = sharded
+    out, records, texts, _ = sharded
     for r in records:
         samples = _samples(out, r)
         assert len(samples) == r["blocks"]
