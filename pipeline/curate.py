@@ -18,6 +18,7 @@ runs unchanged on the DirectRunner, Dask, Flink, Spark or Dataflow.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -68,8 +69,12 @@ BATCH_BYTES = 32 * 2**20
 
 
 def category_folder(category: str) -> str:
-    """A category name as a path segment: 'Gutenberg (PG-19)' -> 'Gutenberg_PG-19'."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", category).strip("_") or "_"
+    """A category name as a path segment. A name that needs changing gets a short hash of
+    itself, so two names never share a folder: 'Gutenberg (PG-19)' -> 'Gutenberg_PG-19-4c1a5e'."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", category).strip("_")
+    if slug == category and slug.strip("."):
+        return slug
+    return f"{slug}-{hashlib.blake2b(category.encode(), digest_size=3).hexdigest()}"
 
 
 def node_id(doc_id: str, batch: str) -> str:

@@ -91,3 +91,13 @@ def test_rerun_on_two_processes_gives_identical_output(corpus, built, tmp_path):
         assert first == sorted(p.name for p in (tmp_path / folder).iterdir())
         for name in first:
             assert pq.read_table(out / folder / name).equals(pq.read_table(tmp_path / folder / name))
+
+
+def test_category_folders_never_collide():
+    from strata.pipeline.curate import category_folder
+
+    assert category_folder("Pile-CC") == "Pile-CC"
+    names = ["A B", "A_B", "A  B", "Gutenberg (PG-19)", "Wikipedia (en)", "a/b", "..", ""]
+    folders = [category_folder(n) for n in names]
+    assert len(set(folders)) == len(names)
+    assert all("/" not in f and f not in ("", ".", "..") for f in folders)
