@@ -225,7 +225,7 @@ def test_placements_reassemble_every_document(sharded):
     out, records, texts, sp = sharded
     lineage = ds.dataset(out / "lineage", format="parquet").to_table().to_pylist()
     assert {p.name for p in (out / "lineage").iterdir()} == {
-        "shards-Books_v1.2-000000.parquet", "shards-Pile-CC-000000.parquet", "shards-Pile-CC-000001.parquet"
+        f"shards-{category_folder('Books v1.2')}-000000.parquet", "shards-Pile-CC-000000.parquet", "shards-Pile-CC-000001.parquet"
     }
     tokens = {s["key"]: s["tokens"] for r in records for s in _samples(out, r)}
     pieces = defaultdict(list)
