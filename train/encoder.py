@@ -1,0 +1,80 @@
+"""Bidirectional encoder with a masked-language-model head (BERT/RoBERTa shape).
+
+    idx [B, L] -> token + learned position embeddings -> n_layer pre-LN blocks -> LayerNorm
+               -> MLM head: dense, GELU, LayerNorm, then logits [B, L, vocab] through the
+                  token-embedding matrix (tied) plus an output bias
+
+The blocks are gpt.py's with `causal=False`. Differences from BERT, on purpose:
+- pre-LN (LayerNorm before each sublayer, one after the last) instead of BERT's post-LN:
+  it trains stably without a long warm-up at every depth, and it is the same block as
+  the GPT's; for the same reason there is no LayerNorm on the embeddings;
+- no token-type embeddings and no pooler: RoBERTa's single-segment MLM needs neither.
+
+With `segments` (document ids per position, as for the GPT) attention stays inside each
+document of a packed window and positions restart at each document start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from strata.train.gpt import Block, GPTConfig, init_gpt2, segment_mask
+from strata.train.objectives import IGNORE_INDEX, positions_from_segments
+
+
+@dataclass
+class EncoderConfig(GPTConfig):
+    """The GPT's fields, with BERT-base defaults."""
+
+    vocab_size: int = 30522
+    seq_len: int = 512
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.seq_len, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config, causal=False) for _ in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        self.head = nn.Sequential(
+            nn.Linear(config.n_embd, config.n_embd, bias=config.bias),
+            nn.GELU(),
+            nn.LayerNorm(config.n_embd, bias=config.bias),
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=True)
+        self.transformer.wte.weight = self.lm_head.weight  # tied: one matrix, one gradient
+        init_gpt2(self, config.n_layer)
+
+    def num_params(self) -> int:
+        """Every parameter once (the tied matrix is counted once), position table included."""
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self, idx: torch.Tensor, labels: torch.Tensor | None = None, segments: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx, labels, segments: int64 [B, L]; labels are -100 except at the positions to
+        predict (see objectives.mlm_mask). Returns logits [B, L, vocab] and, with labels, the
+        mean cross-entropy over the labelled positions (else None)."""
+        B, L = idx.shape
+        assert L <= self.config.seq_len, f"window of {L} tokens, the model holds {self.config.seq_len}"
+        if segments is None:
+            pos, mask = torch.arange(L, device=idx.device), None
+        else:
+            pos, mask = positions_from_segments(segments), segment_mask(segments, causal=False)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        for block in self.transformer.h:
+            x = block(x, mask)
+        logits = self.lm_head(self.head(self.transformer.ln_f(x)))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+        return logits, loss

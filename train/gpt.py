@@ -1,0 +1,157 @@
+"""Decoder-only GPT (GPT-2 shape, after nanoGPT's model.py).
+
+    idx [B, L] -> token + position embeddings -> n_layer pre-LN blocks -> LayerNorm
+               -> logits [B, L, vocab] with the output matrix tied to the token embedding
+
+Attention is `F.scaled_dot_product_attention`, so PyTorch picks the fused kernel for the
+device and dtype. Plain windows (GPT-2 style: documents run into each other, positions
+0..L-1) use `is_causal=True`. With `segments` (one document id per position, e.g. from
+`objectives.segments_from_eos`) attention stays inside each document and positions restart
+at each document start, so a document reads the same whether it is packed or alone. The
+explicit boolean mask this needs rules out the flash kernel; the memory-efficient one
+still applies.
+
+`SelfAttention`, `Block`, `segment_mask` and `init_gpt2` are shared with encoder.py, whose
+blocks are the same with bidirectional attention.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from strata.train.objectives import IGNORE_INDEX, positions_from_segments
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 50257
+    seq_len: int = 1024  # longest window; the size of the position table
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear and LayerNorm, as GPT-2 has
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention; `causal` for a decoder, not for an encoder."""
+
+    def __init__(self, config: GPTConfig, causal: bool):
+        super().__init__()
+        assert config.n_embd % config.n_head == 0
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        self.causal = causal
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask`: None, or bool [B, 1, L, L], True where a query may attend to a key (it
+        then carries causality itself)."""
+        B, L, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, L, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+            is_causal=self.causal and mask is None,
+        )
+        y = y.transpose(1, 2).contiguous().view(B, L, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, config: GPTConfig, causal: bool):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = SelfAttention(config, causal)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), mask)
+        return x + self.mlp(self.ln_2(x))
+
+
+def segment_mask(segments: torch.Tensor, causal: bool) -> torch.Tensor:
+    """Bool [B, 1, L, L] attention mask from segment ids [B, L]: a query attends only to keys
+    of its own segment (and, if causal, not to later ones). Every query sees itself, so no
+    row is empty."""
+    mask = segments[:, :, None] == segments[:, None, :]
+    if causal:
+        L = segments.shape[1]
+        mask = mask & torch.ones(L, L, dtype=torch.bool, device=segments.device).tril()
+    return mask[:, None]
+
+
+def init_gpt2(model: nn.Module, n_layer: int) -> None:
+    """GPT-2 init: N(0, 0.02) for Linear and Embedding weights, zero biases, and the
+    projections that write into the residual stream (`c_proj`) scaled by 1/sqrt(2 n_layer),
+    since each of the 2 n_layer sublayers adds to the same stream."""
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    for name, p in model.named_parameters():
+        if name.endswith("c_proj.weight"):
+            nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.seq_len, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config, causal=True) for _ in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # tied: one matrix, one gradient
+        init_gpt2(self, config.n_layer)
+
+    def num_params(self) -> int:
+        """Every parameter once (the tied matrix is counted once), position table included."""
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, segments: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx, targets, segments: int64 [B, L]. Returns logits [B, L, vocab] and, with
+        targets, the mean cross-entropy over targets != -100 (else None)."""
+        B, L = idx.shape
+        assert L <= self.config.seq_len, f"window of {L} tokens, the model holds {self.config.seq_len}"
+        if segments is None:
+            pos, mask = torch.arange(L, device=idx.device), None
+        else:
+            pos, mask = positions_from_segments(segments), segment_mask(segments, causal=True)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        for block in self.transformer.h:
+            x = block(x, mask)
+        logits = self.lm_head(self.transformer.ln_f(x))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX)
+        return logits, loss
