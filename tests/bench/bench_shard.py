@@ -158,14 +158,14 @@ def shard_in_process(build: Path, model: Path, config) -> tuple[int, float]:
         return tokens, time.perf_counter() - started
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", type=Path, default=BUILD, help="an OUT holding curate.json and curated/")
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--target-mb", type=float, default=2.0, help="shards.target_bytes in MB (spread over cores)")
     parser.add_argument("--block-tokens", type=int, default=65536)
     parser.add_argument("--copies", type=int, default=1, help="shard this many copies of the curated corpus")
-    argv = sys.argv[1:]
+    argv = sys.argv[1:] if argv is None else argv
     beam_args = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
 

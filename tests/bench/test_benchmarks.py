@@ -1,14 +1,15 @@
-"""`make bench` entry point: the curate benchmark (tests/bench/bench_curate.py) as one test.
-
-Slow (minutes) and outside the default run (pytest ignores tests/bench unless asked).
-"""
+"""`make bench`: every benchmark in tests/bench as one test each (slow: minutes; outside the
+default run, which ignores tests/bench). Each prints its figures; run with -s to see them."""
 
 import json
 
+import bench_big_doc
 import bench_curate
+import bench_shard
+import bench_tokenizer
 
 
-def test_curate_benchmark(tmp_path):
+def test_curate_against_datatrove(tmp_path):
     out = tmp_path / "run"
     assert bench_curate.main(["--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())["results"]
@@ -18,6 +19,12 @@ def test_curate_benchmark(tmp_path):
 
 
 def test_big_document_memory(tmp_path):
-    import bench_big_doc
-
     assert bench_big_doc.main(["--out", str(tmp_path / "big-doc")]) == 0
+
+
+def test_tokenizer_training():
+    assert bench_tokenizer.main([]) == 0
+
+
+def test_shard_stage_against_plain_sentencepiece():
+    assert bench_shard.main([]) == 0
