@@ -309,17 +309,13 @@ class ShardTar:
 # --------------------------------------------------------------------------- the Beam stage
 
 
-def read_split(files: list[str], split: str, val_fraction: float) -> Iterator[tuple[list[str], list[str]]]:
-    """(doc_ids, texts) of the documents of one split, in file and record order, in batches."""
+def read_documents(files: list[str]) -> Iterator[tuple[list[str], list[str]]]:
+    """(doc_ids, texts) of the files' documents, in file and record order, in batches."""
     for uri in files:
         fs, path = filesystem(uri)
         with fs.open(path, "rb") as f:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=ENCODE_BATCH_DOCS, columns=["doc_id", "text"]):
-                doc_ids = batch.column("doc_id").to_pylist()
-                wanted = [split_of(doc_id, val_fraction) == split for doc_id in doc_ids]
-                if any(wanted):
-                    texts = batch.column("text").filter(pa.array(wanted)).to_pylist()
-                    yield [d for d, w in zip(doc_ids, wanted) if w], texts
+                yield batch.column("doc_id").to_pylist(), batch.column("text").to_pylist()
 
 
 class ShardWriter(beam.DoFn):
@@ -342,8 +338,10 @@ class ShardWriter(beam.DoFn):
 
     def process(self, plan: ShardPlan):
         records, placements = [], []
+        val_docs: list[tuple[str, np.ndarray]] = []
+        documents = {"train": self.encoded(plan, val_docs), "val": iter(val_docs)}
         for split in SPLITS:
-            blocks = self.blocks(plan, split)
+            blocks = self.blocks(documents[split], plan, split)
             first = next(blocks, None)
             if first is None:
                 continue
@@ -366,11 +364,22 @@ class ShardWriter(beam.DoFn):
         write_parquet(join(self.out, lineage_path(plan.folder, plan.shard)), placements, SHARD_LINEAGE_SCHEMA)
         return records
 
-    def blocks(self, plan: ShardPlan, split: str) -> Iterator[Block]:
-        packer = BlockPacker(self.block_tokens, key_prefix(plan.folder, split, plan.shard))
-        for doc_ids, texts in read_split(plan.files, split, self.val_fraction):
+    def encoded(self, plan: ShardPlan, val_docs: list) -> Iterator[tuple[str, np.ndarray]]:
+        """The plan's train documents as token arrays, in order. Val documents (a small
+        share) are set aside in `val_docs` for the val tar, so every file is read and
+        encoded once."""
+        for doc_ids, texts in read_documents(plan.files):
             for doc_id, ids in zip(doc_ids, self.sp.encode(texts, add_eos=True, num_threads=1)):
-                yield from packer.add(doc_id, np.array(ids, dtype=self.dtype))
+                tokens = np.array(ids, dtype=self.dtype)
+                if split_of(doc_id, self.val_fraction) == "val":
+                    val_docs.append((doc_id, tokens))
+                else:
+                    yield doc_id, tokens
+
+    def blocks(self, documents: Iterator[tuple[str, np.ndarray]], plan: ShardPlan, split: str) -> Iterator[Block]:
+        packer = BlockPacker(self.block_tokens, key_prefix(plan.folder, split, plan.shard))
+        for doc_id, tokens in documents:
+            yield from packer.add(doc_id, tokens)
         yield from packer.finish()
 
 
