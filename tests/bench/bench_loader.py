@@ -1,0 +1,301 @@
+"""Loader benchmark: tokens/s of strata's streaming loader from local shards, against LitData,
+a nanoGPT memmap loader and plain WebDataset on the same tokens, in the same run.
+
+    python tests/bench/bench_loader.py [--tokens-m 52] [--batches 3000] [--repeat 3]
+                                       [--workers 0 2] [--only strata litdata ...]
+
+1. a synthetic build (made once in out/bench/loader-build, ~100 MB): three categories of
+   random-token documents (log-normal lengths, EOS-terminated), weighted 0.5/0.3/0.2,
+   packed by the real shard writer (pipeline/shard.py's BlockPacker and ShardTar) into
+   65,536-token blocks and ~8 MB tars with block-index sidecars, plus a manifest; beside
+   it the same train tokens as flat uint16 files, one per category and one in all;
+2. for 0 and 2 DataLoader workers, batches of 32 windows of 1024 (+1) tokens from:
+     strata      StreamingWindows + BatchLoader: mixing by share, block-level shuffle of
+                 every pass, packing into windows, int64 tokens, and lineage (a
+                 ConsumedWriter writes RUN/consumed Parquet every 100 steps in the loop)
+     litdata     LitData 0.2.76 in its own venv (out/bench/loader-venv, made on first use
+                 with pip and a constraints file pinning torch==2.13.0): each category
+                 optimized once with TokensLoader (8 MB chunks), StreamingDataset(shuffle)
+                 per category, CombinedStreamingDataset(weights) for the mixing,
+                 StreamingDataLoader; its uint16 batches as they come (no int64, no lineage)
+     nanogpt     nanoGPT's get_batch: a fresh np.memmap per batch, 32 random offsets, x and
+                 y stacked as int64 (no mixing, no lineage, no exact resume)
+     webdataset  wds.WebDataset over the same tars in order, npy decoded with np.load,
+                 tokens packed into windows (no mixing, no shuffle, no lineage)
+   mosaicml-streaming is left out: it imports torchvision, and this machine has no
+   torchvision build for torch 2.13.0+cpu (PyPI's needs CUDA torch).
+3. prints tokens/s (32 x 1024 per batch after 20 warm-up batches, the median of --repeat
+   runs, their range beside it) and strata's ratios, and writes out/bench/loader-results.json.
+
+The machine's other load matters: run it idle. The page cache is warm after the first pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "out" / "bench" / "loader-build"
+RESULTS = REPO / "out" / "bench" / "loader-results.json"
+OTHER_VENV = REPO / "out" / "bench" / "loader-venv"
+OTHER_PACKAGES = ["litdata==0.2.76"]
+LITDATA = REPO / "out" / "bench" / "loader-litdata"
+SHARES = {"books": 0.2, "code": 0.3, "web": 0.5}
+VOCAB = 32000
+EOS = 3
+BLOCK_TOKENS = 65536
+SHARD_BLOCKS = 64  # ~8 MB of uint16 tokens per tar
+BATCH, SEQ_LEN = 32, 1024
+WARMUP = 20
+
+
+# --------------------------------------------------------------------------- the build
+
+
+def write_synthetic_build(out: Path, tokens: dict[str, int], seed: int = 0) -> dict:
+    """Random-token documents per category through the real shard writer; returns the manifest."""
+    from strata.pipeline.shard import BlockPacker, ShardTar, index_path, key_prefix, shard_path
+    from strata.storage import write_atomic
+
+    rng = np.random.default_rng(seed)
+    categories, flat = {}, []
+    for category, total in sorted(tokens.items()):
+        ids = rng.integers(5, VOCAB, size=total, dtype=np.uint16)
+        ends = np.cumsum(np.maximum(8, rng.lognormal(6.5, 1.0, size=total // 200).astype(np.int64)))
+        ends = np.append(ends[ends < total], total)
+        ids[ends - 1] = EOS
+        ids.tofile(out / f"{category}.bin")
+        flat.append(ids)
+        docs = np.split(ids, ends[:-1])
+        shards, doc, shard = [], 0, 0
+        while doc < len(docs):
+            packer = BlockPacker(BLOCK_TOKENS, key_prefix(category, "train", shard))
+            blocks = []
+            while doc < len(docs) and len(blocks) < SHARD_BLOCKS:
+                blocks += packer.add(f"{category}-{doc:08d}", docs[doc])
+                doc += 1
+            blocks += packer.finish()
+            path = shard_path(category, "train", shard)
+            tar = ShardTar(category, "train", shard, blocks)
+            write_atomic(str(out / path), tar.write)
+            index = {"path": path, "sha256": tar.sha256, "bytes": tar.bytes, "blocks": tar.index}
+            (out / index_path(path)).write_text(json.dumps(index))
+            shards.append(
+                {"category": category, "split": "train", "shard": shard, "path": path, "index": index_path(path),
+                 "sha256": tar.sha256, "bytes": tar.bytes, "blocks": len(tar.index), "tokens": tar.tokens, "docs": tar.docs}
+            )
+            shard += 1
+        categories[category] = {"share": SHARES[category], "tokens": total, "val_tokens": 0, "shards": shards}
+    np.concatenate(flat).tofile(out / "train.bin")
+    return {
+        "schema_version": 1,
+        "tokenizer": {"vocab_size": VOCAB, "special_ids": {"eos": EOS}},
+        "categories": categories,
+    }
+
+
+def ensure_build(total_tokens: int) -> None:
+    marker = BUILD / "manifest.json"
+    if marker.exists() and json.loads(marker.read_text()).get("bench_tokens") == total_tokens:
+        if all((BUILD / f"{category}.bin").exists() for category in SHARES):
+            return
+    print(f"writing a synthetic build of {total_tokens / 1e6:.0f}M tokens to {BUILD} ...", flush=True)
+    t0 = time.perf_counter()
+    shutil.rmtree(BUILD, ignore_errors=True)
+    shutil.rmtree(LITDATA, ignore_errors=True)  # made from the build's tokens
+    BUILD.mkdir(parents=True)
+    manifest = write_synthetic_build(BUILD, {c: int(total_tokens * s) for c, s in SHARES.items()})
+    marker.write_text(json.dumps(dict(manifest, bench_tokens=total_tokens), indent=1))
+    print(f"  done in {time.perf_counter() - t0:.1f}s", flush=True)
+
+
+# --------------------------------------------------------------------------- the loaders (strata's venv)
+
+
+def strata_batches(workers: int, run_dir: str):
+    from strata.train.data import BatchLoader, ConsumedWriter, StreamingWindows
+
+    windows = StreamingWindows(str(BUILD), seq_len=SEQ_LEN, extra_token=True, global_batch=BATCH, seed=0)
+    with ConsumedWriter(run_dir, windows.shard_of, flush_every=100) as consumed:
+        for batch in BatchLoader(windows, num_workers=workers):
+            consumed.write(batch["step"], batch)
+            yield batch["tokens"]
+
+
+class NanoGPT(IterableDataset):
+    """nanoGPT's train.py get_batch, endless (memmap re-created per batch, as nanoGPT does
+    to avoid a memory leak)."""
+
+    def __iter__(self):
+        info = get_worker_info()
+        torch.manual_seed(1337 + (info.id if info else 0))
+        while True:
+            data = np.memmap(BUILD / "train.bin", dtype=np.uint16, mode="r")
+            ix = torch.randint(len(data) - SEQ_LEN, (BATCH,))
+            x = torch.stack([torch.from_numpy(data[i : i + SEQ_LEN].astype(np.int64)) for i in ix])
+            y = torch.stack([torch.from_numpy(data[i + 1 : i + 1 + SEQ_LEN].astype(np.int64)) for i in ix])
+            yield x, y
+
+
+def nanogpt_batches(workers: int, run_dir: str):
+    for x, _ in DataLoader(NanoGPT(), batch_size=None, num_workers=workers):
+        yield x
+
+
+def _pack(samples):
+    """Tokens of the blocks, in order, cut into windows of SEQ_LEN + 1 (stride SEQ_LEN)."""
+    buffer = np.empty(0, dtype=np.uint16)
+    for sample in samples:
+        buffer = np.concatenate([buffer, np.load(io.BytesIO(sample["tokens.npy"]), allow_pickle=False)])
+        n = (len(buffer) - 1) // SEQ_LEN
+        for i in range(n):
+            yield torch.from_numpy(buffer[i * SEQ_LEN : i * SEQ_LEN + SEQ_LEN + 1].astype(np.int64))
+        buffer = buffer[n * SEQ_LEN :]
+
+
+def webdataset_batches(workers: int, run_dir: str):
+    import webdataset as wds
+
+    manifest = json.loads((BUILD / "manifest.json").read_text())
+    urls = [str(BUILD / s["path"]) for c in manifest["categories"].values() for s in c["shards"]]
+    while True:
+        dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False).compose(_pack).batched(BATCH, collation_fn=torch.stack)
+        yield from DataLoader(dataset, batch_size=None, num_workers=workers)
+
+
+def timed(stream, batches: int) -> dict:
+    t0 = time.perf_counter()
+    for _ in range(WARMUP):
+        first = next(stream)
+    assert first.shape[0] == BATCH and first.shape[1] >= SEQ_LEN, first.shape
+    t1 = time.perf_counter()
+    for _ in range(batches):
+        next(stream)
+    t2 = time.perf_counter()
+    stream.close()
+    return {"tokens_per_s": batches * BATCH * SEQ_LEN / (t2 - t1), "startup_s": t1 - t0, "dtype": str(first.dtype)}
+
+
+# --------------------------------------------------------------------------- LitData (its own venv)
+
+
+def litdata_batches(workers: int):
+    """Runs in the LitData venv (no strata there)."""
+    from litdata import CombinedStreamingDataset, StreamingDataLoader, StreamingDataset, TokensLoader
+
+    datasets = [
+        StreamingDataset(str(LITDATA / category), item_loader=TokensLoader(block_size=SEQ_LEN + 1), shuffle=True, seed=0)
+        for category in sorted(SHARES)
+    ]
+    mixed = CombinedStreamingDataset(datasets, weights=[SHARES[c] for c in sorted(SHARES)], iterate_over_all=False, seed=0)
+    while True:
+        yield from StreamingDataLoader(mixed, batch_size=BATCH, num_workers=workers, drop_last=True)
+
+
+def _litdata_pieces(item: tuple[str, int, int]):
+    path, start, stop = item
+    yield torch.from_numpy(np.fromfile(path, dtype=np.uint16, count=stop - start, offset=2 * start))
+
+
+def ensure_litdata_data() -> None:
+    """Each category's tokens through litdata.optimize, once, in 65,536-token pieces."""
+    from litdata import TokensLoader, optimize
+
+    for category in sorted(SHARES):
+        output = LITDATA / category
+        if (output / "index.json").exists():
+            continue
+        path = BUILD / f"{category}.bin"
+        total = path.stat().st_size // 2
+        pieces = [(str(path), start, min(start + BLOCK_TOKENS, total)) for start in range(0, total, BLOCK_TOKENS)]
+        optimize(fn=_litdata_pieces, inputs=pieces, output_dir=str(output), chunk_size=SHARD_BLOCKS * BLOCK_TOKENS,
+                 item_loader=TokensLoader(), num_workers=1, verbose=False)
+
+
+def ensure_other_venv() -> Path:
+    python = OTHER_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"making {OTHER_VENV} with {' '.join(OTHER_PACKAGES)} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(OTHER_VENV)], check=True)
+        constraints = OTHER_VENV / "constraints.txt"
+        constraints.write_text("torch==2.13.0\n")
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-c", str(constraints), "torch==2.13.0", *OTHER_PACKAGES], check=True)
+    return python
+
+
+def litdata_in_its_venv(workers: int, batches: int) -> dict:
+    python = ensure_other_venv()
+    command = [str(python), str(Path(__file__).resolve()), "--child-litdata", str(workers), str(batches)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child_litdata(workers: int, batches: int) -> None:
+    ensure_litdata_data()
+    print(json.dumps(timed(litdata_batches(workers), batches)))
+
+
+# --------------------------------------------------------------------------- main
+
+
+LOADERS = {"strata": strata_batches, "litdata": None, "nanogpt": nanogpt_batches, "webdataset": webdataset_batches}
+
+
+def measure(name: str, workers: int, batches: int) -> dict:
+    if name == "litdata":
+        return litdata_in_its_venv(workers, batches)
+    with tempfile.TemporaryDirectory() as run_dir:
+        return timed(LOADERS[name](workers, run_dir), batches)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--child-litdata"]:
+        return child_litdata(int(sys.argv[2]), int(sys.argv[3]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tokens-m", type=int, default=52, help="millions of tokens in the synthetic build")
+    parser.add_argument("--batches", type=int, default=3000, help="timed batches per run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per loader and worker count (median reported)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--only", nargs="+", choices=list(LOADERS), default=list(LOADERS))
+    args = parser.parse_args()
+    ensure_build(args.tokens_m * 1_000_000)
+    print(f"cores: {os.cpu_count()}, batches of {BATCH} x {SEQ_LEN}, {args.batches} timed batches, median of {args.repeat}", flush=True)
+    results, speed = [], {}
+    for workers in args.workers:
+        for name in args.only:
+            runs = [measure(name, workers, args.batches) for _ in range(args.repeat)]
+            rates = sorted(r["tokens_per_s"] / 1e6 for r in runs)
+            speed[name, workers] = statistics.median(rates)
+            startup = statistics.median(r["startup_s"] for r in runs)
+            print(f"{name:11s} workers={workers}  {speed[name, workers]:7.1f} M tokens/s  ({rates[0]:.0f}-{rates[-1]:.0f}; "
+                  f"start-up + {WARMUP} batches {startup:.2f}s; {runs[0]['dtype']})", flush=True)
+            results.append({"loader": name, "workers": workers, "runs": runs, "median_mtokens_per_s": speed[name, workers]})
+    for workers in args.workers:
+        for name in args.only:
+            if name != "strata" and ("strata", workers) in speed:
+                print(f"strata / {name} (workers={workers}): {speed['strata', workers] / speed[name, workers]:.2f}")
+    for name in args.only:
+        for workers in args.workers[1:]:
+            if (name, args.workers[0]) in speed:
+                ratio = speed[name, workers] / speed[name, args.workers[0]]
+                print(f"{name} workers={workers} / workers={args.workers[0]}: {ratio:.2f}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"cores": os.cpu_count(), "batches": args.batches, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
