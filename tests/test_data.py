@@ -200,7 +200,7 @@ def reference(build):
 
 @pytest.mark.filterwarnings("ignore:This DataLoader will create")
 @pytest.mark.parametrize("world_size, workers", [(1, 0), (2, 2), (4, 1), (8, 3)])
-def test_resume_at_step_n_on_any_world_size_and_worker_count_continues_the_global_order(build, reference, world_size, workers):
+def test_resuming_on_any_world_size_and_worker_count_continues_the_global_order(build, reference, world_size, workers):
     out, _ = build
     per_rank = []
     for rank in range(world_size):
@@ -293,7 +293,8 @@ def test_consumed_parquet_records_every_piece_and_a_resumed_run_replaces_its_ste
         for rank in (0, 1) for b in batches
         for sample_id, sources in zip(b["sample_id"].tolist(), b["sources"]) for key, start, end in sources
     ]
-    assert [(r["rank"], r["step"], r["sample_id"], r["block_key"], r["token_start"], r["token_end"]) for r in rows] == expected
+    columns = ("rank", "step", "sample_id", "block_key", "token_start", "token_end")
+    assert [tuple(r[c] for c in columns) for r in rows] == expected
     assert all(r["shard"] == stream.shard_of[r["block_key"]] for r in rows)
     assert len(list((tmp_path / "consumed").glob("part-r00000-*.parquet"))) == 3  # steps 0-3, 4-7, 8-9
 

@@ -149,6 +149,10 @@ class Cut:
         """Block ids in the order the windows need them, each once."""
         return list(dict.fromkeys(self.block.tolist()))
 
+    def pieces(self) -> Iterator[tuple[int, int, int, int]]:
+        """(offset, block, start, stop) of each piece, as Python ints."""
+        return zip(self.offset.tolist(), self.block.tolist(), self.start.tolist(), self.stop.tolist())
+
     def part(self, j: int) -> "Cut":
         """The cut of its j-th step alone."""
         size = len(self.ids) // len(self.steps)
@@ -173,7 +177,8 @@ class Plan:
         self.seed = seed
         self.stride = seq_len
         self.window = seq_len + int(extra_token)
-        self.totals = [int(table.tokens[table.categories[c].start : table.categories[c].stop].sum()) for c in self.names]
+        ranges = [table.categories[name] for name in self.names]
+        self.totals = [int(table.tokens[r.start : r.stop].sum()) for r in ranges]
         self._passes: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
     def cut(self, steps: list[int], ids: np.ndarray) -> Cut:
@@ -200,7 +205,7 @@ class Plan:
         offset = np.cumsum(stop - start) - (stop - start)
         return Cut(steps, ids, categories, epochs, window, offset, block, start, stop)
 
-    def _split(self, c: int, epoch: int, windows: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _split(self, c: int, epoch: int, windows: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple:
         """Pieces (window, block, start, stop) of the token ranges [low, high) of a pass."""
         order, ends = self._pass(c, epoch)
         first = ends.searchsorted(low, "right")
@@ -297,13 +302,14 @@ class BlockReader:
         data = self._read(t.shard[b], start, start + length, key)
         where = f"{uri}: block {key} (bytes {start}-{start + length})"
         if len(data) != length:
-            raise ShardError(f"{where}: read {len(data)} bytes; the shard is truncated or not the one the manifest lists")
+            raise ShardError(f"{where}: read {len(data)} bytes; the shard is truncated or not the manifest's")
         try:
             tokens, offsets = decode_block(data, key)
         except ValueError as err:
             raise ShardError(f"{where} is corrupt: {err}") from None
         if len(tokens) != t.tokens[b] or len(offsets) != t.docs[b]:
-            raise ShardError(f"{where} is corrupt: {len(tokens)} tokens, {len(offsets)} docs; the index says {t.tokens[b]}, {t.docs[b]}")
+            found, indexed = f"{len(tokens)} tokens, {len(offsets)} docs", f"{t.tokens[b]}, {t.docs[b]}"
+            raise ShardError(f"{where} is corrupt: {found}; the index says {indexed}")
         if len(tokens) and int(tokens.max()) >= self.vocab_size:
             raise ShardError(f"{where} is corrupt: token id {int(tokens.max())} >= vocab size {self.vocab_size}")
         return tokens
@@ -448,12 +454,9 @@ class StreamingWindows(IterableDataset):
         shares = self._shares(manifest, split, weights)
         self.table = BlockTable.load(self.build, manifest, split, sorted(shares))
         self.plan = Plan(self.table, shares, seed, seq_len, extra_token)
-        self.fingerprint = hashlib.sha256(
-            json.dumps(
-                [split, self.plan.mix.shares, seed, seq_len, extra_token, global_batch,
-                 [s["sha256"] for c in sorted(shares) for s in manifest["categories"][c]["shards"] if s["split"] == split]]
-            ).encode()
-        ).hexdigest()
+        shards = [s["sha256"] for c in sorted(shares) for s in manifest["categories"][c]["shards"] if s["split"] == split]
+        stream = [split, self.plan.mix.shares, seed, seq_len, extra_token, global_batch, shards]
+        self.fingerprint = hashlib.sha256(json.dumps(stream).encode()).hexdigest()
 
     @staticmethod
     def _shares(manifest: dict, split: str, weights: Mapping[str, float] | None) -> dict[str, float]:
@@ -464,7 +467,7 @@ class StreamingWindows(IterableDataset):
             return {c: entry["share"] for c, entry in categories.items() if entry["share"] > 0 and c in has_data}
         unknown = sorted(c for c, w in weights.items() if w > 0 and c not in has_data)
         if unknown:
-            raise ValueError(f"weights name categories without {split} data in this build: {unknown}; it has {sorted(has_data)}")
+            raise ValueError(f"weights name categories without {split} data: {unknown}; the build has {sorted(has_data)}")
         return {c: w for c, w in weights.items() if w > 0}
 
     @functools.cached_property
@@ -525,7 +528,7 @@ class StreamingWindows(IterableDataset):
             tokens = out(next(made))[: shape[0]] if out else np.empty(shape, self.token_dtype)
             flat = tokens.reshape(-1)
             blocks = {b: reader.get(b) for b in cut.blocks()}
-            for offset, block, start, stop in zip(cut.offset.tolist(), cut.block.tolist(), cut.start.tolist(), cut.stop.tolist()):
+            for offset, block, start, stop in cut.pieces():
                 flat[offset : offset + stop - start] = blocks[block][start:stop]
             return cut, tokens
 
@@ -566,8 +569,8 @@ class StreamingWindows(IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         for batch in self.batches():
-            columns = zip(batch["tokens"], batch["sample_id"].tolist(), batch["epoch"].tolist(), batch["category"], batch["sources"])
-            for tokens, sample_id, epoch, category, sources in columns:
+            columns = batch["tokens"], batch["sample_id"].tolist(), batch["epoch"].tolist(), batch["category"], batch["sources"]
+            for tokens, sample_id, epoch, category, sources in zip(*columns):
                 yield {"tokens": tokens, "sample_id": sample_id, "epoch": epoch, "category": category,
                        "step": batch["step"], "sources": sources}
 
@@ -690,7 +693,8 @@ class BatchLoader:
                 yield self._hand_out(batch)
             return
         w = self.windows
-        ring = _Ring(self.num_workers, self.prefetch_factor + 2, self.chunk_steps * w.local_batch, w.plan.window, w.token_dtype)
+        slots = self.prefetch_factor + 2
+        ring = _Ring(self.num_workers, slots, self.chunk_steps * w.local_batch, w.plan.window, w.token_dtype)
         messages = DataLoader(
             _Messages(w, ring, self.chunk_steps),
             batch_size=None,
@@ -798,7 +802,8 @@ class ConsumedWriter:
             "token_start": np.concatenate([s.start for _, _, s in self.pending]),
             "token_end": np.concatenate([s.stop for _, _, s in self.pending]),
         }
-        part = (pa.Table.from_pydict(columns, schema=CONSUMED_SCHEMA), self.rank, self.pending[0][0], self.pending[-1][0])
+        table = pa.Table.from_pydict(columns, schema=CONSUMED_SCHEMA)
+        part = (table, self.rank, self.pending[0][0], self.pending[-1][0])
         self.pending = []
         if background:
             self._writing = self._pool.submit(self._write, *part)

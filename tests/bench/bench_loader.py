@@ -25,7 +25,8 @@ a nanoGPT memmap loader and plain WebDataset on the same tokens, in the same run
    mosaicml-streaming is left out: it imports torchvision, and this machine has no
    torchvision build for torch 2.13.0+cpu (PyPI's needs CUDA torch).
 3. prints tokens/s (32 x 1024 per batch after 20 warm-up batches, the median of --repeat
-   runs, their range beside it) and strata's ratios, and writes out/bench/loader-results.json.
+   runs, their range beside it), the CPU the main (training) process spent meanwhile, and
+   strata's ratios, and writes out/bench/loader-results.json.
 
 The machine's other load matters: run it idle. The page cache is warm after the first pass.
 """
@@ -173,7 +174,8 @@ def webdataset_batches(workers: int, run_dir: str):
     manifest = json.loads((BUILD / "manifest.json").read_text())
     urls = [str(BUILD / s["path"]) for c in manifest["categories"].values() for s in c["shards"]]
     while True:
-        dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False).compose(_pack).batched(BATCH, collation_fn=torch.stack)
+        dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False).compose(_pack)
+        dataset = dataset.batched(BATCH, collation_fn=torch.stack)
         yield from DataLoader(dataset, batch_size=None, num_workers=workers)
 
 
@@ -182,12 +184,13 @@ def timed(stream, batches: int) -> dict:
     for _ in range(WARMUP):
         first = next(stream)
     assert first.shape[0] == BATCH and first.shape[1] >= SEQ_LEN, first.shape
-    t1 = time.perf_counter()
+    t1, cpu = time.perf_counter(), time.process_time()
     for _ in range(batches):
         next(stream)
-    t2 = time.perf_counter()
+    t2, cpu = time.perf_counter(), time.process_time() - cpu
     stream.close()
-    return {"tokens_per_s": batches * BATCH * SEQ_LEN / (t2 - t1), "startup_s": t1 - t0, "dtype": str(first.dtype)}
+    return {"tokens_per_s": batches * BATCH * SEQ_LEN / (t2 - t1), "startup_s": t1 - t0,
+            "main_cpu": cpu / (t2 - t1), "dtype": str(first.dtype)}
 
 
 # --------------------------------------------------------------------------- LitData (its own venv)
@@ -197,11 +200,12 @@ def litdata_batches(workers: int):
     """Runs in the LitData venv (no strata there)."""
     from litdata import CombinedStreamingDataset, StreamingDataLoader, StreamingDataset, TokensLoader
 
+    categories = sorted(SHARES)
     datasets = [
-        StreamingDataset(str(LITDATA / category), item_loader=TokensLoader(block_size=SEQ_LEN + 1), shuffle=True, seed=0)
-        for category in sorted(SHARES)
+        StreamingDataset(str(LITDATA / c), item_loader=TokensLoader(block_size=SEQ_LEN + 1), shuffle=True, seed=0)
+        for c in categories
     ]
-    mixed = CombinedStreamingDataset(datasets, weights=[SHARES[c] for c in sorted(SHARES)], iterate_over_all=False, seed=0)
+    mixed = CombinedStreamingDataset(datasets, weights=[SHARES[c] for c in categories], iterate_over_all=False, seed=0)
     while True:
         yield from StreamingDataLoader(mixed, batch_size=BATCH, num_workers=workers, drop_last=True)
 
@@ -233,7 +237,8 @@ def ensure_other_venv() -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(OTHER_VENV)], check=True)
         constraints = OTHER_VENV / "constraints.txt"
         constraints.write_text("torch==2.13.0\n")
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-c", str(constraints), "torch==2.13.0", *OTHER_PACKAGES], check=True)
+        install = [str(python), "-m", "pip", "install", "-q", "-c", str(constraints), "torch==2.13.0", *OTHER_PACKAGES]
+        subprocess.run(install, check=True)
     return python
 
 
@@ -273,7 +278,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(LOADERS), default=list(LOADERS))
     args = parser.parse_args()
     ensure_build(args.tokens_m * 1_000_000)
-    print(f"cores: {os.cpu_count()}, batches of {BATCH} x {SEQ_LEN}, {args.batches} timed batches, median of {args.repeat}", flush=True)
+    print(f"cores: {os.cpu_count()}, batches of {BATCH} x {SEQ_LEN}, median of {args.repeat} runs "
+          f"of {args.batches} timed batches", flush=True)
     results, speed = [], {}
     for workers in args.workers:
         for name in args.only:
@@ -281,9 +287,10 @@ def main() -> None:
             rates = sorted(r["tokens_per_s"] / 1e6 for r in runs)
             speed[name, workers] = statistics.median(rates)
             startup = statistics.median(r["startup_s"] for r in runs)
+            cpu = statistics.median(r["main_cpu"] for r in runs)
             print(f"{name:11s} workers={workers}  {speed[name, workers]:7.1f} M tokens/s  ({rates[0]:.0f}-{rates[-1]:.0f}; "
-                  f"start-up + {WARMUP} batches {startup:.2f}s; {runs[0]['dtype']})", flush=True)
-            results.append({"loader": name, "workers": workers, "runs": runs, "median_mtokens_per_s": speed[name, workers]})
+                  f"main process {cpu:4.0%} CPU; start-up + {WARMUP} batches {startup:.2f}s; {runs[0]['dtype']})", flush=True)
+            results.append({"loader": name, "workers": workers, "runs": runs, "median_m_per_s": speed[name, workers]})
     for workers in args.workers:
         for name in args.only:
             if name != "strata" and ("strata", workers) in speed:
