@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from strata.config import ConfigError, load_config
@@ -82,6 +83,31 @@ def _quality_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(text: str) -> dict[str, float]:
+    """--weights CAT=W,CAT=W"""
+    try:
+        return {name.strip(): float(value) for name, value in (item.split("=", 1) for item in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected CATEGORY=WEIGHT[,CATEGORY=WEIGHT...], got {text!r}") from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    from strata.config import load_train_config
+    from strata.train.trainer import train
+
+    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "func", "config", "verbose", "beam_args")}
+    summary = train(load_train_config(args.config, overrides))
+    if int(os.environ.get("RANK", "0")) == 0 and summary["train_loss"]:
+        (first_step, first), (last_step, last) = summary["train_loss"][0], summary["train_loss"][-1]
+        best_step, best = min(summary["train_loss"], key=lambda point: point[1])
+        print(f"train loss: step {first_step} {first:.4f} -> step {last_step} {last:.4f} (lowest {best:.4f} at step {best_step})")
+        for category, r in summary["val"].items():
+            print(f"  val {category:<26} loss {r['loss']:.4f}  perplexity {r['perplexity']:.2f}  ({r['tokens']} tokens)")
+        print(f"checkpoint: {summary['checkpoint']}")
+        print(f"lineage: {summary['consumed']} (which block and token range every step trained on)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="strata",
@@ -147,7 +173,52 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, default=None, help="default: all cores; 1 gives a reproducible model")
     train.set_defaults(func=_quality_train)
+
+    _add_train_parser(commands)
     return parser
+
+
+def _add_train_parser(commands) -> None:
+    train = commands.add_parser(
+        "train",
+        help="pretrain a CLM (GPT) or MLM (BERT) model on a build's shards",
+        description=(
+            "Streams the shards of a build (folder, s3://, gs://, https://), mixed by the manifest's category "
+            "shares or --weights, and trains. Every setting can also come from a YAML file (--config; its keys "
+            "are the flags' names with underscores); flags override it. Under torchrun, one process per GPU."
+        ),
+        argument_default=argparse.SUPPRESS,
+    )
+    train.add_argument("--config", default=None, help="YAML file of settings")
+    train.add_argument("--data", help="the build's OUT")
+    train.add_argument("--out", help="the run folder RUN")
+    train.add_argument("--objective", choices=("clm", "mlm"))
+    train.add_argument("--model", help="preset: tiny, gpt2-small, bert-base, gpt-350m, gpt-1b")
+    train.add_argument("--seq-len", type=int)
+    train.add_argument("--batch-size", type=int, help="windows per rank per micro-batch")
+    train.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
+    train.add_argument("--steps", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--min-lr", type=float)
+    train.add_argument("--warmup", type=int, help="warmup steps")
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--grad-clip", type=float)
+    train.add_argument("--dropout", type=float)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--weights", type=_weights, help="CATEGORY=WEIGHT,... (default: the manifest's shares)")
+    train.add_argument("--doc-mask", action="store_true", help="attention and positions stay within each document")
+    train.add_argument("--mlm-rate", type=float)
+    train.add_argument("--precision", choices=("auto", "bf16", "fp32"))
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    train.add_argument("--num-workers", type=int, help="loader processes (default: 2 on CUDA, 0 on CPU)")
+    train.add_argument("--eval-every", type=int)
+    train.add_argument("--eval-batches", type=int)
+    train.add_argument("--save-every", type=int)
+    train.add_argument("--keep-checkpoints", type=int)
+    train.add_argument("--log-every", type=int)
+    train.add_argument("--resume", action="store_true", help="continue from RUN's latest checkpoint")
+    train.set_defaults(func=_train)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,11 +234,16 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
         logging.getLogger("distributed").setLevel(logging.WARNING)
         args.beam_args = ["--default_sdk_harness_log_level=WARNING", *args.beam_args]
+    from strata.manifests.manifest import ManifestError, ShardError
+
     try:
         return args.func(args)
     except ConfigError as err:
         print(f"strata: config error: {err}", file=sys.stderr)
         return 2
+    except (ManifestError, ShardError) as err:
+        print(f"strata: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

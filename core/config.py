@@ -264,6 +264,56 @@ class BuildConfig(Section):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# --------------------------------------------------------------------------- training run
+
+
+class TrainConfig(Section):
+    """`strata train`: flags and YAML keys are the same names (dashes in flags)."""
+
+    data: str  # a build's OUT: folder, s3://, gs://, http(s)://
+    out: str  # the run folder (local, or a shared file system for multi-node)
+    objective: Literal["clm", "mlm"]
+    model: str = "tiny"  # a preset of strata.train.presets
+    seq_len: int = Field(default=1024, ge=8)
+    batch_size: int = Field(default=8, ge=1)  # windows per rank per micro-batch
+    grad_accum: int = Field(default=1, ge=1)  # micro-batches per optimizer step
+    steps: int = Field(ge=1)  # the schedule's length
+    # Save and exit after this step, the schedule still running to `steps`: for jobs with a
+    # wall-time limit, continued with --resume (Megatron's --exit-interval).
+    stop_at: Optional[int] = Field(default=None, ge=1)
+    lr: float = Field(default=6e-4, gt=0)
+    min_lr: float = Field(default=6e-5, ge=0)  # the cosine ends here at `steps`
+    warmup: int = Field(default=100, ge=0)
+    weight_decay: float = Field(default=0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = Field(default=1.0, ge=0)  # 0: no clipping
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    seed: int = 0
+    weights: Optional[dict[str, float]] = None  # category -> weight; default: the manifest's shares
+    doc_mask: bool = False  # attention stays inside a document; positions restart per document
+    mlm_rate: float = Field(default=0.15, gt=0, lt=1)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    compile: bool = False
+    device: str = "auto"  # auto: cuda (LOCAL_RANK's GPU) if available, else cpu
+    num_workers: Optional[int] = Field(default=None, ge=0)  # loader processes; default 2 on CUDA, 0 on CPU
+    eval_every: int = Field(default=500, ge=0)  # 0: only at the end
+    eval_batches: int = Field(default=20, ge=1)  # per category
+    save_every: int = Field(default=1000, ge=0)  # 0: only at the end
+    keep_checkpoints: int = Field(default=3, ge=1)
+    log_every: int = Field(default=10, ge=1)
+    consumed_flush_every: int = Field(default=100, ge=1)
+    resume: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainConfig":
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr: {self.min_lr} is above lr {self.lr}")
+        if self.weights is not None and (not self.weights or any(w < 0 for w in self.weights.values())
+                                         or sum(self.weights.values()) <= 0):
+            raise ValueError("weights: give non-negative weights with a positive sum")
+        return self
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -297,18 +347,36 @@ def parse_config(data: Any, origin: str = "<config>") -> BuildConfig:
         raise ConfigError(f"{origin}: {_describe(err)}") from None
 
 
-def load_config(path: str | Path) -> BuildConfig:
-    path = Path(path)
+def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {err}") from None
-    config = parse_config(data, origin=str(path))
+
+
+def load_config(path: str | Path) -> BuildConfig:
+    path = Path(path)
+    config = parse_config(_read_yaml(path), origin=str(path))
     return _resolve_relative_paths(config, path.parent)
+
+
+def load_train_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    """The YAML file's keys (if any), then `overrides` (the command line's flags) on top."""
+    data: Any = {}
+    origin = "command line"
+    if path is not None:
+        data = _read_yaml(Path(path))
+        origin = f"{path} + command line"
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the config must be a mapping, got {type(data).__name__}")
+    try:
+        return TrainConfig.model_validate({**data, **overrides})
+    except ValidationError as err:
+        raise ConfigError(f"{origin}: {_describe(err)}") from None
 
 
 def _resolve_relative_paths(config: BuildConfig, base: Path) -> BuildConfig:

@@ -24,6 +24,10 @@ class ManifestError(ValueError):
     """A manifest that is missing, damaged, or of a schema this strata cannot read."""
 
 
+class ShardError(RuntimeError):
+    """A shard (or its block index) that is missing, truncated or corrupt; the message names it."""
+
+
 def source_commit() -> str | None:
     """The git commit of the strata source tree, when it runs from a checkout."""
     try:

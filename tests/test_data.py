@@ -17,25 +17,16 @@ import torch.multiprocessing as mp
 import webdataset as wds
 from torch.utils.data import DataLoader
 
-from strata.config import parse_config
-from strata.pipeline.build import run_build
 from strata.train.data import BatchLoader, BlockReader, ConsumedWriter, ShardError, StreamingWindows, collate
 from strata.train.mixing import Interleave, block_order, interleave, quantize
 
-from conftest import IN_MEMORY
-from test_object_store import s3  # noqa: F401  (the moto S3 server fixture)
 
 SEQ_LEN = 100  # windows of 101 tokens over blocks of at most 64: most windows have 2-3 pieces
-SHARDS = {"block_tokens": 64, "val_fraction": 0.1, "target_bytes": 1000}  # several shards a category
 
 
 @pytest.fixture(scope="module")
-def build(corpus_config_dict, tmp_path_factory):
-    out = tmp_path_factory.mktemp("data-build")
-    config = dict(corpus_config_dict, tokenizer={"vocab_size": 400}, shards=SHARDS)
-    manifest = run_build(parse_config(config), str(out), "shards", IN_MEMORY)
-    assert any(len([s for s in c["shards"] if s["split"] == "train"]) > 1 for c in manifest["categories"].values())
-    return out, manifest
+def build(shard_build):
+    return shard_build
 
 
 def windows(out, **kwargs) -> StreamingWindows:
@@ -309,18 +300,8 @@ def test_consumed_parquet_records_every_piece_and_a_resumed_run_replaces_its_ste
 # --------------------------------------------------------------------------- object store
 
 
-@pytest.fixture
-def bucket(s3):  # noqa: F811
-    """The s3 fixture, cleaned up after: moto's buckets outlive its server, and fsspec's
-    cached S3 filesystems keep the endpoint they were made with."""
-    yield s3
-    s3.rm("strata-test", recursive=True)
-    type(s3).clear_instance_cache()
-
-
-def test_windows_stream_from_s3_identical_to_local(build, bucket):
+def test_windows_stream_from_s3_identical_to_local(build, s3):
     out, _ = build
-    s3 = bucket
     s3.put(str(out / "manifest.json"), "strata-test/b/manifest.json")
     s3.put(str(out / "shards"), "strata-test/b/", recursive=True)
     local = list(BatchLoader(windows(out, end_step=12)))

@@ -4,34 +4,11 @@ the environment."""
 
 import json
 
-import fsspec
-import pytest
 
 from strata.config import parse_config
 from strata.pipeline.build import run_build
 
 from conftest import IN_MEMORY
-
-moto_server = pytest.importorskip("moto.server")
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing-secret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }.items():
-        monkeypatch.setenv(key, value)
-    fs = fsspec.filesystem("s3", skip_instance_cache=True)
-    fs.mkdir("strata-test")
-    yield fs
-    server.stop()
 
 
 def test_build_into_s3_and_read_back(s3, tmp_path, corpus_config_dict):

@@ -54,7 +54,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from strata.manifests.manifest import read_manifest
+from strata.manifests.manifest import ShardError, read_manifest
 from strata.pipeline.write import read_parquet, write_table
 from strata.storage import glob, is_local, join, remove
 from strata.train.mixing import Interleave, block_order
@@ -62,10 +62,6 @@ from strata.train.mixing import Interleave, block_order
 log = logging.getLogger("strata.data")
 
 PLAN_STEPS = 8  # steps planned at once: the plan's numpy calls cost per call, not per window
-
-
-class ShardError(RuntimeError):
-    """A shard (or its block index) that is missing, truncated or corrupt; the message names it."""
 
 
 # --------------------------------------------------------------------------- block table

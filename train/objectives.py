@@ -107,21 +107,23 @@ def mlm_batch(
     sample_ids: Sequence[int],
     *,
     seed: int,
-    epoch: int,
+    epoch: int | Sequence[int],
     vocab_size: int,
     special_ids: Iterable[int],
     mask_id: int,
     rate: float = 0.15,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """windows [B, L] with one id per row -> (inputs [B, L], labels [B, L]) int64 tensors;
-    row i is mlm_mask(windows[i], sample_id=sample_ids[i], ...), whatever else is in the batch."""
+    row i is mlm_mask(windows[i], sample_id=sample_ids[i], epoch=epoch or epoch[i], ...),
+    whatever else is in the batch."""
     windows = np.asarray(windows.cpu() if isinstance(windows, torch.Tensor) else windows)
     assert len(sample_ids) == len(windows), "one sample id per window"
+    epochs = np.broadcast_to(np.asarray(epoch, dtype=np.int64), (len(windows),)).tolist()
     special_ids = set(special_ids)
     pairs = [
-        mlm_mask(w, seed=seed, epoch=epoch, sample_id=int(i), vocab_size=vocab_size,
+        mlm_mask(w, seed=seed, epoch=e, sample_id=int(i), vocab_size=vocab_size,
                  special_ids=special_ids, mask_id=mask_id, rate=rate)
-        for w, i in zip(windows, sample_ids)
+        for w, i, e in zip(windows, sample_ids, epochs)
     ]
     inputs, labels = zip(*pairs)
     return torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(labels))

@@ -1,0 +1,67 @@
+"""Checkpoints of a training run: RUN/checkpoints/step-NNNNNNNN/.
+
+    model.pt     the model's state_dict (unwrapped: no DDP or torch.compile prefixes)
+    train.pt     optimizer, LR scheduler, data position, step, tokens trained, and every
+                 rank's RNG states (gathered to rank 0)
+    meta.json    step, world size, and the run config, for people and tools
+
+Rank 0 writes a checkpoint into a hidden temporary folder and renames it into place, then
+rewrites RUN/checkpoints/latest (atomically) to name it: a job killed while saving leaves
+the previous checkpoint as the latest and nothing that looks complete. Only tensors, dicts,
+lists, numbers and strings are saved, so loading uses torch.load(weights_only=True).
+Multi-node runs need RUN on a file system every node sees (as torchrun's own rendezvous
+files do).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from strata.storage import write_bytes_atomic
+
+LATEST = "latest"
+
+
+def checkpoint_dir(run: str | Path, step: int) -> Path:
+    return Path(run) / "checkpoints" / f"step-{step:08d}"
+
+
+def save_checkpoint(run: str | Path, step: int, model: dict, train: dict, meta: dict, keep: int) -> Path:
+    """Write a checkpoint (rank 0 only) and drop the oldest ones beyond `keep`."""
+    folder = checkpoint_dir(run, step)
+    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(model, tmp / "model.pt")
+    torch.save(train, tmp / "train.pt")
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    shutil.rmtree(folder, ignore_errors=True)  # a checkpoint of the same step from a run that was resumed earlier
+    os.replace(tmp, folder)
+    write_bytes_atomic(str(folder.parent / LATEST), folder.name.encode())
+    for old in sorted(folder.parent.glob("step-*"))[:-keep]:
+        if old != folder:
+            shutil.rmtree(old)
+    return folder
+
+
+def latest_checkpoint(run: str | Path) -> Path | None:
+    """The checkpoint RUN/checkpoints/latest names, if any."""
+    pointer = Path(run) / "checkpoints" / LATEST
+    if not pointer.exists():
+        return None
+    folder = pointer.parent / pointer.read_text().strip()
+    if not (folder / "train.pt").exists():
+        raise FileNotFoundError(f"{pointer} names {folder.name}, which is missing or incomplete")
+    return folder
+
+
+def load_checkpoint(folder: Path, device: torch.device) -> tuple[dict, dict]:
+    """(model state_dict, training state) of a checkpoint, tensors on `device`."""
+    model = torch.load(folder / "model.pt", map_location=device, weights_only=True)
+    train = torch.load(folder / "train.pt", map_location="cpu", weights_only=True)
+    return model, train

@@ -1,0 +1,428 @@
+"""The training loop of `strata train`: CLM or MLM pretraining on a build's shard stream.
+
+    data        the train split's windows mixed by category shares (StreamingWindows),
+                made by a BatchLoader; stream step s is optimizer step s: its global batch
+                is batch_size x grad_accum x world_size windows, so a run resumed on another
+                number of ranks (same global batch) continues the same sample order
+    step        grad_accum micro-batches (DDP all-reduces on the last one only), gradient
+                clipping, AdamW (fused on CUDA), linear warmup then cosine to min_lr
+    eval        every eval_every steps and at the end: loss and perplexity per category on
+                the val shards (the same val windows every time)
+    checkpoint  every save_every steps and at the end (train/checkpoint.py); the lineage of
+                every step it includes is flushed first
+    records     RUN/run.json, RUN/metrics.jsonl, RUN/tensorboard/, RUN/consumed/*.parquet
+                (which block and token range each step trained on), RUN/summary.json at the
+                end, and a progress line
+
+Run it in one process, or under torchrun (one process per GPU; NCCL on GPU, gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from strata.config import ConfigError, TrainConfig
+from strata.manifests.manifest import read_manifest
+from strata.storage import write_bytes_atomic
+from strata.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from strata.train.data import BatchLoader, ConsumedWriter, StreamingWindows
+from strata.train.objectives import IGNORE_INDEX, clm_batch, mlm_batch, segments_from_eos
+from strata.train.presets import model_for
+from strata.version import __version__
+
+log = logging.getLogger("strata.train")
+
+
+# --------------------------------------------------------------------------- processes and devices
+
+
+@dataclass
+class Runtime:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def start_runtime(device: str) -> Runtime:
+    """One process, or one of torchrun's (WORLD_SIZE, RANK, LOCAL_RANK in the environment)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    return Runtime(rank, world_size, dev)
+
+
+def stop_runtime() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(rt: Runtime, *values: float) -> list[float]:
+    if rt.world_size == 1:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=rt.device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+# --------------------------------------------------------------------------- batches and loss
+
+
+@dataclass
+class Objective:
+    """Turns a batch of windows into (inputs, labels, segments) on the device."""
+
+    name: str
+    seed: int
+    vocab_size: int
+    specials: dict
+    mlm_rate: float
+    doc_mask: bool
+
+    def __call__(self, batch: Mapping, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        tokens = batch["tokens"]
+        if self.name == "clm":
+            x, y = clm_batch(tokens)
+        else:
+            x, y = mlm_batch(
+                tokens, batch["sample_id"].tolist(), seed=self.seed, epoch=batch["epoch"].tolist(),
+                vocab_size=self.vocab_size, special_ids=self.special_ids, mask_id=self.specials["mask"],
+                rate=self.mlm_rate,
+            )
+        segments = segments_from_eos(x, self.specials["eos"]) if self.doc_mask else None
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return move(x), move(y), move(segments)
+
+    @property
+    def special_ids(self) -> list[int]:
+        """Tokens MLM never chooses: control pieces (user-defined symbols stay maskable)."""
+        return [i for name, i in self.specials.items() if name in ("pad", "unk", "bos", "eos", "mask") and i is not None]
+
+
+def micro_batches(batch: Mapping, count: int) -> Iterator[dict]:
+    """A local batch split into `count` micro-batches of consecutive windows."""
+    size = len(batch["tokens"]) // count
+    for i in range(count):
+        part = slice(i * size, (i + 1) * size)
+        yield {"tokens": batch["tokens"][part], "sample_id": batch["sample_id"][part], "epoch": batch["epoch"][part]}
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup over `warmup` steps, then cosine from lr to min_lr at `steps`."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not biases, norms), fused on CUDA."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=device.type == "cuda")
+
+
+# --------------------------------------------------------------------------- records
+
+
+class Metrics:
+    """RUN/metrics.jsonl and RUN/tensorboard/ (rank 0 only). Rows: {"kind": "train", "step",
+    "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "time"} and {"kind": "val", "step",
+    "category" (or "all"), "loss", "perplexity", "tokens"}. A resumed run appends rows for
+    steps after its checkpoint again: the last row of a (kind, step, category) counts."""
+
+    def __init__(self, run: Path, enabled: bool):
+        self.enabled = enabled
+        if not enabled:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.file = open(run / "metrics.jsonl", "a", encoding="utf-8")
+        self.board = SummaryWriter(str(run / "tensorboard"))
+
+    def write(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        tag = row["kind"] if row["kind"] == "train" else f"val/{row['category']}"
+        for name in ("loss", "lr", "grad_norm", "tokens_per_s", "perplexity"):
+            if name in row:
+                self.board.add_scalar(f"{tag}/{name}", row[name], row["step"])
+
+    def close(self) -> None:
+        if self.enabled:
+            self.file.close()
+            self.board.close()
+
+
+def progress_line(step: int, steps: int, loss: float, lr: float, tokens_per_s: float, elapsed: float, done: int) -> str:
+    eta = elapsed / max(1, done) * (steps - step)
+    return (
+        f"step {step:>{len(str(steps))}}/{steps}  loss {loss:.4f}  lr {lr:.2e}  "
+        f"{tokens_per_s / 1e3:,.1f}k tok/s  eta {int(eta // 60)}m{int(eta % 60):02d}s"
+    )
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+class Validation:
+    """Per-category val streams, read from their start at every evaluation: at most
+    eval_batches global batches of a category, and no more than its val tokens hold."""
+
+    def __init__(self, cfg: TrainConfig, rt: Runtime, manifest: dict, categories: list[str], extra_token: bool):
+        self.streams: dict[str, tuple[StreamingWindows, int]] = {}
+        for category in categories:
+            val_tokens = manifest["categories"][category].get("val_tokens", 0)
+            window = cfg.seq_len + int(extra_token)
+            batches = min(cfg.eval_batches, val_tokens // (window * cfg.batch_size * rt.world_size))
+            if batches == 0:
+                continue
+            ds = StreamingWindows(
+                cfg.data, "val", seq_len=cfg.seq_len, extra_token=extra_token,
+                global_batch=cfg.batch_size * rt.world_size, rank=rt.rank, world_size=rt.world_size,
+                seed=cfg.seed, weights={category: 1.0}, end_step=batches, readahead=2,
+            )
+            self.streams[category] = (ds, batches)
+
+    @torch.no_grad()
+    def run(self, model: torch.nn.Module, objective: Objective, rt: Runtime, autocast) -> dict[str, dict]:
+        model.eval()
+        results = {}
+        total_loss = total_count = 0.0
+        for category, (ds, _) in self.streams.items():
+            ds.start_step = 0
+            loss_sum = count = 0.0
+            for batch in ds.batches():
+                x, y, segments = objective(batch, rt.device)
+                with autocast:
+                    _, loss = model(x, y, segments)
+                n = int((y != IGNORE_INDEX).sum())
+                loss_sum += float(loss) * n
+                count += n
+            loss_sum, count = all_reduce_sum(rt, loss_sum, count)
+            total_loss, total_count = total_loss + loss_sum, total_count + count
+            results[category] = {"loss": loss_sum / count, "tokens": int(count)}
+        if total_count:
+            results["all"] = {"loss": total_loss / total_count, "tokens": int(total_count)}
+        for r in results.values():
+            r["perplexity"] = math.exp(min(r["loss"], 50.0))
+        model.train()
+        return results
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _resume_state(cfg: TrainConfig, run: Path) -> Path | None:
+    checkpoint = latest_checkpoint(run)
+    if checkpoint is not None and not cfg.resume:
+        raise ConfigError(f"out: {run} already holds checkpoints; pass --resume to continue it, or choose a new --out")
+    return checkpoint
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train as `cfg` says; returns the summary also written to RUN/summary.json."""
+    rt = start_runtime(cfg.device)
+    try:
+        return _train(cfg, rt)
+    finally:
+        stop_runtime()
+
+
+def _train(cfg: TrainConfig, rt: Runtime) -> dict:
+    run = Path(cfg.out)
+    run.mkdir(parents=True, exist_ok=True)
+    checkpoint = _resume_state(cfg, run)
+    torch.manual_seed(cfg.seed + rt.rank)
+
+    manifest = read_manifest(cfg.data)
+    extra_token = cfg.objective == "clm"
+    global_batch = cfg.batch_size * cfg.grad_accum * rt.world_size
+    data = StreamingWindows(
+        cfg.data, "train", seq_len=cfg.seq_len, extra_token=extra_token, global_batch=global_batch,
+        rank=rt.rank, world_size=rt.world_size, seed=cfg.seed, weights=cfg.weights, end_step=cfg.steps,
+    )
+    shares = data.plan.mix.shares
+    num_workers = cfg.num_workers if cfg.num_workers is not None else (2 if rt.device.type == "cuda" else 0)
+    loader = BatchLoader(data, num_workers=num_workers, pin_memory=rt.device.type == "cuda")
+    tokenizer = manifest["tokenizer"]
+    objective = Objective(cfg.objective, cfg.seed, tokenizer["vocab_size"], tokenizer["special_ids"], cfg.mlm_rate, cfg.doc_mask)
+    validation = Validation(cfg, rt, manifest, sorted(shares), extra_token)
+
+    raw = model_for(cfg.objective, cfg.model, tokenizer["vocab_size"], cfg.seq_len, dropout=cfg.dropout).to(rt.device)
+    optimizer = make_optimizer(raw, cfg, rt.device)
+    # A plain function: LambdaLR's state_dict then holds only numbers (weights_only loads it).
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, cfg) / cfg.lr)
+    step, tokens_trained = 0, 0
+    if checkpoint is not None:
+        model_state, state = load_checkpoint(checkpoint, rt.device)
+        raw.load_state_dict(model_state)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        loader.load_state_dict(state["data"])
+        step, tokens_trained = state["step"], state["tokens"]
+        _restore_rng(state["rng"], rt, cfg.seed, step)
+        log.info("resumed from %s at step %d", checkpoint, step)
+
+    model = torch.compile(raw) if cfg.compile else raw
+    if rt.world_size > 1:
+        model = DDP(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if rt.device.type == "cuda" else "fp32")
+    autocast = torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    if rt.main:
+        record = {
+            "config": cfg.model_dump(mode="json"), "data": cfg.data, "objective": cfg.objective, "seed": cfg.seed,
+            "seq_len": cfg.seq_len, "global_batch": global_batch, "steps": cfg.steps, "shares": shares,
+            "window_tokens": data.plan.window, "world_size": rt.world_size, "precision": precision,
+            "parameters": raw.num_params(), "stream_fingerprint": data.fingerprint,
+            "manifest_config_hash": manifest.get("config_hash"), "strata_version": __version__,
+        }
+        write_bytes_atomic(str(run / "run.json"), json.dumps(record, indent=2, sort_keys=True).encode())
+    metrics = Metrics(run, rt.main)
+    consumed = ConsumedWriter(str(run), data.shard_of, rt.rank, rt.world_size, step, cfg.consumed_flush_every)
+    tokens_per_step = global_batch * cfg.seq_len
+    first_step, started = step, time.perf_counter()
+    window_start, window_tokens = started, 0
+    losses: list[tuple[int, float]] = []
+    val: dict[str, dict] = {}
+
+    def save(at: int) -> None:
+        consumed.flush()
+        rng = _gather_rng(rt)
+        if rt.main:
+            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "data": loader.state_dict(), "step": at, "tokens": tokens_trained, "rng": rng}
+            meta = {"step": at, "world_size": rt.world_size, "tokens": tokens_trained, "config": cfg.model_dump(mode="json")}
+            save_checkpoint(run, at, raw.state_dict(), state, meta, cfg.keep_checkpoints)
+        if rt.world_size > 1:
+            dist.barrier()
+
+    def evaluate(at: int) -> None:
+        nonlocal val
+        val = validation.run(model, objective, rt, autocast)
+        for category, r in val.items():
+            metrics.write({"kind": "val", "step": at, "category": category, **r})
+        if rt.main and val:
+            print(f"val step {at}: " + "  ".join(f"{c} {r['loss']:.4f}" for c, r in val.items()), flush=True)
+
+    model.train()
+    batches = iter(loader)
+    last = min(cfg.steps, cfg.stop_at or cfg.steps)
+    while step < last:
+        batch = next(batches)
+        assert batch["step"] == step, f"the loader gave step {batch['step']} at step {step}"
+        parts = [objective(part, rt.device) for part in micro_batches(batch, cfg.grad_accum)]
+        labelled = sum(int((y != IGNORE_INDEX).sum()) for _, y, _ in parts)
+        loss_sum = torch.zeros((), device=rt.device)
+        for i, (x, y, segments) in enumerate(parts):
+            sync = i == len(parts) - 1 or rt.world_size == 1
+            with (contextlib.nullcontext() if sync else model.no_sync()), autocast:
+                _, loss = model(x, y, segments)
+                # Mean over the local batch's labelled tokens: micro-batches of MLM hold unequal counts.
+                share = loss * (int((y != IGNORE_INDEX).sum()) / labelled)
+            share.backward()
+            loss_sum += share.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip or float("inf"))
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        consumed.write(step, batch)
+        step += 1
+        tokens_trained += tokens_per_step
+        window_tokens += tokens_per_step
+
+        if step % cfg.log_every == 0 or step == last:
+            loss_value = all_reduce_sum(rt, float(loss_sum))[0] / rt.world_size
+            now = time.perf_counter()
+            rate = window_tokens / (now - window_start)
+            window_start, window_tokens = now, 0
+            losses.append((step, loss_value))
+            metrics.write({"kind": "train", "step": step, "loss": loss_value, "lr": lr,
+                           "grad_norm": float(grad_norm), "tokens": tokens_trained, "tokens_per_s": rate, "time": time.time()})
+            if rt.main:
+                print(progress_line(step, cfg.steps, loss_value, lr, rate,
+                                    now - started, step - first_step), flush=True)
+        if (cfg.eval_every and step % cfg.eval_every == 0) or step == last:
+            evaluate(step)
+            window_start = time.perf_counter()
+        if (cfg.save_every and step % cfg.save_every == 0) or step == last:
+            save(step)
+            window_start = time.perf_counter()  # tokens/s counts training only
+
+    consumed.close()
+    metrics.close()
+    summary = {
+        "steps": step, "of": cfg.steps, "resumed_at": first_step, "tokens": tokens_trained,
+        "seconds": time.perf_counter() - started, "train_loss": losses, "val": val,
+        "consumed": str(run / "consumed"), "checkpoint": str(latest_checkpoint(run)),
+    }
+    if rt.main and step == cfg.steps:  # only a finished run has a summary
+        write_bytes_atomic(str(run / "summary.json"), json.dumps(summary, indent=2).encode())
+    return summary
+
+
+# --------------------------------------------------------------------------- RNG state
+
+
+def _rng_state(device: torch.device) -> torch.Tensor:
+    """This process's RNG states as one byte tensor: CPU's, then the device's on CUDA."""
+    states = [torch.get_rng_state()]
+    if device.type == "cuda":
+        states.append(torch.cuda.get_rng_state(device))
+    return torch.cat(states)
+
+
+def _gather_rng(rt: Runtime) -> list[torch.Tensor]:
+    """Every rank's RNG state, in rank order, on rank 0 (a collective: all ranks call it)."""
+    mine = _rng_state(rt.device)
+    if rt.world_size == 1:
+        return [mine]
+    on_device = mine.to(rt.device)
+    gathered = [torch.empty_like(on_device) for _ in range(rt.world_size)]
+    dist.all_gather(gathered, on_device)
+    return [t.cpu() for t in gathered]
+
+
+def _restore_rng(states: list[torch.Tensor], rt: Runtime, seed: int, step: int) -> None:
+    """Each rank takes its saved state; with another world size than the checkpoint's, the
+    states cannot map to ranks, so each rank reseeds from (seed, step, rank). Only dropout
+    draws from these: the data order and MLM masks are pure functions of the seed."""
+    if len(states) != rt.world_size:
+        torch.manual_seed((seed * 1_000_003 + step) * 1_000_003 + rt.rank)
+        return
+    state = states[rt.rank]
+    cpu_size = torch.get_rng_state().numel()
+    torch.set_rng_state(state[:cpu_size])
+    if rt.device.type == "cuda":
+        torch.cuda.set_rng_state(state[cpu_size:], rt.device)
