@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 # CI and the demo use the CPU build of torch; GPU users install their own torch first.
 TORCH  ?= torch==2.13.0
 OUT    ?= out/demo
+RUN    ?= out/demo-run
 
 .PHONY: setup demo test bench clean
 
@@ -24,6 +25,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 demo: setup
 	$(BIN)/strata build configs/demo.yaml --out $(OUT)
+	rm -rf $(RUN)
+	$(BIN)/strata train --config configs/demo-train.yaml --data $(OUT) --out $(RUN)
 
 test: setup
 	$(BIN)/python -m pytest -q

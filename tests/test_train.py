@@ -252,5 +252,28 @@ def test_the_command_line_refuses_to_overwrite_a_run_without_resume(shard_build,
     assert json.loads((tmp_path / "run.json").read_text())["shares"] == {"ArXiv": 0.5, "Books": 0.5}
     printed = capsys.readouterr().out
     assert "train loss: step" in printed and f"lineage: {tmp_path}/consumed" in printed
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 3
     assert main(args) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_the_demo_training_config_is_valid():
+    from conftest import REPO
+
+    cfg = load_train_config(REPO / "configs" / "demo-train.yaml", {"data": "out/demo", "out": "out/demo-run"})
+    assert cfg.objective == "clm" and cfg.steps >= 100
+
+
+def test_compiled_model_trains_like_the_eager_one(code_build, tmp_path):
+    """torch.compile (inductor, C++ on CPU): the same steps, losses equal to rounding."""
+    out, _ = code_build
+    eager, compiled = tmp_path / "eager", tmp_path / "compiled"
+    train(config(out, eager, steps=4, eval_batches=1))
+    train(config(out, compiled, steps=4, eval_batches=1, compile=True))
+    a, b = train_losses(eager), train_losses(compiled)
+    assert a.keys() == b.keys() and all(abs(a[s] - b[s]) < 1e-3 for s in a), (a, b)
+    assert consumed(eager) == consumed(compiled)
+    # the checkpoint holds the plain module's names, loadable without compiling
+    state = torch.load(latest_checkpoint(compiled) / "model.pt", weights_only=True)
+    assert not any(k.startswith("_orig_mod") for k in state)

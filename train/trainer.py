@@ -68,8 +68,7 @@ def start_runtime(device: str) -> Runtime:
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")  # TF32 for the fp32 matmuls autocast leaves
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
@@ -154,7 +153,8 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
 
 class Metrics:
     """RUN/metrics.jsonl and RUN/tensorboard/ (rank 0 only). Rows: {"kind": "train", "step",
-    "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "time"} and {"kind": "val", "step",
+    "loss" (mean of the steps since the previous row), "lr", "grad_norm" (of the step),
+    "tokens", "tokens_per_s", "time"} and {"kind": "val", "step",
     "category" (or "all"), "loss", "perplexity", "tokens"}. A resumed run appends rows for
     steps after its checkpoint again: the last row of a (kind, step, category) counts."""
 
@@ -313,6 +313,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> dict:
     tokens_per_step = global_batch * cfg.seq_len
     first_step, started = step, time.perf_counter()
     window_start, window_tokens = started, 0
+    window_loss, window_steps = torch.zeros((), device=rt.device), 0  # summed on the device: no sync a step
     losses: list[tuple[int, float]] = []
     val: dict[str, dict] = {}
 
@@ -361,12 +362,17 @@ def _train(cfg: TrainConfig, rt: Runtime) -> dict:
         step += 1
         tokens_trained += tokens_per_step
         window_tokens += tokens_per_step
+        window_loss += loss_sum
+        window_steps += 1
 
         if step % cfg.log_every == 0 or step == last:
-            loss_value = all_reduce_sum(rt, float(loss_sum))[0] / rt.world_size
+            # the mean loss of the steps since the last line, over all ranks
+            loss_value = all_reduce_sum(rt, float(window_loss) / window_steps)[0] / rt.world_size
             now = time.perf_counter()
             rate = window_tokens / (now - window_start)
             window_start, window_tokens = now, 0
+            window_loss.zero_()
+            window_steps = 0
             losses.append((step, loss_value))
             metrics.write({"kind": "train", "step": step, "loss": loss_value, "lr": lr,
                            "grad_norm": float(grad_norm), "tokens": tokens_trained, "tokens_per_s": rate, "time": time.time()})
@@ -387,7 +393,7 @@ def _train(cfg: TrainConfig, rt: Runtime) -> dict:
         "seconds": time.perf_counter() - started, "train_loss": losses, "val": val,
         "consumed": str(run / "consumed"), "checkpoint": str(latest_checkpoint(run)),
     }
-    if rt.main and step == cfg.steps:  # only a finished run has a summary
+    if rt.main and step == cfg.steps and step > first_step:  # only a finished run has a summary
         write_bytes_atomic(str(run / "summary.json"), json.dumps(summary, indent=2).encode())
     return summary
 

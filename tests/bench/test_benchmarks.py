@@ -7,6 +7,7 @@ import bench_big_doc
 import bench_curate
 import bench_shard
 import bench_tokenizer
+import bench_trainer
 
 
 def test_curate_against_datatrove(tmp_path):
@@ -28,3 +29,7 @@ def test_tokenizer_training():
 
 def test_shard_stage_against_plain_sentencepiece():
     assert bench_shard.main([]) == 0
+
+
+def test_trainer_overhead_against_in_memory_batches():
+    assert bench_trainer.main([]) == 0
