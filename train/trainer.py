@@ -242,160 +242,196 @@ class Validation:
 # --------------------------------------------------------------------------- the run
 
 
-def _resume_state(cfg: TrainConfig, run: Path) -> Path | None:
-    checkpoint = latest_checkpoint(run)
-    if checkpoint is not None and not cfg.resume:
-        raise ConfigError(f"out: {run} already holds checkpoints; pass --resume to continue it, or choose a new --out")
-    return checkpoint
-
-
 def train(cfg: TrainConfig) -> dict:
-    """Train as `cfg` says; returns the summary also written to RUN/summary.json."""
+    """Train as `cfg` says; returns the summary (also written to RUN/summary.json once the
+    run has reached cfg.steps)."""
     rt = start_runtime(cfg.device)
     try:
-        return _train(cfg, rt)
+        return Trainer(cfg, rt).fit()
     finally:
         stop_runtime()
 
 
-def _train(cfg: TrainConfig, rt: Runtime) -> dict:
-    run = Path(cfg.out)
-    run.mkdir(parents=True, exist_ok=True)
-    checkpoint = _resume_state(cfg, run)
-    torch.manual_seed(cfg.seed + rt.rank)
+@dataclass
+class LogWindow:
+    """What the steps since the last progress line add up to. The loss is summed on the
+    device, so a step does not wait for the GPU; it is read once a line."""
 
-    manifest = read_manifest(cfg.data)
-    extra_token = cfg.objective == "clm"
-    global_batch = cfg.batch_size * cfg.grad_accum * rt.world_size
-    data = StreamingWindows(
-        cfg.data, "train", seq_len=cfg.seq_len, extra_token=extra_token, global_batch=global_batch,
-        rank=rt.rank, world_size=rt.world_size, seed=cfg.seed, weights=cfg.weights, end_step=cfg.steps,
-    )
-    shares = data.plan.mix.shares
-    num_workers = cfg.num_workers if cfg.num_workers is not None else (2 if rt.device.type == "cuda" else 0)
-    loader = BatchLoader(data, num_workers=num_workers, pin_memory=rt.device.type == "cuda")
-    tokenizer = manifest["tokenizer"]
-    objective = Objective(cfg.objective, cfg.seed, tokenizer["vocab_size"], tokenizer["special_ids"], cfg.mlm_rate, cfg.doc_mask)
-    validation = Validation(cfg, rt, manifest, sorted(shares), extra_token)
+    start: float
+    loss: torch.Tensor
+    steps: int = 0
+    tokens: int = 0
 
-    raw = model_for(cfg.objective, cfg.model, tokenizer["vocab_size"], cfg.seq_len, dropout=cfg.dropout).to(rt.device)
-    optimizer = make_optimizer(raw, cfg, rt.device)
-    # A plain function: LambdaLR's state_dict then holds only numbers (weights_only loads it).
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, cfg) / cfg.lr)
-    step, tokens_trained = 0, 0
-    if checkpoint is not None:
-        model_state, state = load_checkpoint(checkpoint, rt.device)
-        raw.load_state_dict(model_state)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        loader.load_state_dict(state["data"])
-        step, tokens_trained = state["step"], state["tokens"]
-        _restore_rng(state["rng"], rt, cfg.seed, step)
-        log.info("resumed from %s at step %d", checkpoint, step)
+    def reset(self) -> None:
+        self.start, self.steps, self.tokens = time.perf_counter(), 0, 0
+        self.loss.zero_()
 
-    model = torch.compile(raw) if cfg.compile else raw
-    if rt.world_size > 1:
-        model = DDP(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if rt.device.type == "cuda" else "fp32")
-    autocast = torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
-    if rt.main:
+class Trainer:
+    """One rank's training run: built from the config (resuming from RUN's latest
+    checkpoint with --resume), then `fit`."""
+
+    def __init__(self, cfg: TrainConfig, rt: Runtime):
+        self.cfg, self.rt = cfg, rt
+        self.run = Path(cfg.out)
+        self.run.mkdir(parents=True, exist_ok=True)
+        checkpoint = latest_checkpoint(self.run)
+        if checkpoint is not None and not cfg.resume:
+            raise ConfigError(f"out: {self.run} already holds checkpoints; pass --resume to continue it, or choose a new --out")
+        torch.manual_seed(cfg.seed + rt.rank)  # DDP gives every rank rank 0's initial weights
+
+        # data
+        manifest = read_manifest(cfg.data)
+        extra_token = cfg.objective == "clm"
+        self.global_batch = cfg.batch_size * cfg.grad_accum * rt.world_size
+        self.data = StreamingWindows(
+            cfg.data, "train", seq_len=cfg.seq_len, extra_token=extra_token, global_batch=self.global_batch,
+            rank=rt.rank, world_size=rt.world_size, seed=cfg.seed, weights=cfg.weights, end_step=cfg.steps,
+        )
+        workers = cfg.num_workers if cfg.num_workers is not None else (2 if rt.device.type == "cuda" else 0)
+        self.loader = BatchLoader(self.data, num_workers=workers, pin_memory=rt.device.type == "cuda")
+        tokenizer = manifest["tokenizer"]
+        self.objective = Objective(cfg.objective, cfg.seed, tokenizer["vocab_size"], tokenizer["special_ids"],
+                                   cfg.mlm_rate, cfg.doc_mask)
+        self.validation = Validation(cfg, rt, manifest, sorted(self.data.plan.mix.shares), extra_token)
+
+        # model and optimizer
+        self.raw = model_for(cfg.objective, cfg.model, tokenizer["vocab_size"], cfg.seq_len, dropout=cfg.dropout)
+        self.raw.to(rt.device)
+        self.optimizer = make_optimizer(self.raw, cfg, rt.device)
+        # A plain function: LambdaLR's state_dict then holds only numbers (weights_only loads it).
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_at(s, cfg) / cfg.lr)
+        self.step = self.tokens = 0
+        if checkpoint is not None:
+            self._load(checkpoint)
+        self.model = torch.compile(self.raw) if cfg.compile else self.raw
+        if rt.world_size > 1:
+            self.model = DDP(self.model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+        cuda = rt.device.type == "cuda"
+        self.precision = cfg.precision if cfg.precision != "auto" else ("bf16" if cuda else "fp32")
+        self.autocast = torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+        # records
+        if rt.main:
+            self._write_run_record(manifest)
+        self.metrics = Metrics(self.run, rt.main)
+        self.consumed = ConsumedWriter(str(self.run), self.data.shard_of, rt.rank, rt.world_size, self.step,
+                                       cfg.consumed_flush_every)
+
+    def _load(self, checkpoint: Path) -> None:
+        model_state, state = load_checkpoint(checkpoint, self.rt.device)
+        self.raw.load_state_dict(model_state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.loader.load_state_dict(state["data"])
+        self.step, self.tokens = state["step"], state["tokens"]
+        _restore_rng(state["rng"], self.rt, self.cfg.seed, self.step)
+        log.info("resumed from %s at step %d", checkpoint, self.step)
+
+    def _write_run_record(self, manifest: dict) -> None:
+        cfg = self.cfg
         record = {
             "config": cfg.model_dump(mode="json"), "data": cfg.data, "objective": cfg.objective, "seed": cfg.seed,
-            "seq_len": cfg.seq_len, "global_batch": global_batch, "steps": cfg.steps, "shares": shares,
-            "window_tokens": data.plan.window, "world_size": rt.world_size, "precision": precision,
-            "parameters": raw.num_params(), "stream_fingerprint": data.fingerprint,
-            "manifest_config_hash": manifest.get("config_hash"), "strata_version": __version__,
+            "seq_len": cfg.seq_len, "global_batch": self.global_batch, "steps": cfg.steps,
+            "shares": self.data.plan.mix.shares, "window_tokens": self.data.plan.window,
+            "world_size": self.rt.world_size, "precision": self.precision, "parameters": self.raw.num_params(),
+            "stream_fingerprint": self.data.fingerprint, "manifest_config_hash": manifest.get("config_hash"),
+            "strata_version": __version__,
         }
-        write_bytes_atomic(str(run / "run.json"), json.dumps(record, indent=2, sort_keys=True).encode())
-    metrics = Metrics(run, rt.main)
-    consumed = ConsumedWriter(str(run), data.shard_of, rt.rank, rt.world_size, step, cfg.consumed_flush_every)
-    tokens_per_step = global_batch * cfg.seq_len
-    first_step, started = step, time.perf_counter()
-    window_start, window_tokens = started, 0
-    window_loss, window_steps = torch.zeros((), device=rt.device), 0  # summed on the device: no sync a step
-    losses: list[tuple[int, float]] = []
-    val: dict[str, dict] = {}
+        write_bytes_atomic(str(self.run / "run.json"), json.dumps(record, indent=2, sort_keys=True).encode())
 
-    def save(at: int) -> None:
-        consumed.flush()
-        rng = _gather_rng(rt)
-        if rt.main:
-            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "data": loader.state_dict(), "step": at, "tokens": tokens_trained, "rng": rng}
-            meta = {"step": at, "world_size": rt.world_size, "tokens": tokens_trained, "config": cfg.model_dump(mode="json")}
-            save_checkpoint(run, at, raw.state_dict(), state, meta, cfg.keep_checkpoints)
-        if rt.world_size > 1:
-            dist.barrier()
-
-    def evaluate(at: int) -> None:
-        nonlocal val
-        val = validation.run(model, objective, rt, autocast)
-        for category, r in val.items():
-            metrics.write({"kind": "val", "step": at, "category": category, **r})
-        if rt.main and val:
-            print(f"val step {at}: " + "  ".join(f"{c} {r['loss']:.4f}" for c, r in val.items()), flush=True)
-
-    model.train()
-    batches = iter(loader)
-    last = min(cfg.steps, cfg.stop_at or cfg.steps)
-    while step < last:
-        batch = next(batches)
-        assert batch["step"] == step, f"the loader gave step {batch['step']} at step {step}"
-        parts = [objective(part, rt.device) for part in micro_batches(batch, cfg.grad_accum)]
+    def train_step(self, batch: Mapping) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """One optimizer step on a local batch: (loss, grad norm) as device tensors, and the lr used."""
+        cfg, rt = self.cfg, self.rt
+        parts = [self.objective(part, rt.device) for part in micro_batches(batch, cfg.grad_accum)]
         labelled = sum(int((y != IGNORE_INDEX).sum()) for _, y, _ in parts)
-        loss_sum = torch.zeros((), device=rt.device)
+        total = torch.zeros((), device=rt.device)
         for i, (x, y, segments) in enumerate(parts):
-            sync = i == len(parts) - 1 or rt.world_size == 1
-            with (contextlib.nullcontext() if sync else model.no_sync()), autocast:
-                _, loss = model(x, y, segments)
-                # Mean over the local batch's labelled tokens: micro-batches of MLM hold unequal counts.
+            sync = i == len(parts) - 1 or rt.world_size == 1  # DDP all-reduces on the last micro-batch only
+            with (contextlib.nullcontext() if sync else self.model.no_sync()), self.autocast:
+                _, loss = self.model(x, y, segments)
+                # Mean over the local batch's labelled tokens: MLM micro-batches hold unequal counts.
                 share = loss * (int((y != IGNORE_INDEX).sum()) / labelled)
             share.backward()
-            loss_sum += share.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip or float("inf"))
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        consumed.write(step, batch)
-        step += 1
-        tokens_trained += tokens_per_step
-        window_tokens += tokens_per_step
-        window_loss += loss_sum
-        window_steps += 1
+            total += share.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.raw.parameters(), cfg.grad_clip or float("inf"))
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total, grad_norm, lr
 
-        if step % cfg.log_every == 0 or step == last:
-            # the mean loss of the steps since the last line, over all ranks
-            loss_value = all_reduce_sum(rt, float(window_loss) / window_steps)[0] / rt.world_size
-            now = time.perf_counter()
-            rate = window_tokens / (now - window_start)
-            window_start, window_tokens = now, 0
-            window_loss.zero_()
-            window_steps = 0
-            losses.append((step, loss_value))
-            metrics.write({"kind": "train", "step": step, "loss": loss_value, "lr": lr,
-                           "grad_norm": float(grad_norm), "tokens": tokens_trained, "tokens_per_s": rate, "time": time.time()})
-            if rt.main:
-                print(progress_line(step, cfg.steps, loss_value, lr, rate,
-                                    now - started, step - first_step), flush=True)
-        if (cfg.eval_every and step % cfg.eval_every == 0) or step == last:
-            evaluate(step)
-            window_start = time.perf_counter()
-        if (cfg.save_every and step % cfg.save_every == 0) or step == last:
-            save(step)
-            window_start = time.perf_counter()  # tokens/s counts training only
+    def evaluate(self) -> dict[str, dict]:
+        val = self.validation.run(self.model, self.objective, self.rt, self.autocast)
+        for category, r in val.items():
+            self.metrics.write({"kind": "val", "step": self.step, "category": category, **r})
+        if self.rt.main and val:
+            print(f"val step {self.step}: " + "  ".join(f"{c} {r['loss']:.4f}" for c, r in val.items()), flush=True)
+        return val
 
-    consumed.close()
-    metrics.close()
-    summary = {
-        "steps": step, "of": cfg.steps, "resumed_at": first_step, "tokens": tokens_trained,
-        "seconds": time.perf_counter() - started, "train_loss": losses, "val": val,
-        "consumed": str(run / "consumed"), "checkpoint": str(latest_checkpoint(run)),
-    }
-    if rt.main and step == cfg.steps and step > first_step:  # only a finished run has a summary
-        write_bytes_atomic(str(run / "summary.json"), json.dumps(summary, indent=2).encode())
-    return summary
+    def save(self) -> None:
+        """A checkpoint of every rank's state after self.step steps (all ranks call it)."""
+        self.consumed.flush()  # the lineage of every step the checkpoint includes
+        rng = _gather_rng(self.rt)
+        if self.rt.main:
+            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "data": self.loader.state_dict(), "step": self.step, "tokens": self.tokens, "rng": rng}
+            meta = {"step": self.step, "world_size": self.rt.world_size, "tokens": self.tokens,
+                    "config": self.cfg.model_dump(mode="json")}
+            save_checkpoint(self.run, self.step, self.raw.state_dict(), state, meta, self.cfg.keep_checkpoints)
+        if self.rt.world_size > 1:
+            dist.barrier()
+
+    def fit(self) -> dict:
+        cfg, rt = self.cfg, self.rt
+        last = min(cfg.steps, cfg.stop_at or cfg.steps)
+        first, started = self.step, time.perf_counter()
+        window = LogWindow(started, torch.zeros((), device=rt.device))
+        losses: list[tuple[int, float]] = []
+        val: dict[str, dict] = {}
+        self.model.train()
+        batches = iter(self.loader)
+        while self.step < last:
+            batch = next(batches)
+            assert batch["step"] == self.step, f"the loader gave step {batch['step']} at step {self.step}"
+            loss, grad_norm, lr = self.train_step(batch)
+            self.consumed.write(self.step, batch)
+            self.step += 1
+            self.tokens += self.global_batch * cfg.seq_len
+            window.loss += loss
+            window.steps += 1
+            window.tokens += self.global_batch * cfg.seq_len
+
+            if self.step % cfg.log_every == 0 or self.step == last:
+                # the mean loss of the window's steps, over all ranks
+                mean_loss = all_reduce_sum(rt, float(window.loss) / window.steps)[0] / rt.world_size
+                now = time.perf_counter()
+                rate = window.tokens / (now - window.start)
+                losses.append((self.step, mean_loss))
+                self.metrics.write({"kind": "train", "step": self.step, "loss": mean_loss, "lr": lr,
+                                    "grad_norm": float(grad_norm), "tokens": self.tokens, "tokens_per_s": rate,
+                                    "time": time.time()})
+                if rt.main:
+                    print(progress_line(self.step, cfg.steps, mean_loss, lr, rate, now - started, self.step - first),
+                          flush=True)
+                window.reset()
+            if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == last:
+                val = self.evaluate()
+                window.start = time.perf_counter()  # tokens/s counts training only
+            if (cfg.save_every and self.step % cfg.save_every == 0) or self.step == last:
+                self.save()
+                window.start = time.perf_counter()
+
+        self.consumed.close()
+        self.metrics.close()
+        summary = {
+            "steps": self.step, "of": cfg.steps, "resumed_at": first, "tokens": self.tokens,
+            "seconds": time.perf_counter() - started, "train_loss": losses, "val": val,
+            "consumed": str(self.run / "consumed"), "checkpoint": str(latest_checkpoint(self.run)),
+        }
+        if rt.main and self.step == cfg.steps and self.step > first:  # only a finished run has a summary
+            write_bytes_atomic(str(self.run / "summary.json"), json.dumps(summary, indent=2).encode())
+        return summary
 
 
 # --------------------------------------------------------------------------- RNG state
