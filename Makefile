@@ -27,6 +27,8 @@ demo: setup
 	$(BIN)/strata build configs/demo.yaml --out $(OUT)
 	rm -rf $(RUN)
 	$(BIN)/strata train --config configs/demo-train.yaml --data $(OUT) --out $(RUN)
+	$(BIN)/strata audit $(RUN)
+	$(BIN)/strata audit $(OUT) --html $(OUT)/audit.html
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 WORDS = (
@@ -53,3 +54,18 @@ def word_ngram_jaccard(a: str, b: str, n: int = 5) -> float:
 
     sa, sb = shingles(a), shingles(b)
     return len(sa & sb) / len(sa | sb)
+
+
+def doc_id(source: str, relpath: str, record_index: int) -> str:
+    """The DESIGN contract: a hash of (source name, path relative to the source root, record index)."""
+    return hashlib.blake2b(f"{source}\x1f{relpath}\x1f{record_index}".encode(), digest_size=16).hexdigest()
+
+
+def kept_documents(planted: dict) -> list[dict]:
+    """The planted English documents (conftest's `planted`) with their doc_id, less the copy
+    with the larger doc_id of each planted duplicate pair (the smallest doc_id survives)."""
+    ids = {(d["relpath"], d["record_index"]): doc_id(d["source"], d["relpath"], d["record_index"])
+           for d in planted["documents"]}
+    removed = {max(ids[original], ids[copy]) for _, original, copy in planted["copies"]}
+    return [{**d, "doc_id": ids[d["relpath"], d["record_index"]]} for d in planted["documents"]
+            if ids[d["relpath"], d["record_index"]] not in removed]

@@ -3,6 +3,7 @@ default run, which ignores tests/bench). Each prints its figures; run with -s to
 
 import json
 
+import bench_audit
 import bench_big_doc
 import bench_curate
 import bench_shard
@@ -33,3 +34,7 @@ def test_shard_stage_against_plain_sentencepiece():
 
 def test_trainer_overhead_against_in_memory_batches():
     assert bench_trainer.main([]) == 0
+
+
+def test_audit_and_trace_on_10_million_lineage_rows(tmp_path):
+    assert bench_audit.main(["--out", str(tmp_path / "audit")]) == 0

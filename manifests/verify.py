@@ -1,0 +1,188 @@
+"""`strata verify OUT`: every shard against the manifest, each read once from start to end.
+
+Per shard: it exists; its size and sha256 are the manifest's; its block-index sidecar agrees
+with the manifest (path, size, sha256, blocks, tokens); the indexed blocks lie end to end
+from byte 0 and are followed by the two zero blocks that end a tar; each block's bytes hold
+exactly its three members (KEY.json, KEY.offsets.npy, KEY.tokens.npy) with valid tar
+headers, parseable JSON and npy arrays, token and document counts as indexed, document
+offsets in order and token ids below the vocabulary size. The tokenizer model's sha256 is
+checked too. Local folders and object stores alike (fsspec); nothing is loaded whole.
+
+`verify_build(OUT)` returns {build, ok, shards: [{path, category, split, blocks, ok,
+problems}], tokenizer: {path, ok, problems}}; a problem is a sentence, naming the block
+where there is one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+
+import numpy as np
+
+from strata.manifests.manifest import read_manifest
+from strata.storage import filesystem, join
+
+CHUNK = 1 << 20
+TAR_END = 2 * tarfile.BLOCKSIZE  # the zero blocks after a tar's last member
+MEMBERS = (".json", ".offsets.npy", ".tokens.npy")  # a block's members, in their order in the tar
+
+
+def verify_build(out: str) -> dict:
+    manifest = read_manifest(out)
+    vocab_size = manifest["tokenizer"]["vocab_size"]
+    shards = []
+    for name, category in sorted(manifest["categories"].items()):
+        for shard in category["shards"]:
+            problems = verify_shard(out, shard, vocab_size)
+            shards.append({"path": shard["path"], "category": name, "split": shard["split"], "blocks": shard["blocks"],
+                           "ok": not problems, "problems": problems})
+    tokenizer = manifest["tokenizer"]
+    tokenizer_problems = file_problems(join(out, tokenizer["path"]), tokenizer["sha256"])
+    return {
+        "build": out,
+        "ok": not tokenizer_problems and all(s["ok"] for s in shards),
+        "shards": shards,
+        "tokenizer": {"path": tokenizer["path"], "ok": not tokenizer_problems, "problems": tokenizer_problems},
+    }
+
+
+def verify_shard(out: str, shard: dict, vocab_size: int) -> list[str]:
+    """What is wrong with one shard of the manifest: nothing is an empty list."""
+    fs, path = filesystem(join(out, shard["path"]))
+    if not fs.exists(path):
+        return ["missing"]
+    blocks, problems = index_problems(out, shard)
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as f:
+        size, block_issues = _read_blocks(f, blocks, shard, vocab_size, digest)
+        rest, all_zero = _read_rest(f, digest)
+    problems += block_issues
+    if blocks and not problems and (rest, all_zero) != (TAR_END, True):
+        problems.append(f"{rest} bytes after the last block, where {TAR_END} zero bytes end a tar")
+    return problems + _size_and_hash_problems(size + rest, digest.hexdigest(), shard["bytes"], shard["sha256"])
+
+
+def _read_blocks(f, blocks: list[dict], shard: dict, vocab_size: int, digest) -> tuple[int, list[str]]:
+    """(bytes read, problems) of the indexed blocks, read in order from the start of `f`."""
+    size, problems = 0, []
+    for block in blocks:
+        if block["offset"] != size:
+            return size, problems + [f"block {block['key']} is indexed at byte {block['offset']}, not {size}"]
+        data = f.read(block["length"])
+        digest.update(data)
+        size += len(data)
+        problems += [f"block {block['key']}: {p}" for p in block_problems(data, block, shard, vocab_size)]
+        if len(data) < block["length"]:
+            break
+    return size, problems
+
+
+def _read_rest(f, digest) -> tuple[int, bool]:
+    """(bytes, whether all are zero) from where `f` is to its end."""
+    size, all_zero = 0, True
+    while chunk := f.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        all_zero = all_zero and chunk.count(0) == len(chunk)
+    return size, all_zero
+
+
+def _size_and_hash_problems(size: int, sha256: str, expected_size: int | None, expected_sha256: str) -> list[str]:
+    problems = []
+    if expected_size is not None and size != expected_size:
+        truncated = " (truncated)" if size < expected_size else ""
+        problems.append(f"{size:,} bytes where the manifest has {expected_size:,}{truncated}")
+    if sha256 != expected_sha256:
+        problems.append(f"sha256 {sha256[:16]}... is not the manifest's {expected_sha256[:16]}...")
+    return problems
+
+
+def index_problems(out: str, shard: dict) -> tuple[list[dict], list[str]]:
+    """(the sidecar's blocks, what is wrong with it): no blocks if it is unusable."""
+    uri = join(out, shard["index"])
+    fs, path = filesystem(uri)
+    try:
+        with fs.open(path, "rb") as f:
+            index = json.loads(f.read())
+        blocks = index["blocks"]
+        found = (index["path"], index["bytes"], index["sha256"], len(blocks), sum(b["tokens"] for b in blocks))
+    except FileNotFoundError:
+        return [], [f"its block index {shard['index']} is missing"]
+    except (ValueError, KeyError, TypeError) as err:
+        return [], [f"its block index {shard['index']} is damaged: {err!r}"]
+    expected = (shard["path"], shard["bytes"], shard["sha256"], shard["blocks"], shard["tokens"])
+    if found != expected:
+        names = ("path", "bytes", "sha256", "blocks", "tokens")
+        differ = ", ".join(f"{n} {a!r} (manifest {b!r})" for n, a, b in zip(names, found, expected) if a != b)
+        return blocks, [f"its block index {shard['index']} does not match the manifest: {differ}"]
+    return blocks, []
+
+
+def block_problems(data: bytes, block: dict, shard: dict, vocab_size: int) -> list[str]:
+    """What is wrong with the bytes of one indexed block."""
+    if len(data) < block["length"]:
+        return [f"only {len(data):,} of its {block['length']:,} bytes (the shard is truncated)"]
+    try:
+        members = block_members(data, block["key"])
+        meta = json.loads(members[".json"])
+        offsets, tokens = (np.load(io.BytesIO(members[m]), allow_pickle=False) for m in MEMBERS[1:])
+    except (ValueError, OSError, EOFError) as err:
+        return [f"does not parse: {err}"]
+    problems = []
+    if len(tokens) != block["tokens"]:
+        problems.append(f"{len(tokens)} tokens where the index has {block['tokens']}")
+    doc_ids = len(meta.get("doc_ids", ()))
+    if not len(offsets) == doc_ids == block["docs"]:
+        problems.append(f"{len(offsets)} offsets and {doc_ids} doc_ids where the index has {block['docs']} documents")
+    if (meta.get("category"), meta.get("split")) != (shard["category"], shard["split"]):
+        problems.append(f"its JSON says category {meta.get('category')!r}, split {meta.get('split')!r}")
+    if len(tokens) and int(tokens.max()) >= vocab_size:
+        problems.append(f"token id {int(tokens.max())} is not below the vocabulary size {vocab_size}")
+    if len(offsets) and (offsets[0] != 0 or np.any(np.diff(offsets) <= 0) or offsets[-1] >= len(tokens)):
+        problems.append("document offsets out of order or out of range")
+    return problems
+
+
+def block_members(data: bytes, key: str) -> dict[str, bytes]:
+    """{suffix: bytes} of the block's three members, which must be all that `data` holds."""
+    members, position = {}, 0
+    for suffix in MEMBERS:
+        name = key + suffix
+        try:
+            info = tarfile.TarInfo.frombuf(data[position : position + tarfile.BLOCKSIZE], "utf-8", "strict")
+        except tarfile.HeaderError as err:
+            raise ValueError(f"bad tar header where {name} belongs: {err}") from None
+        if info.name != name:
+            raise ValueError(f"member {info.name!r} where {name!r} belongs")
+        start = position + tarfile.BLOCKSIZE
+        members[suffix] = data[start : start + info.size]
+        position = start + info.size + (-info.size % tarfile.BLOCKSIZE)
+    if position != len(data):
+        raise ValueError(f"its members end at byte {position} of its {len(data)}")
+    return members
+
+
+def file_problems(uri: str, sha256: str) -> list[str]:
+    fs, path = filesystem(uri)
+    if not fs.exists(path):
+        return ["missing"]
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as f:
+        size, _ = _read_rest(f, digest)
+    return _size_and_hash_problems(size, digest.hexdigest(), None, sha256)
+
+
+def format_verify(result: dict) -> str:
+    """One `BAD path: problem` line per problem, then a summary line."""
+    shards = result["shards"]
+    bad = [s for s in shards if not s["ok"]]
+    lines = [f"BAD {s['path']}: {p}" for s in [*bad, result["tokenizer"]] for p in s["problems"]]
+    checked = f"{len(shards)} shards ({sum(s['blocks'] for s in shards):,} blocks) and the tokenizer"
+    summary = f"{result['build']}: {checked} checked against the manifest: "
+    if result["ok"]:
+        return summary + "all good"
+    verdict = f"{len(bad)} bad shards ({', '.join(s['path'] for s in bad)})" if bad else "no bad shard"
+    return "\n".join([*lines, summary + verdict + ("" if result["tokenizer"]["ok"] else ", a bad tokenizer")])
