@@ -33,6 +33,7 @@ it was removed; what a training run consumed.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -40,7 +41,7 @@ import pyarrow.compute as pc
 
 from strata.manifests.lineage import CONSUMED, LINEAGE, PLACEMENTS, codes, map_files, read_metrics, read_run
 from strata.manifests.manifest import ManifestError, read_manifest
-from strata.manifests.tables import count, evenly, format_table, percent, size
+from strata.manifests.tables import count, evenly, format_table, percent, quantity, size
 from strata.pipeline.schema import FATE_DROPPED, FATE_DUPLICATE, FATE_KEPT, FATE_QUARANTINED, STAGES
 
 FATES = (FATE_KEPT, FATE_DROPPED, FATE_DUPLICATE, FATE_QUARANTINED)
@@ -247,11 +248,12 @@ def format_build_audit(audit: dict) -> str:
         + ", ".join(f"{lang} {count(v['docs'])} (kept {count(v['kept'])})" for lang, v in audit["languages"].items()),
     ]
     for what, hist in audit["lengths"].items():
-        lines += ["", f"kept documents by {what} (all categories)", *octave_bars(hist)]
+        unit = size if what == "bytes" else quantity
+        lines += ["", f"kept documents by {what} (all categories)", *octave_bars(hist, unit)]
     return "\n".join(lines)
 
 
-def octave_bars(hist: dict, width: int = 40) -> list[str]:
+def octave_bars(hist: dict, unit: Callable[[float], str], width: int = 40) -> list[str]:
     """A histogram of audit_build summed over categories and over each doubling, as text bars."""
     if not hist["edges"]:
         return ["  (none)"]
@@ -260,7 +262,7 @@ def octave_bars(hist: dict, width: int = 40) -> list[str]:
     low = int(round(np.log2(hist["edges"][0]) * per_octave))
     octaves = np.bincount((np.arange(len(total)) + low) // per_octave - low // per_octave, weights=total)
     first = low // per_octave
-    rows = [(f"{size(2 ** (first + i))}-{size(2 ** (first + i + 1))}", int(n)) for i, n in enumerate(octaves)]
+    rows = [(f"{unit(2 ** (first + i))}-{unit(2 ** (first + i + 1))}", int(n)) for i, n in enumerate(octaves)]
     peak = max(n for _, n in rows)
     return [f"  {label:>15} {count(n):>10} {'#' * max(bool(n), round(width * n / peak))}" for label, n in rows]
 

@@ -14,6 +14,15 @@ def percent(share: float) -> str:
     return f"{100 * share:.1f}%"
 
 
+def quantity(n: float) -> str:
+    """A count in binary thousands, for power-of-two bins: 512, 1K, 64K, 2M."""
+    for unit in ("", "K", "M", "G"):
+        if n < 1024:
+            return f"{n:.3g}{unit}"
+        n /= 1024
+    return f"{n:.3g}T"
+
+
 def size(n: float) -> str:
     """Bytes in binary units: 512 B, 1.5 KiB, 64 MiB."""
     for unit in ("B", "KiB", "MiB", "GiB"):
