@@ -1,8 +1,9 @@
 """Loader benchmark: tokens/s of strata's streaming loader from local shards, against LitData,
-a nanoGPT memmap loader and plain WebDataset on the same tokens, in the same run.
+mosaicml-streaming, a nanoGPT memmap loader and plain WebDataset on the same tokens, in the
+same run.
 
     python tests/bench/bench_loader.py [--tokens-m 52] [--batches 3000] [--repeat 3]
-                                       [--workers 0 2] [--only strata litdata ...]
+                                       [--workers 0 2] [--only strata litdata mosaic ...]
 
 1. a synthetic build (made once in out/bench/loader-build, ~100 MB): three categories of
    random-token documents (log-normal lengths, EOS-terminated), weighted 0.5/0.3/0.2,
@@ -14,16 +15,21 @@ a nanoGPT memmap loader and plain WebDataset on the same tokens, in the same run
                  every pass, packing into windows, int64 tokens, and lineage (a
                  ConsumedWriter writes RUN/consumed Parquet every 100 steps in the loop)
      litdata     LitData 0.2.76 in its own venv (out/bench/loader-venv, made on first use
-                 with pip and a constraints file pinning torch==2.13.0): each category
+                 with torch==2.13.0 pinned, the local CPU build): each category
                  optimized once with TokensLoader (8 MB chunks), StreamingDataset(shuffle)
                  per category, CombinedStreamingDataset(weights) for the mixing,
                  StreamingDataLoader; its uint16 batches as they come (no int64, no lineage)
+     mosaic      mosaicml-streaming 0.13.0 in its own venv (out/bench/mosaic-venv, made on
+                 first use: it imports torchvision, whose PyPI wheels need PyPI's torch
+                 build, so that venv has torch 2.13.0+cu130 running on the CPU): each
+                 category written once as MDS shards of 1025-token samples (ndarray:uint16,
+                 ~8 MB, as llm-foundry stores pre-tokenized text), one Stream per category
+                 with its proportion, StreamingDataset(shuffle=True, shuffle_seed=0); its
+                 uint16 batches as they come
      nanogpt     nanoGPT's get_batch: a fresh np.memmap per batch, 32 random offsets, x and
                  y stacked as int64 (no mixing, no lineage, no exact resume)
      webdataset  wds.WebDataset over the same tars in order, npy decoded with np.load,
                  tokens packed into windows (no mixing, no shuffle, no lineage)
-   mosaicml-streaming is left out: it imports torchvision, and this machine has no
-   torchvision build for torch 2.13.0+cpu (PyPI's needs CUDA torch).
 3. prints tokens/s (32 x 1024 per batch after 20 warm-up batches, the median of --repeat
    runs, their range beside it), the CPU the main (training) process spent meanwhile, and
    strata's ratios, and writes out/bench/loader-results.json.
@@ -43,7 +49,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -52,9 +60,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "out" / "bench" / "loader-build"
 RESULTS = REPO / "out" / "bench" / "loader-results.json"
-OTHER_VENV = REPO / "out" / "bench" / "loader-venv"
-OTHER_PACKAGES = ["litdata==0.2.76"]
 LITDATA = REPO / "out" / "bench" / "loader-litdata"
+MOSAIC = REPO / "out" / "bench" / "loader-mosaic"
 SHARES = {"books": 0.2, "code": 0.3, "web": 0.5}
 VOCAB = 32000
 EOS = 3
@@ -230,46 +237,103 @@ def ensure_litdata_data() -> None:
                  item_loader=TokensLoader(), num_workers=1, verbose=False)
 
 
-def ensure_other_venv() -> Path:
-    python = OTHER_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"making {OTHER_VENV} with {' '.join(OTHER_PACKAGES)} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(OTHER_VENV)], check=True)
-        constraints = OTHER_VENV / "constraints.txt"
-        constraints.write_text("torch==2.13.0\n")
-        install = [str(python), "-m", "pip", "install", "-q", "-c", str(constraints), "torch==2.13.0", *OTHER_PACKAGES]
-        subprocess.run(install, check=True)
-    return python
+# --------------------------------------------------------------------------- Mosaic (its own venv)
 
 
-def litdata_in_its_venv(workers: int, batches: int) -> dict:
-    python = ensure_other_venv()
-    command = [str(python), str(Path(__file__).resolve()), "--child-litdata", str(workers), str(batches)]
+def mosaic_batches(workers: int):
+    """Runs in the Mosaic venv (no strata there): one Stream per category with its
+    proportion, StreamingDataset(shuffle) mixing them, uint16 batches as they come."""
+    from streaming import Stream, StreamingDataset
+
+    streams = [Stream(local=str(MOSAIC / c), proportion=SHARES[c]) for c in sorted(SHARES)]
+    dataset = StreamingDataset(streams=streams, shuffle=True, shuffle_seed=0, batch_size=BATCH)
+    stack = lambda samples: torch.from_numpy(np.stack([s["tokens"] for s in samples]))  # noqa: E731
+    while True:
+        yield from DataLoader(dataset, batch_size=BATCH, num_workers=workers, collate_fn=stack, drop_last=True)
+
+
+def ensure_mosaic_data() -> None:
+    """Each category's tokens as MDS shards, once, as llm-foundry stores pre-tokenized text:
+    samples of SEQ_LEN + 1 tokens (column `tokens`, ndarray:uint16), ~8 MB shards."""
+    from streaming import MDSWriter
+
+    for category in sorted(SHARES):
+        output = MOSAIC / category
+        if (output / "index.json").exists():
+            continue
+        tokens = np.fromfile(BUILD / f"{category}.bin", dtype=np.uint16)
+        window = SEQ_LEN + 1
+        with MDSWriter(out=str(output), columns={"tokens": "ndarray:uint16"}, size_limit=1 << 23) as writer:
+            for start in range(0, len(tokens) - window + 1, window):
+                writer.write({"tokens": tokens[start : start + window]})
+
+
+@dataclass(frozen=True)
+class OtherVenv:
+    """A peer installed in a venv of its own, beside strata's."""
+
+    folder: Path
+    packages: list[str]
+    pypi_torch: bool  # install PyPI's torch rather than a local CPU wheel
+    prepare: Callable[[], None]
+    batches: Callable[[int], Iterator[torch.Tensor]]
+
+    def python(self) -> Path:
+        python = self.folder / "bin" / "python"
+        if not python.exists():
+            print(f"making {self.folder} with {' '.join(self.packages)} ...", flush=True)
+            subprocess.run([sys.executable, "-m", "venv", str(self.folder)], check=True)
+            env = dict(os.environ)
+            if self.pypi_torch:
+                # torchvision's ops need PyPI's (CUDA) torch build: a local CPU wheel offered
+                # through find-links or an extra index would win and leave them unloadable.
+                env.pop("PIP_FIND_LINKS", None)
+                env["PIP_CONFIG_FILE"] = os.devnull
+            install = [str(python), "-m", "pip", "install", "-q", *self.packages]
+            subprocess.run(install, check=True, env=env)
+        return python
+
+
+OTHERS = {
+    # pinned to the CPU torch strata uses, so installing LitData does not pull a CUDA build
+    "litdata": OtherVenv(REPO / "out" / "bench" / "loader-venv", ["torch==2.13.0", "litdata==0.2.76"], False,
+                         ensure_litdata_data, litdata_batches),
+    # mosaicml-streaming imports torchvision, whose PyPI wheels need PyPI's torch build
+    "mosaic": OtherVenv(REPO / "out" / "bench" / "mosaic-venv",
+                        ["torch==2.13.0", "torchvision==0.28.0", "mosaicml-streaming==0.13.0"], True,
+                        ensure_mosaic_data, mosaic_batches),
+}
+
+
+def in_its_venv(name: str, workers: int, batches: int) -> dict:
+    python = OTHERS[name].python()
+    command = [str(python), str(Path(__file__).resolve()), "--child", name, str(workers), str(batches)]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def child_litdata(workers: int, batches: int) -> None:
-    ensure_litdata_data()
-    print(json.dumps(timed(litdata_batches(workers), batches)))
+def child(name: str, workers: int, batches: int) -> None:
+    OTHERS[name].prepare()
+    print(json.dumps(timed(OTHERS[name].batches(workers), batches)))
 
 
 # --------------------------------------------------------------------------- main
 
 
-LOADERS = {"strata": strata_batches, "litdata": None, "nanogpt": nanogpt_batches, "webdataset": webdataset_batches}
+LOADERS = {"strata": strata_batches, "litdata": None, "mosaic": None, "nanogpt": nanogpt_batches,
+           "webdataset": webdataset_batches}
 
 
 def measure(name: str, workers: int, batches: int) -> dict:
-    if name == "litdata":
-        return litdata_in_its_venv(workers, batches)
+    if name in OTHERS:
+        return in_its_venv(name, workers, batches)
     with tempfile.TemporaryDirectory() as run_dir:
         return timed(LOADERS[name](workers, run_dir), batches)
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--child-litdata"]:
-        return child_litdata(int(sys.argv[2]), int(sys.argv[3]))
+    if sys.argv[1:2] == ["--child"]:
+        return child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens-m", type=int, default=52, help="millions of tokens in the synthetic build")
     parser.add_argument("--batches", type=int, default=3000, help="timed batches per run")
