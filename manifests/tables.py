@@ -14,22 +14,22 @@ def percent(share: float) -> str:
     return f"{100 * share:.1f}%"
 
 
+def _binary(n: float, units: tuple[str, ...], separator: str) -> str:
+    for unit in units[:-1]:
+        if n < 1024:
+            return f"{n:.3g}{separator}{unit}"
+        n /= 1024
+    return f"{n:.3g}{separator}{units[-1]}"
+
+
 def quantity(n: float) -> str:
     """A count in binary thousands, for power-of-two bins: 512, 1K, 64K, 2M."""
-    for unit in ("", "K", "M", "G"):
-        if n < 1024:
-            return f"{n:.3g}{unit}"
-        n /= 1024
-    return f"{n:.3g}T"
+    return _binary(n, ("", "K", "M", "G", "T"), "")
 
 
 def size(n: float) -> str:
     """Bytes in binary units: 512 B, 1.5 KiB, 64 MiB."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024:
-            return f"{n:.3g} {unit}"
-        n /= 1024
-    return f"{n:.3g} TiB"
+    return _binary(n, ("B", "KiB", "MiB", "GiB", "TiB"), " ")
 
 
 def format_table(headers: list[str], rows: list[list], left: int = 1) -> str:
