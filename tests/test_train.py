@@ -277,3 +277,23 @@ def test_compiled_model_trains_like_the_eager_one(code_build, tmp_path):
     # the checkpoint holds the plain module's names, loadable without compiling
     state = torch.load(latest_checkpoint(compiled) / "model.pt", weights_only=True)
     assert not any(k.startswith("_orig_mod") for k in state)
+
+
+def test_loader_workers_feed_the_same_steps_as_the_training_process(shard_build, tmp_path):
+    out, _ = shard_build
+    inline, workers = tmp_path / "inline", tmp_path / "workers"
+    train(config(out, inline, steps=8))
+    train(config(out, workers, steps=8, num_workers=2))
+    assert consumed(workers) == consumed(inline)
+    assert train_losses(workers) == train_losses(inline)
+
+
+def test_bf16_autocast_trains_close_to_fp32(shard_build, tmp_path):
+    """The CUDA default, here on the CPU's autocast: same windows, losses within bf16's precision."""
+    out, _ = shard_build
+    fp32, bf16 = tmp_path / "fp32", tmp_path / "bf16"
+    train(config(out, fp32, steps=6, precision="fp32"))
+    train(config(out, bf16, steps=6, precision="bf16"))
+    assert json.loads((bf16 / "run.json").read_text())["precision"] == "bf16"
+    a, b = train_losses(fp32), train_losses(bf16)
+    assert a != b and all(abs(a[s] - b[s]) < 0.05 * a[s] for s in a), (a, b)
