@@ -2,11 +2,15 @@
 number of ranks), DDP with gloo, gradient accumulation, object storage, damaged shards,
 checkpoints, config errors."""
 
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pyarrow.dataset as pads
@@ -214,6 +218,53 @@ def test_training_streams_from_s3_like_from_a_folder(shard_build, tmp_path, s3):
     train(config("s3://strata-test/build", remote, steps=6))
     assert consumed(remote) == consumed(local)
     assert train_losses(remote) == train_losses(local)
+
+
+class RangeServer(http.server.SimpleHTTPRequestHandler):
+    """Static files answering single-range GETs with 206, as object stores and CDNs do;
+    records what it was asked for."""
+
+    requests: list[tuple[str, str | None]] = []
+
+    def do_GET(self):
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            return self.send_error(404)
+        data, wanted = path.read_bytes(), self.headers.get("Range")
+        self.requests.append((self.path, wanted))
+        body = data
+        if wanted:
+            first, last = wanted.removeprefix("bytes=").split("-")
+            first, last = int(first), min(int(last) if last else len(data) - 1, len(data) - 1)
+            body = data[first : last + 1]
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {first}-{last}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_training_streams_from_https_style_urls_by_range_requests(shard_build, tmp_path):
+    out, _ = shard_build
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(RangeServer, directory=str(out)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        local, remote = tmp_path / "local", tmp_path / "remote"
+        train(config(out, local, steps=6))
+        train(config(f"http://127.0.0.1:{server.server_address[1]}", remote, steps=6))
+    finally:
+        server.shutdown()
+    assert consumed(remote) == consumed(local)
+    assert train_losses(remote) == train_losses(local)
+    tars = [(path, wanted) for path, wanted in RangeServer.requests if path.endswith(".tar")]
+    assert tars and all(wanted for _, wanted in tars)  # blocks by byte range, never whole shards
 
 
 def test_a_missing_shard_fails_with_a_message_naming_it(shard_build, tmp_path, capsys):
