@@ -13,7 +13,7 @@ from pathlib import Path
 
 from strata.config import BuildConfig
 from strata.manifests.mixture import planned_epochs, resolve_shares
-from strata.storage import join, write_bytes_atomic
+from strata.storage import join, unreadable_scheme, write_bytes_atomic
 from strata.version import __version__
 
 MANIFEST = "manifest.json"
@@ -89,6 +89,9 @@ def read_manifest(out_or_manifest: str) -> dict:
     """The manifest of a build folder (or a manifest.json path / URI), checked for its schema."""
     import fsspec
 
+    problem = unreadable_scheme(out_or_manifest)
+    if problem:
+        raise ManifestError(f"cannot read a build there: {problem}")
     uri = out_or_manifest if out_or_manifest.endswith(".json") else join(out_or_manifest, MANIFEST)
     try:
         with fsspec.open(uri, "rb") as f:

@@ -23,7 +23,8 @@ import tarfile
 import numpy as np
 
 from strata.manifests.manifest import read_manifest
-from strata.storage import filesystem, join
+from strata.manifests.paths import resolve_inside, shard_files
+from strata.storage import filesystem
 
 CHUNK = 1 << 20
 TAR_END = 2 * tarfile.BLOCKSIZE  # the zero blocks after a tar's last member
@@ -40,7 +41,7 @@ def verify_build(out: str) -> dict:
             shards.append({"path": shard["path"], "category": name, "split": shard["split"], "blocks": shard["blocks"],
                            "ok": not problems, "problems": problems})
     tokenizer = manifest["tokenizer"]
-    tokenizer_problems = file_problems(join(out, tokenizer["path"]), tokenizer["sha256"])
+    tokenizer_problems = file_problems(resolve_inside(out, tokenizer["path"], "manifest tokenizer path"), tokenizer["sha256"])
     return {
         "build": out,
         "ok": not tokenizer_problems and all(s["ok"] for s in shards),
@@ -51,10 +52,11 @@ def verify_build(out: str) -> dict:
 
 def verify_shard(out: str, shard: dict, vocab_size: int) -> list[str]:
     """What is wrong with one shard of the manifest: nothing is an empty list."""
-    fs, path = filesystem(join(out, shard["path"]))
+    shard_uri, index_uri = shard_files(out, shard)
+    fs, path = filesystem(shard_uri)
     if not fs.exists(path):
         return ["missing"]
-    blocks, problems = index_problems(out, shard)
+    blocks, problems = index_problems(index_uri, shard)
     digest = hashlib.sha256()
     with fs.open(path, "rb") as f:
         size, block_issues = _read_blocks(f, blocks, shard, vocab_size, digest)
@@ -100,9 +102,8 @@ def _size_and_hash_problems(size: int, sha256: str, expected_size: int | None, e
     return problems
 
 
-def index_problems(out: str, shard: dict) -> tuple[list[dict], list[str]]:
+def index_problems(uri: str, shard: dict) -> tuple[list[dict], list[str]]:
     """(the sidecar's blocks, what is wrong with it): no blocks if it is unusable."""
-    uri = join(out, shard["index"])
     fs, path = filesystem(uri)
     try:
         with fs.open(path, "rb") as f:

@@ -41,6 +41,7 @@ import sentencepiece as spm
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig, ShardsConfig
+from strata.manifests.paths import resolve_inside
 from strata.pipeline.curate import CURATE_SUMMARY, category_folder, default_pipeline_options
 from strata.pipeline.write import write_parquet
 from strata.storage import filesystem, glob, join, remove, write_atomic, write_bytes_atomic
@@ -119,7 +120,10 @@ def curated_files(out: str) -> dict[str, list[tuple[str, int]]]:
     with fs.open(path, "rb") as f:
         categories = json.load(f)["categories"]
     return {
-        category: [(uri, _text_bytes(uri)) for uri in glob(join(out, entry["folder"], "*.parquet"))]
+        category: [
+            (uri, _text_bytes(uri))
+            for uri in glob(join(resolve_inside(out, entry["folder"], f"{CURATE_SUMMARY} {category}: folder"), "*.parquet"))
+        ]
         for category, entry in sorted(categories.items())
     }
 

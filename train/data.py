@@ -55,6 +55,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from strata.manifests.manifest import ShardError, read_manifest
+from strata.manifests.paths import shard_files
 from strata.pipeline.write import read_parquet, write_table
 from strata.storage import glob, is_local, join, remove
 from strata.train.mixing import Interleave, block_order
@@ -87,6 +88,7 @@ class BlockTable:
         """Reads the block-index sidecar of every shard of `categories` in `split`, checked
         against the manifest's record of the shard."""
         shards = [s for c in categories for s in manifest["categories"][c]["shards"] if s["split"] == split]
+        uris = [shard_files(build, s)[0] for s in shards]  # every recorded path confined to the build first
         fs, root = fsspec.core.url_to_fs(build)
         index_paths = [join(root, s["index"]) for s in shards]
         try:
@@ -94,10 +96,8 @@ class BlockTable:
         except FileNotFoundError as err:
             raise ShardError(f"a block index is missing ({err}); the build is incomplete or damaged") from None
         columns: dict[str, list] = {"shard": [], "offset": [], "length": [], "tokens": [], "docs": [], "key": []}
-        ranges, uris = {}, []
-        for i, (shard, index_path) in enumerate(zip(shards, index_paths)):
-            uri = join(build, shard["path"])
-            uris.append(uri)
+        ranges = {}
+        for i, (shard, index_path, uri) in enumerate(zip(shards, index_paths, uris)):
             index = json.loads(sidecars[index_path])
             blocks = index["blocks"]
             if (index["path"], index["bytes"], len(blocks), sum(b["tokens"] for b in blocks)) != (
