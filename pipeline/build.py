@@ -24,6 +24,7 @@ from strata.pipeline.curate import CURATE_SUMMARY, run_curate
 from strata.pipeline.read import discover_inputs
 from strata.pipeline.shard import run_shards
 from strata.storage import exists, join, remove, write_bytes_atomic
+from strata.tokenize.model_file import read_model_file
 from strata.tokenize.trainer import load_tokenizer, sample_curated_text, special_ids, train_tokenizer
 
 log = logging.getLogger("strata.build")
@@ -63,9 +64,10 @@ def _curate(config: BuildConfig, out: str, beam_args: list[str]) -> dict:
     return run_curate(config, out, beam_args, settings_hash=key)
 
 
-def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
+def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: bytes | None) -> dict:
     """Train a tokenizer on a mixture-weighted sample of the curated text, or take the
-    configured one; either way OUT/tokenizer/ holds the model and its record."""
+    configured one (its bytes, already checked, in `given_model`); either way OUT/tokenizer/
+    holds the model and its record."""
     cfg = config.tokenizer
     key = hashlib.sha256(
         json.dumps([cfg.model_dump(mode="json"), curate["settings_hash"], config.seed], sort_keys=True).encode()
@@ -75,9 +77,8 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
         log.info("tokenizer: kept from the previous run")
         return previous
     remove(join(out, TOKENIZER_DIR))
-    if cfg.model:
-        with fsspec.open(cfg.model, "rb") as src:
-            model_bytes = src.read()
+    if given_model is not None:
+        model_bytes = given_model
         write_bytes_atomic(join(out, TOKENIZER_MODEL), model_bytes)
         record = {
             "trained": False,
@@ -154,11 +155,12 @@ def _proto_field(data: bytes, number: int):
 def run_build(config: BuildConfig, out: str, until: str = "shards", beam_args: list[str] | None = None) -> dict:
     """Run the build up to `until`; returns the manifest (or the last stage's record)."""
     beam_args = beam_args or []
+    given_model = read_model_file(config.tokenizer.model) if config.tokenizer.model else None
     remove(join(out, MANIFEST))
     curate = _curate(config, out, beam_args)
     if until == "curate":
         return curate
-    tokenizer = _tokenizer(config, out, curate)
+    tokenizer = _tokenizer(config, out, curate, given_model)
     if until == "tokenizer":
         return tokenizer
     shards = run_shards(config, out, join(out, TOKENIZER_MODEL), beam_args)
