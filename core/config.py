@@ -305,6 +305,9 @@ class TrainConfig(Section):
     log_every: int = Field(default=10, ge=1)
     consumed_flush_every: int = Field(default=100, ge=1)
     resume: bool = False
+    # Check shards against the manifest as they are read (size, sha256, block checksums);
+    # --no-verify is for users who accept training on whatever the files hold.
+    verify: bool = True
 
     @field_validator("data")
     @classmethod

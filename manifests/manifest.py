@@ -17,7 +17,9 @@ from strata.storage import join, unreadable_scheme, write_bytes_atomic
 from strata.version import __version__
 
 MANIFEST = "manifest.json"
-SCHEMA_VERSION = 1
+# Readers refuse any other version. 2: block indexes carry a checksum per block (xxh3_64)
+# and shard records the sha256 of their block index (index_sha256).
+SCHEMA_VERSION = 2
 
 
 class ManifestError(ValueError):
