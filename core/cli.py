@@ -329,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
         logging.getLogger("distributed").setLevel(logging.WARNING)
         args.beam_args = ["--default_sdk_harness_log_level=WARNING", *args.beam_args]
+    from strata.manifests.lock import LockedError
     from strata.manifests.manifest import ManifestError, ShardError
 
     try:
@@ -336,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"strata: config error: {err}", file=sys.stderr)
         return 2
-    except (ManifestError, ShardError) as err:
+    except (ManifestError, ShardError, LockedError) as err:
         print(f"strata: error: {err}", file=sys.stderr)
         return 1
 

@@ -1,6 +1,7 @@
 """`strata build`: curate -> tokenizer -> shards -> manifest.
 
-The manifest is removed first and written last: at any moment OUT either has a manifest
+OUT is locked while the build runs (OUT/build.lock, manifests/lock.py). The manifest is
+removed first and written last: at any moment OUT either has a manifest
 that describes complete, checksummed output, or none. Running the same command again
 resumes at stage granularity: a stage whose record (curate.json, tokenizer/tokenizer.json)
 was written by a run with the same inputs and the same settings for that stage is kept;
@@ -18,6 +19,7 @@ import tempfile
 import fsspec
 
 from strata.config import BuildConfig
+from strata.manifests.lock import BUILD_LOCK, FolderLock
 from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
 from strata.manifests.mixture import resolve_shares
 from strata.pipeline.curate import CURATE_SUMMARY, run_curate
@@ -153,9 +155,14 @@ def _proto_field(data: bytes, number: int):
 
 
 def run_build(config: BuildConfig, out: str, until: str = "shards", beam_args: list[str] | None = None) -> dict:
-    """Run the build up to `until`; returns the manifest (or the last stage's record)."""
-    beam_args = beam_args or []
+    """Run the build up to `until`, holding OUT's lock; returns the manifest (or the last
+    stage's record)."""
     given_model = read_model_file(config.tokenizer.model) if config.tokenizer.model else None
+    with FolderLock(out, BUILD_LOCK, "OUT"):
+        return _run_stages(config, out, until, beam_args or [], given_model)
+
+
+def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str], given_model: bytes | None) -> dict:
     remove(join(out, MANIFEST))
     curate = _curate(config, out, beam_args)
     if until == "curate":
