@@ -1,8 +1,8 @@
 """The build manifest: OUT/manifest.json, written atomically and last (the commit point).
 
 Everything in it is relative to the manifest's folder, so OUT can be copied or uploaded
-whole. It holds no credentials: URIs of inputs are recorded as given, and object-store
-access comes from the environment.
+whole. It holds no credentials: URIs of inputs are recorded with their credentials
+redacted (strata.redact), and object-store access comes from the environment.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from strata.config import BuildConfig
+from strata.errors import StrataError
 from strata.manifests.mixture import planned_epochs, resolve_shares
 from strata.storage import join, write_bytes_atomic
 from strata.version import __version__
@@ -20,11 +21,11 @@ MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
 
 
-class ManifestError(ValueError):
+class ManifestError(StrataError, ValueError):
     """A manifest that is missing, damaged, or of a schema this strata cannot read."""
 
 
-class ShardError(RuntimeError):
+class ShardError(StrataError, RuntimeError):
     """A shard (or its block index) that is missing, truncated or corrupt; the message names it."""
 
 

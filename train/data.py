@@ -56,7 +56,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from strata.manifests.manifest import ShardError, read_manifest
 from strata.pipeline.write import read_parquet, write_table
-from strata.storage import glob, is_local, join, remove
+from strata.storage import glob, is_local, join, remove, remove_leftovers
 from strata.train.mixing import Interleave, block_order
 
 log = logging.getLogger("strata.data")
@@ -732,6 +732,7 @@ CONSUMED_SCHEMA = pa.schema(
     ]
 )
 PART = re.compile(r"part-r(\d+)-(\d+)-(\d+)\.parquet$")
+LEFTOVER = re.compile(r"^\.part-r(\d+)-")  # a part's temporary file, left by a killed run
 
 
 class ConsumedWriter:
@@ -763,6 +764,7 @@ class ConsumedWriter:
         self._forget_from(start_step, world_size)
 
     def _forget_from(self, step: int, world_size: int) -> None:
+        remove_leftovers(self.folder, lambda name: (m := LEFTOVER.search(name)) and int(m[1]) % world_size == self.rank)
         for uri in glob(join(self.folder, "part-r*.parquet")):
             rank, first, last = map(int, PART.search(uri).groups())
             if rank % world_size != self.rank or last < step:
