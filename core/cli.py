@@ -334,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
         logging.getLogger("distributed").setLevel(logging.WARNING)
+        logging.getLogger("botocore").setLevel(logging.WARNING)
         args.beam_args = ["--default_sdk_harness_log_level=WARNING", *args.beam_args]
     try:
         return args.func(args)

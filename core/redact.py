@@ -61,8 +61,14 @@ def _redact_query(query: str) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Every URL inside `text` redacted."""
-    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+    """Every URL inside `text` redacted (punctuation that ends a sentence is not part of it)."""
+
+    def redact(match: re.Match) -> str:
+        url = match.group(0)
+        body = url.rstrip(").,;:!?]")
+        return redact_url(body) + url[len(body):]
+
+    return _URL.sub(redact, text)
 
 
 def redact_strings(value: Any) -> Any:

@@ -39,6 +39,12 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fsspec.core.url_to_fs(uri)
 
 
+def open_file(uri: str, mode: str = "rb"):
+    """A file of a path or URL (credentials in an s3:// URL handled as in `filesystem`)."""
+    fs, path = filesystem(uri)
+    return fs.open(path, mode)
+
+
 def userinfo(uri: str) -> str:
     """The `user:password@` part of a URL ("" if none), to carry over to URLs found under it."""
     scheme, sep, rest = uri.partition("://")

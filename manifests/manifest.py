@@ -14,7 +14,7 @@ from pathlib import Path
 from strata.config import BuildConfig
 from strata.errors import StrataError
 from strata.manifests.mixture import planned_epochs, resolve_shares
-from strata.storage import join, write_bytes_atomic
+from strata.storage import join, open_file, write_bytes_atomic
 from strata.version import __version__
 
 MANIFEST = "manifest.json"
@@ -88,11 +88,9 @@ def write_manifest(out: str, manifest: dict) -> str:
 
 def read_manifest(out_or_manifest: str) -> dict:
     """The manifest of a build folder (or a manifest.json path / URI), checked for its schema."""
-    import fsspec
-
     uri = out_or_manifest if out_or_manifest.endswith(".json") else join(out_or_manifest, MANIFEST)
     try:
-        with fsspec.open(uri, "rb") as f:
+        with open_file(uri, "rb") as f:
             manifest = json.loads(f.read())
     except FileNotFoundError:
         raise ManifestError(f"{uri}: no manifest (the build has not finished, or this is not a build folder)") from None

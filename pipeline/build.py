@@ -18,8 +18,6 @@ import logging
 import os
 import tempfile
 
-import fsspec
-
 from strata.config import BuildConfig
 from strata.errors import BuildError
 from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
@@ -29,7 +27,7 @@ from strata.pipeline.preflight import preflight
 from strata.pipeline.read import InputFile
 from strata.pipeline.shard import run_shards
 from strata.redact import redact_url
-from strata.storage import exists, join, remove, remove_leftovers, write_bytes_atomic
+from strata.storage import exists, join, open_file, remove, remove_leftovers, write_bytes_atomic
 from strata.tokenize.trainer import load_tokenizer, sample_curated_text, special_ids, train_tokenizer
 
 log = logging.getLogger("strata.build")
@@ -51,7 +49,7 @@ def settings_hash(config: BuildConfig, sections: tuple[str, ...]) -> str:
 def _read_json(uri: str) -> dict | None:
     if not exists(uri):
         return None
-    with fsspec.open(uri, "rb") as f:
+    with open_file(uri, "rb") as f:
         return json.loads(f.read())
 
 
@@ -96,7 +94,7 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
     remove(join(out, MANIFEST))
     remove(join(out, TOKENIZER_DIR))
     if cfg.model:
-        with fsspec.open(cfg.model, "rb") as src:
+        with open_file(cfg.model, "rb") as src:
             model_bytes = src.read()
         write_bytes_atomic(join(out, TOKENIZER_MODEL), model_bytes)
         record = {
@@ -124,7 +122,7 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
             )
         record["sample"].pop("path")  # a temporary file
         record["trained"] = True
-        with fsspec.open(join(out, TOKENIZER_MODEL), "rb") as f:
+        with open_file(join(out, TOKENIZER_MODEL), "rb") as f:
             model_bytes = f.read()
     record.update(path=TOKENIZER_MODEL, model_type=_model_type(model_bytes), settings_hash=key)
     write_bytes_atomic(join(out, TOKENIZER_RECORD), (json.dumps(record, indent=2) + "\n").encode())

@@ -120,7 +120,9 @@ def _expand(source: SourceConfig, pattern: str) -> list[InputFile]:
         if protocol in ("http", "https"):
             location = path
         location = with_userinfo(location, credentials)
-        rel = path[len(root):].lstrip("/") if root and path.startswith(root) else os.path.basename(path)
+        # a signed URL's query is part of its path here: relpaths (and doc_ids) hold it redacted
+        shown, shown_root = redact_url(path), redact_url(root)
+        rel = shown[len(shown_root):].lstrip("/") if root and shown.startswith(shown_root) else os.path.basename(shown)
         fingerprint = str(info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or "")
         files.append(
             InputFile(

@@ -46,7 +46,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,7 +55,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from strata.manifests.manifest import ShardError, read_manifest
 from strata.pipeline.write import read_parquet, write_table
-from strata.storage import glob, is_local, join, remove, remove_leftovers
+from strata.storage import filesystem, glob, is_local, join, remove, remove_leftovers
 from strata.train.mixing import Interleave, block_order
 
 log = logging.getLogger("strata.data")
@@ -87,7 +86,7 @@ class BlockTable:
         """Reads the block-index sidecar of every shard of `categories` in `split`, checked
         against the manifest's record of the shard."""
         shards = [s for c in categories for s in manifest["categories"][c]["shards"] if s["split"] == split]
-        fs, root = fsspec.core.url_to_fs(build)
+        fs, root = filesystem(build)
         index_paths = [join(root, s["index"]) for s in shards]
         try:
             sidecars = fs.cat(index_paths, on_error="raise") if index_paths else {}
@@ -250,7 +249,7 @@ class BlockReader:
         attempts: int = 4,
         backoff: float = 0.2,
     ):
-        self.fs, root = fsspec.core.url_to_fs(build)
+        self.fs, root = filesystem(build)
         self.paths = [join(root, path) for path in table.paths]
         self.table = table
         self.vocab_size = vocab_size
