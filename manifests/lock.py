@@ -26,7 +26,8 @@ import socket
 import time
 import uuid
 
-from strata.storage import filesystem, is_local, join
+from strata.errors import StrataError
+from strata.storage import TMP_MARK, filesystem, is_local, join
 
 log = logging.getLogger("strata.lock")
 
@@ -36,7 +37,7 @@ READ_TRIES = 20  # a lock read while its owner is still writing it: retried ever
 SETTLE_S = 1.0  # single-writer rule: how long a put must stay ours before we hold the lock
 
 
-class LockedError(RuntimeError):
+class LockedError(StrataError):
     """The folder is locked by another job; the message names it."""
 
 
@@ -154,7 +155,8 @@ class FolderLock:
     def _take_over(self, holder: dict) -> None:
         """Remove a stale lock, unless another job has just taken it over itself."""
         if self.local:
-            aside = f"{self.path}.stale-{uuid.uuid4().hex[:8]}"
+            folder, name = os.path.split(self.path)
+            aside = os.path.join(folder, f".{name}{TMP_MARK}{uuid.uuid4().hex[:8]}")  # a leftover if killed here
             try:
                 os.rename(self.path, aside)  # atomic: of two jobs taking over, one moves it
             except FileNotFoundError:

@@ -46,7 +46,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -58,7 +57,7 @@ from strata.manifests.checksums import BLOCK_CHECKSUM, block_checksum_value, sha
 from strata.manifests.manifest import ShardError, read_manifest
 from strata.manifests.paths import shard_files
 from strata.pipeline.write import read_parquet, write_table
-from strata.storage import glob, is_local, join, remove
+from strata.storage import filesystem, glob, is_local, join, remove, remove_leftovers
 from strata.train.integrity import ShardVerifier
 from strata.train.mixing import Interleave, block_order
 
@@ -94,7 +93,7 @@ class BlockTable:
         against the manifest's record of the shard (and its sha256, if `verify`)."""
         shards = [s for c in categories for s in manifest["categories"][c]["shards"] if s["split"] == split]
         uris = [shard_files(build, s)[0] for s in shards]  # every recorded path confined to the build first
-        fs, root = fsspec.core.url_to_fs(build)
+        fs, root = filesystem(build)
         index_paths = [join(root, s["index"]) for s in shards]
         try:
             sidecars = fs.cat(index_paths, on_error="raise") if index_paths else {}
@@ -267,7 +266,7 @@ class BlockReader:
         backoff: float = 0.2,
         verify: bool = True,
     ):
-        self.fs, root = fsspec.core.url_to_fs(build)
+        self.fs, root = filesystem(build)
         self.paths = [join(root, path) for path in table.paths]
         self.table = table
         self.vocab_size = vocab_size
@@ -784,6 +783,7 @@ CONSUMED_SCHEMA = pa.schema(
     ]
 )
 PART = re.compile(r"part-r(\d+)-(\d+)-(\d+)\.parquet$")
+LEFTOVER = re.compile(r"^\.part-r(\d+)-")  # a part's temporary file, left by a killed run
 
 
 class ConsumedWriter:
@@ -815,6 +815,7 @@ class ConsumedWriter:
         self._forget_from(start_step, world_size)
 
     def _forget_from(self, step: int, world_size: int) -> None:
+        remove_leftovers(self.folder, lambda name: (m := LEFTOVER.search(name)) and int(m[1]) % world_size == self.rank)
         for uri in glob(join(self.folder, "part-r*.parquet")):
             rank, first, last = map(int, PART.search(uri).groups())
             if rank % world_size != self.rank or last < step:
