@@ -126,14 +126,14 @@ def test_the_lock_is_released_when_a_run_fails(shard_build, tmp_path, capsys):
 
 
 class GatedServer(http.server.SimpleHTTPRequestHandler):
-    """Static files whose GETs (of `gated` suffixes) wait until `gate` is set: a job reading
+    """Static files whose reads by byte range wait until `gate` is set (whole-file GETs and
+    HEADs, which look-ups and checks before any work use, do not): a job reading its data
     from it stays in the middle of its work, holding its lock, for as long as a test needs."""
 
     gate = threading.Event()
-    gated = (".jsonl", ".tar")
 
     def do_GET(self):
-        if self.path.endswith(self.gated):
+        if self.headers.get("Range"):
             self.gate.wait(120)
         path = Path(self.translate_path(self.path))
         if not path.is_file():
