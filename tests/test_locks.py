@@ -24,6 +24,7 @@ from strata.manifests.lock import BUILD_LOCK, RUN_LOCK, FolderLock, LockedError,
 
 from conftest import IN_MEMORY, REPO
 from corpus import prose
+from test_train import RangeServer
 
 TRAIN = ["--objective=clm", "--seq-len=64", "--batch-size=8", "--steps=3", "--eval-every=0"]
 
@@ -125,7 +126,7 @@ def test_the_lock_is_released_when_a_run_fails(shard_build, tmp_path, capsys):
 # --------------------------------------------------------------------------- two real processes
 
 
-class GatedServer(http.server.SimpleHTTPRequestHandler):
+class GatedServer(RangeServer):
     """Static files whose reads by byte range wait until `gate` is set (whole-file GETs and
     HEADs, which look-ups and checks before any work use, do not): a job reading its data
     from it stays in the middle of its work, holding its lock, for as long as a test needs."""
@@ -135,25 +136,7 @@ class GatedServer(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
         if self.headers.get("Range"):
             self.gate.wait(120)
-        path = Path(self.translate_path(self.path))
-        if not path.is_file():
-            return self.send_error(404)
-        data, wanted = path.read_bytes(), self.headers.get("Range")
-        if wanted:
-            first, last = wanted.removeprefix("bytes=").split("-")
-            first, last = int(first), min(int(last) if last else len(data) - 1, len(data) - 1)
-            data = data[first : last + 1]
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {first}-{last}/{path.stat().st_size}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        super().do_GET()
 
 
 @pytest.fixture

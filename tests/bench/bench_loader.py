@@ -35,8 +35,9 @@ same run.
      webdataset  wds.WebDataset over the same tars in order, npy decoded with np.load,
                  tokens packed into windows (no mixing, no shuffle, no lineage)
 3. prints tokens/s (32 x 1024 per batch after 20 warm-up batches, the median of --repeat
-   runs, their range beside it), the CPU the main (training) process spent meanwhile, and
-   strata's ratios, and writes out/bench/loader-results.json.
+   runs, the loaders taking turns, their range beside it), the CPU the main (training)
+   process spent meanwhile, strata's ratios and the integrity checks' overhead, and writes
+   out/bench/loader-results.json.
 
 The machine's other load matters: run it idle. The page cache is warm after the first pass.
 """
@@ -355,8 +356,11 @@ def main() -> None:
           f"of {args.batches} timed batches", flush=True)
     results, speed = [], {}
     for workers in args.workers:
-        for name in args.only:
-            runs = [measure(name, workers, args.batches) for _ in range(args.repeat)]
+        measured: dict[str, list[dict]] = {name: [] for name in args.only}
+        for _ in range(args.repeat):  # loaders take turns, so a change in the machine's load hits all alike
+            for name in args.only:
+                measured[name].append(measure(name, workers, args.batches))
+        for name, runs in measured.items():
             rates = sorted(r["tokens_per_s"] / 1e6 for r in runs)
             speed[name, workers] = statistics.median(rates)
             startup = statistics.median(r["startup_s"] for r in runs)
