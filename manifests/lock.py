@@ -2,10 +2,10 @@
 while they run.
 
 The lock file holds its owner: {pid, host, started, token}. It is created atomically: with
-O_CREAT | O_EXCL in a local folder; in an object store with a conditional put (S3's
-If-None-Match, where the store and its fsspec driver support it), else by the single-writer
-rule: put, then read back, and the job whose token is there holds it. A second job finds the
-file and stops with `OUT ... is locked by pid N on HOST since T`.
+O_CREAT | O_EXCL in a local folder; on S3 with a conditional put (If-None-Match: *); on
+other object stores by the single-writer rule: put if absent, read it back a second later,
+and the job whose token is there holds it. A second job finds the file and stops with
+`OUT ... is locked by pid N on HOST since T`.
 
 Stale locks: a lock whose owner ran on this host (same host name) and whose pid is no longer
 a live process (a job killed by SIGKILL, or the machine rebooted) is taken over, with a
@@ -115,8 +115,8 @@ class FolderLock:
                 os.fsync(f.fileno())
             return True
         try:
-            self.fs.pipe_file(self.path, data, mode="create")  # a conditional put
-            return True
+            self.fs.pipe_file(self.path, data, mode="create")  # a conditional put on S3
+            return "s3" in self.fs.protocol or self._still_ours()
         except FileExistsError:
             return False
         except OSError as err:
@@ -131,6 +131,10 @@ class FolderLock:
         if self.fs.exists(self.path):
             return False
         self.fs.pipe_file(self.path, data)
+        return self._still_ours()
+
+    def _still_ours(self) -> bool:
+        """The single-writer check: after SETTLE_S, is our token still the one stored?"""
         time.sleep(SETTLE_S)
         holder = self._holder(tries=1)
         return holder is not None and holder.get("token") == self.owner["token"]
