@@ -51,11 +51,16 @@ class SelfAttention(nn.Module):
         self.dropout = config.dropout
         self.causal = causal
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         """`mask`: None, or bool [B, 1, L, L], True where a query may attend to a key (it
-        then carries causality itself)."""
+        then carries causality itself). `context` [B, L, C]: the stream keys and values come
+        from, queries still from `x` (XLNet's query stream); default `x` itself."""
         B, L, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
+        if context is None:
+            q, k, v = self.c_attn(x).split(C, dim=2)
+        else:  # the same projections, queries from x, keys and values from the context
+            q = F.linear(x, self.c_attn.weight[:C], None if self.c_attn.bias is None else self.c_attn.bias[:C])
+            k, v = F.linear(context, self.c_attn.weight[C:], None if self.c_attn.bias is None else self.c_attn.bias[C:]).split(C, dim=2)
         q, k, v = (t.view(B, L, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
@@ -87,8 +92,9 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), mask)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
+        """`context`: the stream to attend to instead of x itself (see SelfAttention)."""
+        x = x + self.attn(self.ln_1(x), mask, None if context is None else self.ln_1(context))
         return x + self.mlp(self.ln_2(x))
 
 

@@ -76,20 +76,37 @@ def mlm_mask(
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, epoch, sample_id])))
 
     candidates = np.flatnonzero(~np.isin(ids, specials))
-    share = rate * candidates.size
-    k = int(share) + int(rng.random() < share - int(share))
+    k = masking_budget(rng, rate, candidates.size)
     chosen = rng.choice(candidates, size=k, replace=False)
-    action = rng.random(k)
+    inputs, labels = corrupt_chosen(rng, ids, chosen, rng.random(k), vocab_size, specials, mask_id)
+    if as_torch:
+        return torch.from_numpy(inputs), torch.from_numpy(labels)
+    return inputs, labels
+
+
+def masking_budget(rng: np.random.Generator, rate: float, candidates: int) -> int:
+    """How many of `candidates` positions to mask: rate x candidates, stochastically rounded
+    (floor, or one more with probability equal to the fraction)."""
+    share = rate * candidates
+    return int(share) + int(rng.random() < share - int(share))
+
+
+def corrupt_chosen(
+    rng: np.random.Generator, ids: np.ndarray, chosen: np.ndarray, action: np.ndarray, vocab_size: int,
+    specials: np.ndarray, mask_id: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """BERT's 80/10/10 at the `chosen` positions of `ids` [L]: where `action` (uniform in
+    [0, 1), one per chosen position) is below 0.8 the mask token, below 0.9 a random
+    non-special token, else the token unchanged. -> (inputs, labels), labels holding the
+    original at the chosen positions and -100 elsewhere. One action per position is BERT's
+    rule; whole-word and span masking may repeat one action over a word or span."""
     masked = chosen[action < MASK_FRACTION]
     randomized = chosen[(action >= MASK_FRACTION) & (action < MASK_FRACTION + RANDOM_FRACTION)]
-
     inputs = ids.copy()
     labels = np.full_like(ids, IGNORE_INDEX)
     labels[chosen] = ids[chosen]
     inputs[masked] = mask_id
     inputs[randomized] = _random_non_special(rng, randomized.size, vocab_size, specials)
-    if as_torch:
-        return torch.from_numpy(inputs), torch.from_numpy(labels)
     return inputs, labels
 
 
