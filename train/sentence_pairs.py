@@ -1,0 +1,135 @@
+"""Sentence-pair objectives beside MLM: BERT's next sentence prediction (NSP) and ALBERT's
+sentence order prediction (SOP).
+
+A packed window holds whole documents, each ended by EOS (the first and last may be cut by
+the window). From one window, a pure function of (seed, epoch, sample_id) builds one pair
+of segments A and B, laid out as in the papers:
+
+    [CLS] A [SEP] B [SEP] [PAD] ...     token types 0 over [CLS] A [SEP], 1 over B [SEP]
+
+A and B together take up to L - 3 tokens: a chunk of a document, cut at a uniform point.
+- NSP (Devlin et al., 2019, section 3.1): with probability 1/2, B is the chunk's true
+  continuation (label 0, IsNext); otherwise B is a segment of another document of the window
+  (label 1, NotNext). A window with a single document has no other one to draw from: its
+  pair is a true continuation and its NSP label is -100 (ignored); MLM still trains on it.
+- SOP (Lan et al., 2020, section 4.1): both segments from one document, consecutive; with
+  probability 1/2 they are swapped (label 1), else in order (label 0).
+
+MLM (objectives.mlm_mask, 15%, 80/10/10) then masks the pair; [CLS], [SEP] and [PAD] are
+specials and never masked. Attention skips the padding (its positions form a segment of
+their own). The model is the encoder with token-type embeddings, BERT's pooler (dense +
+tanh on [CLS]'s state) and a two-way classifier; the loss is MLM + pair classification.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Literal
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from strata.train.encoder import Encoder
+from strata.train.objectives import IGNORE_INDEX, mlm_mask
+from strata.train.whole_words import sample_rng
+
+PAIR_STREAM = 1  # the pair's randomness is independent of the MLM mask's (stream 0)
+
+
+def documents(ids: np.ndarray, eos_id: int) -> list[np.ndarray]:
+    """The non-empty documents of a window, EOS tokens dropped."""
+    cuts = np.flatnonzero(ids == eos_id)
+    parts = (part[part != eos_id] for part in np.split(ids, cuts))
+    return [part for part in parts if part.size]
+
+
+def segment_pair(
+    ids: np.ndarray, task: Literal["nsp", "sop"], rng: np.random.Generator, eos_id: int, room: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(A, B, label) from one window, A and B together at most `room` tokens."""
+    flip = rng.random() < 0.5  # NotNext for NSP, swapped for SOP
+    docs = documents(ids, eos_id)
+    usable = [i for i, d in enumerate(docs) if d.size >= 2]
+    if not usable:
+        return (docs[0][:room] if docs else ids[:0]), ids[:0], IGNORE_INDEX
+    d = usable[rng.integers(len(usable))]
+    size = min(docs[d].size, room)
+    start = rng.integers(docs[d].size - size + 1)
+    chunk = docs[d][start:start + size]
+    cut = rng.integers(1, size)
+    a, b = chunk[:cut], chunk[cut:]
+    if task == "sop":
+        return (b, a, 1) if flip else (a, b, 0)
+    others = [i for i in range(len(docs)) if i != d]
+    if not flip:
+        return a, b, 0 if others else IGNORE_INDEX
+    if not others:
+        return a, b, IGNORE_INDEX
+    other = docs[others[rng.integers(len(others))]]
+    length = min(other.size, room - a.size)
+    offset = rng.integers(other.size - length + 1)
+    return a, other[offset:offset + length], 1
+
+
+def sentence_pair_sample(
+    tokens,
+    *,
+    task: Literal["nsp", "sop"],
+    seed: int,
+    epoch: int,
+    sample_id: int,
+    vocab_size: int,
+    special_ids: Iterable[int],
+    mask_id: int,
+    eos_id: int,
+    cls_id: int,
+    sep_id: int,
+    pad_id: int,
+    rate: float = 0.15,
+) -> dict[str, np.ndarray | int]:
+    """tokens [L] -> {inputs, labels, token_types, segments} int64 [L] and pair_label (0, 1,
+    or -100). `labels` are MLM's."""
+    ids = np.asarray(tokens, dtype=np.int64)
+    L = ids.size
+    a, b, label = segment_pair(ids, task, sample_rng(seed, epoch, sample_id, PAIR_STREAM), eos_id, L - 3)
+    pair = np.concatenate([[cls_id], a, [sep_id], b, [sep_id]])
+    window = np.full(L, pad_id, dtype=np.int64)
+    window[:pair.size] = pair
+    token_types = np.zeros(L, dtype=np.int64)
+    token_types[a.size + 2:pair.size] = 1
+    segments = (np.arange(L) >= pair.size).astype(np.int64)
+    inputs, labels = mlm_mask(window, seed=seed, epoch=epoch, sample_id=sample_id, vocab_size=vocab_size,
+                              special_ids={*special_ids, cls_id, sep_id, pad_id}, mask_id=mask_id, rate=rate)
+    return dict(inputs=inputs, labels=labels, token_types=token_types, segments=segments, pair_label=label)
+
+
+# --------------------------------------------------------------------------- model
+
+
+class PairEncoder(nn.Module):
+    """The encoder (built with type_vocab_size=2), BERT's pooler and the pair classifier."""
+
+    def __init__(self, encoder: Encoder):
+        super().__init__()
+        assert encoder.config.type_vocab_size >= 2, "sentence pairs need token-type embeddings"
+        self.encoder = encoder
+        n = encoder.config.n_embd
+        self.pooler = nn.Sequential(nn.Linear(n, n), nn.Tanh())
+        self.classifier = nn.Linear(n, 2)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, token_types: torch.Tensor, segments: torch.Tensor,
+                pair_label: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """-> (MLM loss + pair loss, {"mlm_loss", "pair_loss", "pair_accuracy"})."""
+        hidden = self.encoder.hidden(inputs, segments, token_types)
+        logits = self.encoder.mlm_logits(hidden)
+        mlm = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+        pair_logits = self.classifier(self.pooler(hidden[:, 0]))
+        labelled = pair_label != IGNORE_INDEX
+        pair = F.cross_entropy(pair_logits, pair_label, ignore_index=IGNORE_INDEX, reduction="sum") / labelled.sum().clamp(min=1)
+        correct = (pair_logits.argmax(-1) == pair_label) & labelled
+        accuracy = correct.sum() / labelled.sum().clamp(min=1)
+        return mlm + pair, {"mlm_loss": mlm.detach(), "pair_loss": pair.detach(), "pair_accuracy": accuracy.detach()}
