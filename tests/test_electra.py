@@ -21,13 +21,13 @@ def _tiny(**overrides):
 
 def _batch(windows, ids):
     rows = [electra_sample(w, seed=0, epoch=0, sample_id=i, special_ids=SPECIALS, mask_id=MASK) for w, i in zip(windows, ids)]
-    return [torch.from_numpy(np.stack([r[k] for r in rows])) for k in ("inputs", "labels", "noise")]
+    return [torch.from_numpy(np.stack([r[k] for r in rows])) for k in ("idx", "targets", "noise")]
 
 
 def test_generator_sample_masks_15_percent_with_the_mask_token_only():
     tokens = np.random.default_rng(0).integers(0, VOCAB, size=(2000, 64))
     rows = [electra_sample(t, seed=1, epoch=0, sample_id=i, special_ids=SPECIALS, mask_id=MASK) for i, t in enumerate(tokens)]
-    inputs, labels = np.stack([r["inputs"] for r in rows]), np.stack([r["labels"] for r in rows])
+    inputs, labels = np.stack([r["idx"] for r in rows]), np.stack([r["targets"] for r in rows])
     chosen = labels != IGNORE_INDEX
     special = np.isin(tokens, [0, 1, 2, 3, MASK])
     assert not chosen[special].any() and (inputs[special] == tokens[special]).all()

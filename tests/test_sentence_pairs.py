@@ -30,7 +30,7 @@ def _pairs(task, n, n_docs, seed=0):
     for i in range(n):
         window = _window(rng, n_docs)
         sample = sentence_pair_sample(window, task=task, seed=1, epoch=0, sample_id=i, **ARGS)
-        original = np.where(sample["labels"] != IGNORE_INDEX, sample["labels"], sample["inputs"])
+        original = np.where(sample["targets"] != IGNORE_INDEX, sample["targets"], sample["idx"])
         seps = np.flatnonzero(original == SEP)
         a, b = original[1:seps[0]], original[seps[0] + 1:seps[1]]
         out.append((window, sample, original, a, b))
@@ -47,13 +47,13 @@ def test_pair_layout_is_cls_a_sep_b_sep_then_padding(task):
         assert s["segments"].tolist() == [0] * n + [1] * (L - n)  # padding is attended by nothing real
         assert a.size >= 1 and b.size >= 1 and EOS not in a and EOS not in b
         # the specials of the layout are never masked
-        assert (s["labels"][original < 10] == IGNORE_INDEX).all() and (s["inputs"][original < 10] == original[original < 10]).all()
+        assert (s["targets"][original < 10] == IGNORE_INDEX).all() and (s["idx"][original < 10] == original[original < 10]).all()
 
 
 def test_mlm_still_masks_15_percent_of_the_pair():
     chosen = candidates = 0
     for _, s, original, _, _ in _pairs("nsp", 1000, 3):
-        chosen += (s["labels"] != IGNORE_INDEX).sum()
+        chosen += (s["targets"] != IGNORE_INDEX).sum()
         candidates += (original >= 10).sum()
     assert chosen / candidates == pytest.approx(0.15, abs=0.005)
 
@@ -78,7 +78,7 @@ def test_nsp_of_a_single_document_window_is_not_labelled():
     for _, s, _, a, b in _pairs("nsp", 300, 1):
         assert s["pair_label"] == IGNORE_INDEX
         assert b[0] == a[-1] + 1  # built as a continuation; MLM still trains on it
-        assert (s["labels"] != IGNORE_INDEX).any()
+        assert (s["targets"] != IGNORE_INDEX).any()
 
 
 @pytest.mark.parametrize("n_docs", [1, 3])
@@ -106,7 +106,7 @@ def test_pairs_are_a_pure_function_of_seed_epoch_and_sample_id():
     b = sentence_pair_sample(window.copy(), task="nsp", seed=1, epoch=0, sample_id=5, **ARGS)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     changed = [sentence_pair_sample(window, task="nsp", seed=1, epoch=e, sample_id=5, **ARGS) for e in range(1, 6)]
-    assert any(not np.array_equal(a["inputs"], c["inputs"]) for c in changed)
+    assert any(not np.array_equal(a["idx"], c["idx"]) for c in changed)
 
 
 def test_documents_split_at_eos():

@@ -128,7 +128,7 @@ def test_spans_are_whole_words_masked_as_drawn_with_real_boundaries(spans):
     specials = np.array(sorted(SPECIALS | {MASK}))
     for row, out, plan in zip(tokens[:300], outs, plans):
         words = word_ids(row, WORD_START, specials)
-        chosen = out["labels"] != IGNORE_INDEX
+        chosen = out["targets"] != IGNORE_INDEX
         # each span is one run of labelled positions: spans never touch each other
         assert sorted(_runs(chosen)) == sorted(zip(plan.start.tolist(), plan.end.tolist()))
         for start, end, drawn, taken in zip(*plan):
@@ -145,7 +145,7 @@ def test_spans_are_whole_words_masked_as_drawn_with_real_boundaries(spans):
 def test_span_budget_is_15_percent_overshot_by_less_than_a_word(spans):
     tokens, outs, _ = spans
     candidates = (~np.isin(tokens, ALL_SPECIAL)).sum(axis=1)
-    chosen = np.array([(o["labels"] != IGNORE_INDEX).sum() for o in outs])
+    chosen = np.array([(o["targets"] != IGNORE_INDEX).sum() for o in outs])
     longest_word = 1 + np.ceil(np.log(1e-4) / np.log(1 / 3))  # continuation pieces are 1/3 of the vocabulary
     assert (chosen >= np.floor(0.15 * candidates)).all()
     assert (chosen - np.ceil(0.15 * candidates) < longest_word).all()
@@ -157,7 +157,7 @@ def test_span_80_10_10_is_decided_per_span(spans):
     kinds = []
     for row, out, plan in zip(tokens, outs, plans):
         for start, end in zip(plan.start, plan.end):
-            inp, orig = out["inputs"][start:end], row[start:end]
+            inp, orig = out["idx"][start:end], row[start:end]
             kind = "mask" if (inp == MASK).all() else "keep" if (inp == orig).all() else "random"
             if kind == "random":
                 assert not (inp == MASK).any()  # never a mix of masked and unmasked tokens
@@ -173,7 +173,7 @@ def test_sbo_targets_point_at_the_span_boundaries(spans):
         for start, end in zip(plan.start, plan.end):
             assert (out["left"][start:end] == start - 1).all() and (out["right"][start:end] == end).all()
             assert out["offset"][start:end].tolist() == list(range(end - start))
-        unlabelled = out["labels"] == IGNORE_INDEX
+        unlabelled = out["targets"] == IGNORE_INDEX
         assert (out["left"][unlabelled] == 0).all() and (out["offset"][unlabelled] == 0).all()
 
 
@@ -181,7 +181,7 @@ def test_specials_are_never_in_a_span(spans):
     tokens, outs, _ = spans
     for row, out in zip(tokens, outs):
         special = np.isin(row, ALL_SPECIAL)
-        assert (out["labels"][special] == IGNORE_INDEX).all() and (out["inputs"][special] == row[special]).all()
+        assert (out["targets"][special] == IGNORE_INDEX).all() and (out["idx"][special] == row[special]).all()
 
 
 def test_span_mask_is_a_pure_function_of_seed_epoch_and_sample_id():
@@ -190,4 +190,4 @@ def test_span_mask_is_a_pure_function_of_seed_epoch_and_sample_id():
     b, _ = spanbert_mask(tokens.copy(), seed=1, epoch=2, sample_id=3, **ARGS)
     assert all((a[k] == b[k]).all() for k in a)
     c, _ = spanbert_mask(tokens, seed=1, epoch=3, sample_id=3, **ARGS)
-    assert not (a["labels"] == c["labels"]).all()
+    assert not (a["targets"] == c["targets"]).all()

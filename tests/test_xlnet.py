@@ -23,17 +23,17 @@ def _tiny(seq_len=L):
 
 def _batch(windows, sample_ids, epoch=0):
     rows = [permutation_sample(w, seed=3, epoch=epoch, sample_id=i) for w, i in zip(windows, sample_ids)]
-    return [torch.from_numpy(np.stack([r[k] for r in rows])) for k in ("inputs", "rank", "labels")]
+    return [torch.from_numpy(np.stack([r[k] for r in rows])) for k in ("idx", "rank", "targets")]
 
 
 def test_partial_prediction_is_the_last_sixth_of_the_order():
     tokens = np.random.default_rng(0).integers(5, VOCAB, size=600)
     s = permutation_sample(tokens, seed=0, epoch=0, sample_id=0)
     assert sorted(s["rank"].tolist()) == list(range(600))  # a permutation
-    predicted = s["labels"] != IGNORE_INDEX
+    predicted = s["targets"] != IGNORE_INDEX
     assert predicted.sum() == predicted_count(600) == 100
-    assert (s["rank"][predicted] >= 500).all() and (s["labels"][predicted] == tokens[predicted]).all()
-    assert (s["inputs"] == tokens).all()  # nothing is masked in the input
+    assert (s["rank"][predicted] >= 500).all() and (s["targets"][predicted] == tokens[predicted]).all()
+    assert (s["idx"] == tokens).all()  # nothing is masked in the input
     assert predicted_count(6, k=6) == 1 and predicted_count(2, k=1) == 1  # never all, never none
 
 

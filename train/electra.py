@@ -40,7 +40,7 @@ GENERATOR_RATIO = 0.25
 
 def electra_sample(tokens, *, seed: int, epoch: int, sample_id: int, special_ids: Iterable[int], mask_id: int,
                    rate: float = 0.15) -> dict[str, np.ndarray]:
-    """tokens [L] -> {inputs, labels} int64 [L] (the generator's MLM sample) and noise
+    """tokens [L] -> {idx, targets} int64 [L] (the generator's MLM sample) and noise
     float32 [L] (uniform numbers for the generator's draws)."""
     ids = np.array(tokens, dtype=np.int64)
     rng = sample_rng(seed, epoch, sample_id)
@@ -48,7 +48,7 @@ def electra_sample(tokens, *, seed: int, epoch: int, sample_id: int, special_ids
     chosen = rng.choice(candidates, size=masking_budget(rng, rate, candidates.size), replace=False)
     inputs, labels = ids.copy(), np.full_like(ids, IGNORE_INDEX)
     inputs[chosen], labels[chosen] = mask_id, ids[chosen]
-    return dict(inputs=inputs, labels=labels, noise=rng.random(ids.size).astype(np.float32))
+    return dict(idx=inputs, targets=labels, noise=rng.random(ids.size).astype(np.float32))
 
 
 def generator_config(config: EncoderConfig, ratio: float) -> EncoderConfig:
@@ -96,13 +96,13 @@ class Electra(nn.Module):
         x = self.generator.head(self.generator.ln_f(x))
         return F.linear(x, self.discriminator.wte.weight, self.generator_bias)
 
-    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, noise: torch.Tensor,
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor, noise: torch.Tensor,
                 segments: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """-> (generator loss + 50 x discriminator loss, extras)."""
-        masked = labels != IGNORE_INDEX
-        gen_logits = self.generator_logits(inputs, segments)[masked]
-        generator_loss = F.cross_entropy(gen_logits, labels[masked])
-        original = torch.where(masked, labels, inputs)
+        masked = targets != IGNORE_INDEX
+        gen_logits = self.generator_logits(idx, segments)[masked]
+        generator_loss = F.cross_entropy(gen_logits, targets[masked])
+        original = torch.where(masked, targets, idx)
         corrupted = original.clone()
         with torch.no_grad():
             corrupted[masked] = draw_from(gen_logits, noise[masked])

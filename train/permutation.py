@@ -30,7 +30,7 @@ def predicted_count(length: int, k: int = PREDICT_ONE_IN) -> int:
 
 
 def permutation_sample(tokens, *, seed: int, epoch: int, sample_id: int, k: int = PREDICT_ONE_IN) -> dict[str, np.ndarray]:
-    """tokens [L] -> {inputs (the tokens), labels (the token at the predicted positions,
+    """tokens [L] -> {idx (the tokens), targets (the token at the predicted positions,
     -100 elsewhere), rank (position in the factorization order)}, int64 [L]."""
     ids = np.array(tokens, dtype=np.int64)
     order = sample_rng(seed, epoch, sample_id).permutation(ids.size)
@@ -39,4 +39,4 @@ def permutation_sample(tokens, *, seed: int, epoch: int, sample_id: int, k: int 
     labels = np.full_like(ids, IGNORE_INDEX)
     predicted = rank >= ids.size - predicted_count(ids.size, k)
     labels[predicted] = ids[predicted]
-    return dict(inputs=ids, labels=labels, rank=rank)
+    return dict(idx=ids, targets=labels, rank=rank)

@@ -17,8 +17,7 @@ A and B together take up to L - 3 tokens: a chunk of a document, cut at a unifor
 
 MLM (objectives.mlm_mask, 15%, 80/10/10) then masks the pair; [CLS], [SEP] and [PAD] are
 specials and never masked. Attention skips the padding (its positions form a segment of
-their own). The model is the encoder with token-type embeddings, BERT's pooler (dense +
-tanh on [CLS]'s state) and a two-way classifier; the loss is MLM + pair classification.
+their own). The model: train/encoder_heads.py's PairEncoder.
 """
 
 from __future__ import annotations
@@ -26,11 +25,7 @@ from __future__ import annotations
 from typing import Iterable, Literal
 
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from strata.train.encoder import Encoder
 from strata.train.objectives import IGNORE_INDEX, mlm_mask
 from strata.train.whole_words import sample_rng
 
@@ -88,8 +83,8 @@ def sentence_pair_sample(
     pad_id: int,
     rate: float = 0.15,
 ) -> dict[str, np.ndarray | int]:
-    """tokens [L] -> {inputs, labels, token_types, segments} int64 [L] and pair_label (0, 1,
-    or -100). `labels` are MLM's."""
+    """tokens [L] -> {idx, targets, token_types, segments} int64 [L] and pair_label (0, 1,
+    or -100). `targets` are MLM's."""
     ids = np.asarray(tokens, dtype=np.int64)
     L = ids.size
     a, b, label = segment_pair(ids, task, sample_rng(seed, epoch, sample_id, PAIR_STREAM), eos_id, L - 3)
@@ -101,35 +96,5 @@ def sentence_pair_sample(
     segments = (np.arange(L) >= pair.size).astype(np.int64)
     inputs, labels = mlm_mask(window, seed=seed, epoch=epoch, sample_id=sample_id, vocab_size=vocab_size,
                               special_ids={*special_ids, cls_id, sep_id, pad_id}, mask_id=mask_id, rate=rate)
-    return dict(inputs=inputs, labels=labels, token_types=token_types, segments=segments, pair_label=label)
+    return dict(idx=inputs, targets=labels, token_types=token_types, segments=segments, pair_label=label)
 
-
-# --------------------------------------------------------------------------- model
-
-
-class PairEncoder(nn.Module):
-    """The encoder (built with type_vocab_size=2), BERT's pooler and the pair classifier."""
-
-    def __init__(self, encoder: Encoder):
-        super().__init__()
-        assert encoder.config.type_vocab_size >= 2, "sentence pairs need token-type embeddings"
-        self.encoder = encoder
-        n = encoder.config.n_embd
-        self.pooler = nn.Sequential(nn.Linear(n, n), nn.Tanh())
-        self.classifier = nn.Linear(n, 2)
-
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, token_types: torch.Tensor, segments: torch.Tensor,
-                pair_label: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """-> (MLM loss + pair loss, {"mlm_loss", "pair_loss", "pair_accuracy"})."""
-        hidden = self.encoder.hidden(inputs, segments, token_types)
-        logits = self.encoder.mlm_logits(hidden)
-        mlm = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE_INDEX)
-        pair_logits = self.classifier(self.pooler(hidden[:, 0]))
-        labelled = pair_label != IGNORE_INDEX
-        pair = F.cross_entropy(pair_logits, pair_label, ignore_index=IGNORE_INDEX, reduction="sum") / labelled.sum().clamp(min=1)
-        correct = (pair_logits.argmax(-1) == pair_label) & labelled
-        accuracy = correct.sum() / labelled.sum().clamp(min=1)
-        return mlm + pair, {"mlm_loss": mlm.detach(), "pair_loss": pair.detach(), "pair_accuracy": accuracy.detach()}

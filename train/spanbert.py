@@ -1,4 +1,5 @@
-"""SpanBERT (Joshi et al., 2020): span masking and the span boundary objective (SBO).
+"""SpanBERT (Joshi et al., 2020): span masking, with the targets of the span boundary
+objective (SBO; its head is in train/encoder_heads.py).
 
 Masking (section 3.1): spans are drawn until 15% of the sample's non-special tokens are
 masked. A span's length in *words* follows a geometric distribution with p = 0.2 clipped
@@ -10,11 +11,8 @@ length or the budget is met (so only a sample's last span can come out shorter, 
 budget is overshot by less than one word). 80/10/10 is decided once per span: all its
 tokens become the mask token, or all random tokens, or all stay.
 
-SBO (section 3.2): every token x_i of a span (s..e) is also predicted from the boundary
-tokens' final states and its position in the span: y_i = f(x_{s-1}, x_{e+1}, p_{i-s}),
-f a two-layer feed-forward net with GELU and LayerNorm, through the MLM output embedding.
-The loss is the sum of the MLM and SBO cross-entropies. `sbo=False` trains span masking
-alone.
+For SBO every masked token carries the positions of its span's boundary tokens and its
+place in the span.
 """
 
 from __future__ import annotations
@@ -22,11 +20,7 @@ from __future__ import annotations
 from typing import Iterable, NamedTuple
 
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from strata.train.encoder import Encoder
 from strata.train.objectives import IGNORE_INDEX, corrupt_chosen, masking_budget
 from strata.train.whole_words import sample_rng, special_array, word_ids
 
@@ -112,7 +106,7 @@ def spanbert_mask(
     word_start: np.ndarray,
     rate: float = 0.15,
 ) -> tuple[dict[str, np.ndarray], Spans]:
-    """tokens [L] -> ({inputs, labels, left, right, offset} int64 [L], the spans). At a
+    """tokens [L] -> ({idx, targets, left, right, offset} int64 [L], the spans). At a
     labelled position, `left`/`right` are the positions of its span's boundary tokens and
     `offset` its place in the span (0 first); elsewhere they are 0."""
     ids = np.array(tokens, dtype=np.int64)
@@ -129,54 +123,5 @@ def spanbert_mask(
     left[chosen] = np.repeat(spans.start - 1, lengths)
     right[chosen] = np.repeat(spans.end, lengths)
     offset[chosen] = chosen - np.repeat(spans.start, lengths)
-    return dict(inputs=inputs, labels=labels, left=left, right=right, offset=offset), spans
+    return dict(idx=inputs, targets=labels, left=left, right=right, offset=offset), spans
 
-
-# --------------------------------------------------------------------------- model
-
-
-class SpanBoundaryHead(nn.Module):
-    """SBO's f: [h_left; h_right; p_offset] -> Linear, GELU, LayerNorm -> Linear, GELU,
-    LayerNorm -> a state the MLM output layer turns into logits."""
-
-    def __init__(self, n_embd: int, max_offset: int):
-        super().__init__()
-        self.offset = nn.Embedding(max_offset, n_embd)
-        self.mlp = nn.Sequential(
-            nn.Linear(3 * n_embd, n_embd), nn.GELU(), nn.LayerNorm(n_embd),
-            nn.Linear(n_embd, n_embd), nn.GELU(), nn.LayerNorm(n_embd),
-        )
-
-    def forward(self, hidden: torch.Tensor, left: torch.Tensor, right: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-        """hidden [B, L, C]; left, right, offset [N] for N (batch, position) pairs flattened
-        -> [N, C]. left and right index the flattened [B*L] positions."""
-        flat = hidden.reshape(-1, hidden.size(-1))
-        return self.mlp(torch.cat([flat[left], flat[right], self.offset(offset)], dim=-1))
-
-
-class SpanBERT(nn.Module):
-    """The encoder (what downstream tasks use) plus the SBO head when `sbo`."""
-
-    def __init__(self, encoder: Encoder, sbo: bool = True):
-        super().__init__()
-        self.encoder = encoder
-        self.sbo = SpanBoundaryHead(encoder.config.n_embd, encoder.config.seq_len) if sbo else None
-
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
-                offset: torch.Tensor, segments: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """-> (MLM + SBO loss, {"mlm_loss", "sbo_loss"}), means over the labelled tokens."""
-        hidden = self.encoder.hidden(inputs, segments)
-        flat_labels = labels.reshape(-1)
-        chosen = flat_labels != IGNORE_INDEX
-        mlm = F.cross_entropy(self.encoder.mlm_logits(hidden).reshape(-1, self.encoder.config.vocab_size), flat_labels,
-                              ignore_index=IGNORE_INDEX)
-        if self.sbo is None:
-            return mlm, {"mlm_loss": mlm.detach()}
-        base = (torch.arange(labels.size(0), device=labels.device) * labels.size(1))[:, None].expand_as(labels).reshape(-1)
-        states = self.sbo(hidden, (left.reshape(-1) + base)[chosen], (right.reshape(-1) + base)[chosen],
-                          offset.reshape(-1)[chosen])
-        sbo = F.cross_entropy(self.encoder.lm_head(states), flat_labels[chosen], reduction="sum") / chosen.sum().clamp(min=1)
-        return mlm + sbo, {"mlm_loss": mlm.detach(), "sbo_loss": sbo.detach()}

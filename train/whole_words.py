@@ -15,11 +15,16 @@ function of (seed, epoch, sample_id).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Iterable, Sequence
 
+import fsspec
 import numpy as np
+import sentencepiece as spm
 import torch
 
+from strata.manifests.manifest import ShardError
+from strata.storage import join
 from strata.train.objectives import corrupt_chosen, masking_budget
 
 WORD_MARK = "\u2581"  # ▁
@@ -28,6 +33,19 @@ WORD_MARK = "\u2581"  # ▁
 def word_start_table(pieces: Sequence[str]) -> np.ndarray:
     """bool [vocab]: True for the ids whose piece starts a word (begins with ▁)."""
     return np.array([p.startswith(WORD_MARK) for p in pieces], dtype=bool)
+
+
+def build_word_starts(build: str, manifest: dict) -> np.ndarray:
+    """word_start_table of a build's tokenizer (OUT/<tokenizer path>), whose bytes must
+    match the manifest's sha256."""
+    record = manifest["tokenizer"]
+    uri = join(build, record["path"])
+    with fsspec.open(uri, "rb") as f:
+        model = f.read()
+    if hashlib.sha256(model).hexdigest() != record["model_sha256"]:
+        raise ShardError(f"{uri}: the tokenizer model does not match the manifest's sha256")
+    processor = spm.SentencePieceProcessor(model_proto=model)
+    return word_start_table([processor.id_to_piece(i) for i in range(processor.get_piece_size())])
 
 
 def sample_rng(seed: int, epoch: int, sample_id: int, stream: int = 0) -> np.random.Generator:

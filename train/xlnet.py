@@ -57,14 +57,14 @@ class XLNet(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(
-        self, idx: torch.Tensor, rank: torch.Tensor, labels: torch.Tensor
+        self, idx: torch.Tensor, rank: torch.Tensor, targets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """idx, rank, labels: int64 [B, L]; labels are -100 except at the predicted
+        """idx, rank, targets: int64 [B, L]; targets are -100 except at the predicted
         positions. Returns (logits [N, vocab] of the N predicted positions in row-major
         order, mean cross-entropy over them)."""
         B, L = idx.shape
         assert L <= self.config.seq_len, f"window of {L} tokens, the model holds {self.config.seq_len}"
-        predicted = labels != IGNORE_INDEX
+        predicted = targets != IGNORE_INDEX
         content_mask, query_mask = two_stream_masks(rank, predicted)
         pos = self.transformer.wpe(torch.arange(L, device=idx.device))
         h = self.transformer.drop(self.transformer.wte(idx) + pos)
@@ -72,4 +72,4 @@ class XLNet(nn.Module):
         for block in self.transformer.h:
             h, g = block(h, content_mask), block(g, query_mask, context=h)
         logits = self.lm_head(self.transformer.ln_f(g[predicted]))
-        return logits, F.cross_entropy(logits, labels[predicted])
+        return logits, F.cross_entropy(logits, targets[predicted])
