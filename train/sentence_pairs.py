@@ -67,22 +67,9 @@ def segment_pair(
     return a, other[offset:offset + length], 1
 
 
-def sentence_pair_sample(
-    tokens,
-    *,
-    task: Literal["nsp", "sop"],
-    seed: int,
-    epoch: int,
-    sample_id: int,
-    vocab_size: int,
-    special_ids: Iterable[int],
-    mask_id: int,
-    eos_id: int,
-    cls_id: int,
-    sep_id: int,
-    pad_id: int,
-    rate: float = 0.15,
-) -> dict[str, np.ndarray | int]:
+def sentence_pair_sample(tokens, *, task: Literal["nsp", "sop"], seed: int, epoch: int, sample_id: int, vocab_size: int,
+                         special_ids: Iterable[int], mask_id: int, eos_id: int, cls_id: int, sep_id: int, pad_id: int,
+                         rate: float = 0.15) -> dict[str, np.ndarray | int]:
     """tokens [L] -> {idx, targets, token_types, segments} int64 [L] and pair_label (0, 1,
     or -100). `targets` are MLM's."""
     ids = np.asarray(tokens, dtype=np.int64)

@@ -94,18 +94,8 @@ def _fitting_starts(length, first, last, run, word_masked, token_masked, L) -> n
     return w[ok]
 
 
-def spanbert_mask(
-    tokens,
-    *,
-    seed: int,
-    epoch: int,
-    sample_id: int,
-    vocab_size: int,
-    special_ids: Iterable[int],
-    mask_id: int,
-    word_start: np.ndarray,
-    rate: float = 0.15,
-) -> tuple[dict[str, np.ndarray], Spans]:
+def spanbert_mask(tokens, *, seed: int, epoch: int, sample_id: int, vocab_size: int, special_ids: Iterable[int],
+                  mask_id: int, word_start: np.ndarray, rate: float = 0.15) -> tuple[dict[str, np.ndarray], Spans]:
     """tokens [L] -> ({idx, targets, left, right, offset} int64 [L], the spans). At a
     labelled position, `left`/`right` are the positions of its span's boundary tokens and
     `offset` its place in the span (0 first); elsewhere they are 0."""

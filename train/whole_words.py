@@ -69,18 +69,8 @@ def special_array(special_ids: Iterable[int], mask_id: int) -> np.ndarray:
     return np.array(sorted({*special_ids, mask_id}), dtype=np.int64)
 
 
-def whole_word_mask(
-    tokens,
-    *,
-    seed: int,
-    epoch: int,
-    sample_id: int,
-    vocab_size: int,
-    special_ids: Iterable[int],
-    mask_id: int,
-    word_start: np.ndarray,
-    rate: float = 0.15,
-) -> tuple[np.ndarray, np.ndarray]:
+def whole_word_mask(tokens, *, seed: int, epoch: int, sample_id: int, vocab_size: int, special_ids: Iterable[int],
+                    mask_id: int, word_start: np.ndarray, rate: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
     """tokens [L] -> (inputs [L], labels [L]) int64, as mlm_mask but whole words."""
     ids = np.array(tokens, dtype=np.int64)
     specials = special_array(special_ids, mask_id)
