@@ -24,6 +24,7 @@ from strata.pipeline.curate import CURATE_SUMMARY, run_curate
 from strata.pipeline.read import discover_inputs
 from strata.pipeline.shard import run_shards
 from strata.storage import exists, join, remove, write_bytes_atomic
+from strata.tokenize.specials import objective_pieces, with_control_pieces
 from strata.tokenize.trainer import load_tokenizer, sample_curated_text, special_ids, train_tokenizer
 
 log = logging.getLogger("strata.build")
@@ -75,9 +76,10 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
         log.info("tokenizer: kept from the previous run")
         return previous
     remove(join(out, TOKENIZER_DIR))
+    control_pieces = objective_pieces(cfg.sentinels) if cfg.objective_specials else []
     if cfg.model:
         with fsspec.open(cfg.model, "rb") as src:
-            model_bytes = src.read()
+            model_bytes = with_control_pieces(src.read(), control_pieces)
         write_bytes_atomic(join(out, TOKENIZER_MODEL), model_bytes)
         record = {
             "trained": False,
@@ -98,6 +100,7 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
                 vocab_size=cfg.vocab_size,
                 model_type=cfg.model_type,
                 user_defined_symbols=cfg.user_defined_symbols,
+                control_pieces=control_pieces,
                 seed=config.seed,
                 sample=sample,
             )

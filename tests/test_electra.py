@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from strata.train.electra import DISCRIMINATOR_WEIGHT, Electra, draw_from, electra_sample, generator_config
+from strata.train.electra import DISCRIMINATOR_WEIGHT, Electra, ElectraConfig, draw_from, generator_config
 from strata.train.encoder import Encoder, EncoderConfig
+from strata.train.objectives.electra import electra_sample
 from strata.train.objectives import IGNORE_INDEX
 from strata.train.presets import PRESETS
 
@@ -16,7 +17,7 @@ SPECIALS = {0, 1, 2, 3}
 
 def _tiny(**overrides):
     torch.manual_seed(0)
-    return Electra(EncoderConfig(vocab_size=VOCAB, seq_len=L, **PRESETS["tiny"]), **overrides)
+    return Electra(ElectraConfig(vocab_size=VOCAB, seq_len=L, **PRESETS["tiny"], **overrides))
 
 
 def _batch(windows, ids):

@@ -5,17 +5,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from strata.train.encoder import Encoder, EncoderConfig
-from strata.train.encoder_heads import PairEncoder, SpanBERT
+from strata.train.encoder_heads import PairEncoder, PairEncoderConfig, SpanBERT, SpanBERTConfig
 from strata.train.objectives import IGNORE_INDEX
 from strata.train.presets import PRESETS
 
 VOCAB, L = 64, 24
 
 
-def _encoder(**fields):
+def _config(kind, **fields):
     torch.manual_seed(0)
-    return Encoder(EncoderConfig(vocab_size=VOCAB, seq_len=L, **PRESETS["tiny"], **fields)).eval()
+    return kind(vocab_size=VOCAB, seq_len=L, **PRESETS["tiny"], **fields)
 
 
 def _span_batch():
@@ -31,7 +30,7 @@ def _span_batch():
 
 
 def test_sbo_predicts_each_span_token_from_its_boundaries_and_offset():
-    model = SpanBERT(_encoder()).eval()
+    model = SpanBERT(_config(SpanBERTConfig)).eval()
     batch = _span_batch()
     with torch.no_grad():
         loss, extras = model(**batch)
@@ -50,14 +49,14 @@ def test_sbo_predicts_each_span_token_from_its_boundaries_and_offset():
 
 
 def test_sbo_can_be_switched_off():
-    model = SpanBERT(_encoder(), sbo=False)
+    model = SpanBERT(_config(SpanBERTConfig, sbo=False))
     assert model.sbo is None
     loss, extras = model(**_span_batch())
     assert set(extras) == {"mlm_loss"} and loss.item() == pytest.approx(extras["mlm_loss"].item())
 
 
 def test_pair_head_reads_cls_and_token_types_and_skips_unlabelled_pairs():
-    model = PairEncoder(_encoder(type_vocab_size=2)).eval()
+    model = PairEncoder(_config(PairEncoderConfig)).eval()
     idx = torch.randint(7, VOCAB, (3, L), generator=torch.Generator().manual_seed(1))
     token_types = torch.zeros(3, L, dtype=torch.long)
     token_types[:, 10:] = 1
@@ -76,4 +75,4 @@ def test_pair_head_reads_cls_and_token_types_and_skips_unlabelled_pairs():
 
 def test_pair_encoder_needs_token_types():
     with pytest.raises(AssertionError, match="token-type"):
-        PairEncoder(_encoder())
+        PairEncoder(_config(PairEncoderConfig, type_vocab_size=0))

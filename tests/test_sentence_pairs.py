@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from strata.train.objectives import IGNORE_INDEX
-from strata.train.sentence_pairs import documents, sentence_pair_sample
+from strata.train.objectives.sentence_pairs import documents, sentence_pair_sample
 
 PAD, EOS, MASK, CLS, SEP = 0, 3, 4, 5, 6
 SPECIALS = {0, 1, 2, 3}

@@ -4,18 +4,16 @@ no model)."""
 import numpy as np
 import pytest
 
+from strata.tokenize.pieces import PieceTable
 from strata.train.objectives import IGNORE_INDEX
-from strata.train.spanbert import MAX_SPAN_WORDS, span_length_probs, spanbert_mask
-from strata.train.whole_words import whole_word_mask, word_ids, word_start_table
+from strata.train.objectives.spanbert import MAX_SPAN_WORDS, span_length_probs, spanbert_mask
+from strata.train.objectives.whole_words import whole_word_mask, word_ids, word_starts
 
 VOCAB = 100
 SPECIALS = {0, 1, 2, 3}
 MASK = 4
 ALL_SPECIAL = np.array(sorted(SPECIALS | {MASK}))
-PIECES = ["<pad>", "<unk>", "<s>", "</s>", "<mask>"] + [
-    ("\u2581w" if i % 3 else "x") + str(i) for i in range(5, VOCAB)  # two in three pieces start a word
-]
-WORD_START = word_start_table(PIECES)
+WORD_START = (np.arange(VOCAB) >= 5) & (np.arange(VOCAB) % 3 != 0)  # two in three pieces start a word
 ARGS = dict(vocab_size=VOCAB, special_ids=SPECIALS, mask_id=MASK, word_start=WORD_START)
 
 
@@ -35,8 +33,10 @@ def _runs(mask_row):
 
 
 def test_words_start_at_the_word_mark_after_specials_and_at_the_window_start():
-    pieces = ["<pad>", "<unk>", "<s>", "</s>", "\u2581the", "re", "\u2581cat", "s"]
-    table = word_start_table(pieces)
+    texts = ["", "", "", "", " the", "re", " cat", "s"]  # pad, unk, bos, eos; ▁ reads as a space
+    pieces = PieceTable(bytes=np.array([len(t) for t in texts]), opens=np.array([bool(t) and t[0] != " " for t in texts]),
+                        closes=np.zeros(8, dtype=bool), inner=np.zeros(8, dtype=np.int64))
+    table = word_starts(pieces)
     assert table.tolist() == [False] * 4 + [True, False, True, False]
     ids = np.array([5, 7, 4, 5, 3, 5, 6, 7, 3, 3])
     #               re s  ▁the re EOS re ▁cat s EOS EOS

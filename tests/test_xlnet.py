@@ -9,7 +9,7 @@ import torch
 
 from strata.train.encoder import EncoderConfig
 from strata.train.objectives import IGNORE_INDEX
-from strata.train.permutation import permutation_sample, predicted_count
+from strata.train.objectives.permutation import permutation_sample, predicted_count
 from strata.train.presets import PRESETS
 from strata.train.xlnet import XLNet, two_stream_masks
 

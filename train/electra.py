@@ -1,8 +1,8 @@
 """ELECTRA (Clark et al., 2020): replaced token detection.
 
-    sample      15% of the non-special positions replaced by the mask token (the paper's
-                masking: [MASK] only, no 80/10/10), and one uniform number per position
-                (the seed of the generator's draw there), from (seed, epoch, sample_id)
+    sample      (objectives/electra.py) 15% of the non-special positions replaced by the
+                mask token (the paper's masking: [MASK] only, no 80/10/10), and one
+                uniform number per position (the seed of the generator's draw there)
     generator   a small MLM encoder: width, heads and feed-forward `generator_ratio` of the
                 discriminator's (default 1/4), same depth; it reads the shared embeddings
                 through a linear projection and predicts the masked tokens through the
@@ -21,34 +21,23 @@ load: `Electra.discriminator_state()` is its state dict with the keys of an `Enc
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Iterable
+from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from strata.train.encoder import EncoderConfig, EncoderStack
-from strata.train.gpt import Block, init_gpt2
-from strata.train.objectives import IGNORE_INDEX, masking_budget
-from strata.train.whole_words import sample_rng, special_array
+from strata.train.gpt import IGNORE_INDEX, Block, init_gpt2
 
 DISCRIMINATOR_WEIGHT = 50.0  # lambda
-GENERATOR_RATIO = 0.25
 
 
-def electra_sample(tokens, *, seed: int, epoch: int, sample_id: int, special_ids: Iterable[int], mask_id: int,
-                   rate: float = 0.15) -> dict[str, np.ndarray]:
-    """tokens [L] -> {idx, targets} int64 [L] (the generator's MLM sample) and noise
-    float32 [L] (uniform numbers for the generator's draws)."""
-    ids = np.array(tokens, dtype=np.int64)
-    rng = sample_rng(seed, epoch, sample_id)
-    candidates = np.flatnonzero(~np.isin(ids, special_array(special_ids, mask_id)))
-    chosen = rng.choice(candidates, size=masking_budget(rng, rate, candidates.size), replace=False)
-    inputs, labels = ids.copy(), np.full_like(ids, IGNORE_INDEX)
-    inputs[chosen], labels[chosen] = mask_id, ids[chosen]
-    return dict(idx=inputs, targets=labels, noise=rng.random(ids.size).astype(np.float32))
+@dataclass
+class ElectraConfig(EncoderConfig):
+    """The discriminator's shape, and the generator's share of its width."""
+
+    generator_ratio: float = 0.25
 
 
 def generator_config(config: EncoderConfig, ratio: float) -> EncoderConfig:
@@ -65,10 +54,10 @@ def draw_from(logits: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
 
 
 class Electra(nn.Module):
-    def __init__(self, config: EncoderConfig, generator_ratio: float = GENERATOR_RATIO):
+    def __init__(self, config: ElectraConfig):
         super().__init__()
         self.config = config
-        small = generator_config(config, generator_ratio)
+        small = generator_config(config, config.generator_ratio)
         self.discriminator = EncoderStack(config)
         self.discriminator_head = nn.Sequential(nn.Linear(config.n_embd, config.n_embd), nn.GELU(),
                                                 nn.Linear(config.n_embd, 1))

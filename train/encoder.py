@@ -4,11 +4,15 @@
                -> MLM head: dense, GELU, LayerNorm, then logits [B, L, vocab] through the
                   token-embedding matrix (tied) plus an output bias
 
-The blocks are gpt.py's with `causal=False`. Differences from BERT, on purpose:
+`EncoderStack` (embeddings, blocks, final LayerNorm) is what other encoder models
+reuse (ELECTRA's discriminator, XLNet, the heads of encoder_heads.py). The blocks are
+gpt.py's with `causal=False`. Differences from BERT, on purpose:
 - pre-LN (LayerNorm before each sublayer, one after the last) instead of BERT's post-LN:
   it trains stably without a long warm-up at every depth, and it is the same block as
   the GPT's; for the same reason there is no LayerNorm on the embeddings;
-- no token-type embeddings and no pooler: RoBERTa's single-segment MLM needs neither.
+- no token-type embeddings (unless `type_vocab_size`, for NSP/SOP) and no pooler (the
+  sentence-pair head has its own, train/encoder_heads.py): RoBERTa's single-segment MLM
+  needs neither.
 
 With `segments` (document ids per position, as for the GPT) attention stays inside each
 document of a packed window and positions restart at each document start.
@@ -22,8 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from strata.train.gpt import Block, GPTConfig, init_gpt2, segment_mask
-from strata.train.objectives import IGNORE_INDEX, positions_from_segments
+from strata.train.attention import positions_and_mask
+from strata.train.gpt import IGNORE_INDEX, Block, GPTConfig, init_gpt2
 
 
 @dataclass
@@ -56,10 +60,7 @@ class EncoderStack(nn.Module):
         """(embeddings [B, L, n_embd], attention mask or None) of a batch of windows."""
         L = idx.shape[1]
         assert L <= self.seq_len, f"window of {L} tokens, the model holds {self.seq_len}"
-        if segments is None:
-            pos, mask = torch.arange(L, device=idx.device), None
-        else:
-            pos, mask = positions_from_segments(segments), segment_mask(segments, causal=False)
+        pos, mask = positions_and_mask(idx, segments, causal=False)
         x = self.wte(idx) + self.wpe(pos)
         if self.wtt is not None:
             x = x + self.wtt(torch.zeros_like(idx) if token_types is None else token_types)
@@ -104,13 +105,13 @@ class Encoder(nn.Module):
         return self.lm_head(self.head(hidden))
 
     def forward(
-        self, idx: torch.Tensor, labels: torch.Tensor | None = None, segments: torch.Tensor | None = None
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, segments: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx, labels, segments: int64 [B, L]; labels are -100 except at the positions to
-        predict (see objectives.mlm_mask). Returns logits [B, L, vocab] and, with labels, the
-        mean cross-entropy over the labelled positions (else None)."""
+        """idx, targets, segments: int64 [B, L]; targets are -100 except at the positions to
+        predict (see objectives.mlm_mask). Returns logits [B, L, vocab] and, with targets,
+        the mean cross-entropy over the labelled positions (else None)."""
         logits = self.mlm_logits(self.hidden(idx, segments))
         loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX)
         return logits, loss

@@ -17,8 +17,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from strata.train.encoder import Encoder
-from strata.train.objectives import IGNORE_INDEX
+from dataclasses import dataclass
+
+from strata.train.encoder import Encoder, EncoderConfig
+from strata.train.gpt import IGNORE_INDEX
+
+
+@dataclass
+class SpanBERTConfig(EncoderConfig):
+    sbo: bool = True  # the span boundary head beside the MLM head
+
+
+@dataclass
+class PairEncoderConfig(EncoderConfig):
+    type_vocab_size: int = 2  # segment A and segment B
 
 
 class SpanBoundaryHead(nn.Module):
@@ -43,10 +55,11 @@ class SpanBoundaryHead(nn.Module):
 class SpanBERT(nn.Module):
     """The encoder (what downstream tasks use) plus the SBO head when `sbo`."""
 
-    def __init__(self, encoder: Encoder, sbo: bool = True):
+    def __init__(self, config: SpanBERTConfig):
         super().__init__()
-        self.encoder = encoder
-        self.sbo = SpanBoundaryHead(encoder.config.n_embd, encoder.config.seq_len) if sbo else None
+        self.config = config
+        self.encoder = Encoder(config)
+        self.sbo = SpanBoundaryHead(config.n_embd, config.seq_len) if config.sbo else None
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -71,11 +84,12 @@ class SpanBERT(nn.Module):
 class PairEncoder(nn.Module):
     """The encoder (built with type_vocab_size=2), BERT's pooler and the pair classifier."""
 
-    def __init__(self, encoder: Encoder):
+    def __init__(self, config: PairEncoderConfig):
         super().__init__()
-        assert encoder.config.type_vocab_size >= 2, "sentence pairs need token-type embeddings"
-        self.encoder = encoder
-        n = encoder.config.n_embd
+        assert config.type_vocab_size >= 2, "sentence pairs need token-type embeddings"
+        self.config = config
+        self.encoder = Encoder(config)
+        n = config.n_embd
         self.pooler = nn.Sequential(nn.Linear(n, n), nn.Tanh())
         self.classifier = nn.Linear(n, 2)
 

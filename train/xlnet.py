@@ -29,8 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from strata.train.encoder import EncoderConfig, EncoderStack
-from strata.train.gpt import init_gpt2
-from strata.train.objectives import IGNORE_INDEX
+from strata.train.gpt import IGNORE_INDEX, init_gpt2
 
 
 def two_stream_masks(rank: torch.Tensor, predicted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,8 @@
 """Words of a window of sentencepiece ids, and whole-word masking (BERT's `--whole-word`).
 
 A word is a run of non-special tokens that starts at a piece beginning with `▁`
-(sentencepiece's word-boundary mark), at the window's first token, or right after a special
+(sentencepiece's word-boundary mark; `word_starts` reads it from the tokenizer's piece
+table, tokenize/pieces.py), at the window's first token, or right after a special
 token (EOS and the like end a word), and runs up to the next such start. Specials belong to
 no word and are never masked.
 
@@ -15,42 +16,26 @@ function of (seed, epoch, sample_id).
 
 from __future__ import annotations
 
-import hashlib
-from typing import Iterable, Sequence
+from typing import Iterable
 
-import fsspec
 import numpy as np
-import sentencepiece as spm
-import torch
 
-from strata.manifests.manifest import ShardError
-from strata.storage import join
-from strata.train.objectives import corrupt_chosen, masking_budget
-
-WORD_MARK = "\u2581"  # ▁
+from strata.tokenize.pieces import PieceTable
+from strata.train.objectives.core import sample_rng
+from strata.train.objectives.masking import corrupt_chosen, masking_budget
 
 
-def word_start_table(pieces: Sequence[str]) -> np.ndarray:
-    """bool [vocab]: True for the ids whose piece starts a word (begins with ▁)."""
-    return np.array([p.startswith(WORD_MARK) for p in pieces], dtype=bool)
+def word_starts(pieces: PieceTable) -> np.ndarray:
+    """bool [vocab]: True for the pieces whose text starts with whitespace (`▁`, or a
+    newline symbol), i.e. that begin a word."""
+    return (pieces.bytes > 0) & ~pieces.opens
 
 
-def build_word_starts(build: str, manifest: dict) -> np.ndarray:
-    """word_start_table of a build's tokenizer (OUT/<tokenizer path>), whose bytes must
-    match the manifest's sha256."""
-    record = manifest["tokenizer"]
-    uri = join(build, record["path"])
-    with fsspec.open(uri, "rb") as f:
-        model = f.read()
-    if hashlib.sha256(model).hexdigest() != record["model_sha256"]:
-        raise ShardError(f"{uri}: the tokenizer model does not match the manifest's sha256")
-    processor = spm.SentencePieceProcessor(model_proto=model)
-    return word_start_table([processor.id_to_piece(i) for i in range(processor.get_piece_size())])
+def load_word_starts(data: str, tokenizer: dict) -> np.ndarray:
+    """word_starts of a build's tokenizer (data: the build; tokenizer: its manifest entry)."""
+    from strata.train.validation import build_pieces  # validation imports the objectives
 
-
-def sample_rng(seed: int, epoch: int, sample_id: int, stream: int = 0) -> np.random.Generator:
-    """The generator of one sample's randomness; `stream` separates independent uses."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, epoch, sample_id, stream])))
+    return word_starts(build_pieces(data, {"tokenizer": tokenizer}))
 
 
 def word_ids(ids: np.ndarray, word_start: np.ndarray, specials: np.ndarray) -> np.ndarray:
@@ -66,6 +51,7 @@ def word_ids(ids: np.ndarray, word_start: np.ndarray, specials: np.ndarray) -> n
 
 
 def special_array(special_ids: Iterable[int], mask_id: int) -> np.ndarray:
+    """The ids a masking never picks: `special_ids` and the mask token, sorted."""
     return np.array(sorted({*special_ids, mask_id}), dtype=np.int64)
 
 
@@ -89,9 +75,7 @@ def whole_word_mask(tokens, *, seed: int, epoch: int, sample_id: int, vocab_size
     return corrupt_chosen(rng, ids, chosen, rng.random(chosen.size), vocab_size, specials, mask_id)
 
 
-def whole_word_batch(windows, sample_ids: Sequence[int], *, epoch, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    """windows [B, L] -> (inputs, labels) [B, L] int64 tensors, row by row (see mlm_batch)."""
-    windows = np.asarray(windows.cpu() if isinstance(windows, torch.Tensor) else windows)
-    epochs = np.broadcast_to(np.asarray(epoch, dtype=np.int64), (len(windows),)).tolist()
-    rows = [whole_word_mask(w, sample_id=int(i), epoch=e, **kwargs) for w, i, e in zip(windows, sample_ids, epochs)]
-    return torch.from_numpy(np.stack([r[0] for r in rows])), torch.from_numpy(np.stack([r[1] for r in rows]))
+def whole_word_sample(tokens, **options) -> dict[str, np.ndarray]:
+    """whole_word_mask as an objective's batch row."""
+    idx, targets = whole_word_mask(tokens, **options)
+    return {"idx": idx, "targets": targets}

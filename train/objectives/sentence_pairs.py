@@ -26,8 +26,8 @@ from typing import Iterable, Literal
 
 import numpy as np
 
-from strata.train.objectives import IGNORE_INDEX, mlm_mask
-from strata.train.whole_words import sample_rng
+from strata.train.objectives.core import IGNORE_INDEX, Inputs, JointObjective, per_sample, sample_rng
+from strata.train.objectives.lm import mlm_mask
 
 PAIR_STREAM = 1  # the pair's randomness is independent of the MLM mask's (stream 0)
 
@@ -85,3 +85,33 @@ def sentence_pair_sample(tokens, *, task: Literal["nsp", "sop"], seed: int, epoc
                               special_ids={*special_ids, cls_id, sep_id, pad_id}, mask_id=mask_id, rate=rate)
     return dict(idx=inputs, targets=labels, token_types=token_types, segments=segments, pair_label=label)
 
+
+class SentencePairObjective(JointObjective):
+    """MLM + a pair classifier on encoder_heads.PairEncoder; `task` is nsp or sop."""
+
+    architecture = "pair_encoder"
+    needs = ("mask", "pad", "cls", "sep")
+    bits_per_byte = False  # the loss adds the pair classifier's to MLM's
+
+    def __init__(self, cfg, tokenizer: dict):
+        super().__init__(cfg, tokenizer)
+        self.rate = cfg.mlm_rate
+
+    def batch(self, tokens, sample_id, epoch) -> Inputs:
+        """The pair is its own attention structure (padding apart): --doc-mask changes nothing."""
+        s = self.specials
+        return per_sample(sentence_pair_sample, tokens, sample_id, epoch, task=self.name, seed=self.seed,
+                          vocab_size=self.vocab_size, special_ids=self.control_ids(), mask_id=s["mask"],
+                          eos_id=s["eos"], cls_id=s["cls"], sep_id=s["sep"], pad_id=s["pad"], rate=self.rate)
+
+
+class NSP(SentencePairObjective):
+    """BERT: MLM + next sentence prediction."""
+
+    name = "nsp"
+
+
+class SOP(SentencePairObjective):
+    """ALBERT: MLM + sentence order prediction."""
+
+    name = "sop"

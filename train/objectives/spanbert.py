@@ -21,8 +21,9 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
-from strata.train.objectives import IGNORE_INDEX, corrupt_chosen, masking_budget
-from strata.train.whole_words import sample_rng, special_array, word_ids
+from strata.train.objectives.core import Inputs, JointObjective, per_sample, sample_rng
+from strata.train.objectives.masking import corrupt_chosen, masking_budget
+from strata.train.objectives.whole_words import load_word_starts, special_array, word_ids
 
 GEOMETRIC_P = 0.2
 MAX_SPAN_WORDS = 10
@@ -115,3 +116,30 @@ def spanbert_mask(tokens, *, seed: int, epoch: int, sample_id: int, vocab_size: 
     offset[chosen] = chosen - np.repeat(spans.start, lengths)
     return dict(idx=inputs, targets=labels, left=left, right=right, offset=offset), spans
 
+
+def spanbert_sample(tokens, **options) -> dict[str, np.ndarray]:
+    """spanbert_mask as an objective's batch row."""
+    return spanbert_mask(tokens, **options)[0]
+
+
+class SpanBERTObjective(JointObjective):
+    """SpanBERT: span masking; MLM + SBO (--no-sbo: MLM alone) on encoder_heads.SpanBERT."""
+
+    name = "spanbert"
+    architecture = "spanbert"
+    needs = ("mask",)
+    bits_per_byte = False  # with SBO the loss adds a second cross-entropy of the same tokens
+
+    def __init__(self, cfg, tokenizer: dict):
+        super().__init__(cfg, tokenizer)
+        self.rate, self.sbo = cfg.mlm_rate, cfg.sbo
+        self.word_start = load_word_starts(cfg.data, tokenizer)
+
+    def build_model(self, preset: str, vocab_size: int, seq_len: int, **overrides):
+        return super().build_model(preset, vocab_size, seq_len, sbo=self.sbo, **overrides)
+
+    def batch(self, tokens, sample_id, epoch) -> Inputs:
+        return self.with_segments(per_sample(
+            spanbert_sample, tokens, sample_id, epoch, seed=self.seed, vocab_size=self.vocab_size,
+            special_ids=self.control_ids(), mask_id=self.specials["mask"], word_start=self.word_start, rate=self.rate,
+        ))

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from strata.train.objectives import IGNORE_INDEX
-from strata.train.whole_words import sample_rng
+from strata.config import ConfigError
+from strata.train.objectives.core import IGNORE_INDEX, Inputs, Objective, per_sample, sample_rng
 
 PREDICT_ONE_IN = 6  # K
 
@@ -40,3 +40,19 @@ def permutation_sample(tokens, *, seed: int, epoch: int, sample_id: int, k: int 
     predicted = rank >= ids.size - predicted_count(ids.size, k)
     labels[predicted] = ids[predicted]
     return dict(idx=ids, targets=labels, rank=rank)
+
+
+class XLNetObjective(Objective):
+    """XLNet: permutation LM with partial prediction (--xlnet-k) on train/xlnet.py."""
+
+    name = "xlnet"
+    architecture = "xlnet"
+
+    def __init__(self, cfg, tokenizer: dict):
+        super().__init__(cfg, tokenizer)
+        if cfg.doc_mask:
+            raise ConfigError("doc_mask: xlnet orders the whole window; it does not take --doc-mask")
+        self.k = cfg.xlnet_k
+
+    def batch(self, tokens, sample_id, epoch) -> Inputs:
+        return per_sample(permutation_sample, tokens, sample_id, epoch, seed=self.seed, k=self.k)
