@@ -268,7 +268,8 @@ class Trainer:
                      "data": self.loader.state_dict(), "step": self.step, "tokens": self.tokens, "rng": rng}
             meta = {"step": self.step, "world_size": self.rt.world_size, "tokens": self.tokens,
                     "config": self.cfg.model_dump(mode="json")}
-            save_checkpoint(self.run, self.step, self.raw.state_dict(), state, meta, self.cfg.keep_checkpoints)
+            save_checkpoint(self.run, self.step, self.raw.state_dict(), state, meta, self.cfg.keep_checkpoints,
+                            self.objective.exports(self.raw))
         if self.rt.world_size > 1:
             dist.barrier()
 

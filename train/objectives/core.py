@@ -67,6 +67,10 @@ class Objective:
         _, loss = model(**inputs)
         return loss, self.num_targets(inputs), {}
 
+    def exports(self, model: torch.nn.Module) -> dict[str, dict]:
+        """State dicts each checkpoint saves beside the model, for downstream use."""
+        return {}
+
     def with_segments(self, inputs: Inputs) -> Inputs:
         """With --doc-mask, the document ids of the window `idx` (attention.py)."""
         if self.doc_mask:

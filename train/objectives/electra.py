@@ -42,6 +42,10 @@ class ELECTRA(JointObjective):
     def build_model(self, preset: str, vocab_size: int, seq_len: int, **overrides):
         return super().build_model(preset, vocab_size, seq_len, generator_ratio=self.generator_ratio, **overrides)
 
+    def exports(self, model) -> dict[str, dict]:
+        """The discriminator, as an Encoder's `transformer.*` weights."""
+        return {"discriminator": model.discriminator_state()}
+
     def batch(self, tokens, sample_id, epoch) -> Inputs:
         return self.with_segments(per_sample(electra_sample, tokens, sample_id, epoch, seed=self.seed,
                                              special_ids=self.control_ids(), mask_id=self.specials["mask"],

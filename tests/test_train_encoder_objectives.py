@@ -1,0 +1,130 @@
+"""`strata train` with the encoder objectives (mlm --whole-word, spanbert, electra, nsp, sop,
+xlnet) on a real build: the tiny preset learns, a stopped run resumes to the same losses
+and lineage, the command line and YAML take the options, ELECTRA saves its discriminator."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from strata.cli import main
+from strata.config import ConfigError, load_train_config, parse_config
+from strata.train.checkpoint import latest_checkpoint
+from strata.train.encoder import Encoder, EncoderConfig
+from strata.train.presets import PRESETS
+from strata.train.trainer import train
+from conftest import IN_MEMORY
+from test_train import config, consumed, train_losses
+
+
+@pytest.fixture(scope="module")
+def pair_build(tmp_path_factory):
+    """Standard-library code and docstrings, a 512-piece tokenizer with the objective
+    specials (<cls>, <sep>, ...), 256-token blocks: (OUT, manifest)."""
+    from strata.pipeline.build import run_build
+
+    everything = {"gopher_quality": {"enabled": False}, "gopher_repetition": {"enabled": False},
+                  "c4": {"enabled": False}, "language": {"enabled": False}}
+    build = {
+        "sources": [{"name": "stdlib", "format": "stdlib", "paths": ["json/*.py", "email/*.py", "logging/*.py"]}],
+        "categories": {"Github": {"weight": 0.8}, "Docstrings": {"epochs": 1}},
+        "filters": {"per_category": {"Github": everything, "Docstrings": everything}},
+        "tokenizer": {"vocab_size": 512, "objective_specials": True, "sentinels": 8},
+        "shards": {"block_tokens": 256, "target_bytes": 100_000, "val_fraction": 0.05},
+    }
+    out = tmp_path_factory.mktemp("pair-build")
+    return out, run_build(parse_config(build), str(out), "shards", IN_MEMORY)
+
+
+def settings(**overrides):
+    return dict(seq_len=32, batch_size=16, lr=3e-3, min_lr=3e-4, warmup=5, eval_batches=1, **overrides)
+
+
+@pytest.mark.parametrize("objective,options", [
+    ("mlm", dict(whole_word=True)),
+    ("spanbert", {}),
+    ("spanbert", dict(sbo=False)),
+    ("electra", {}),
+    ("nsp", {}),
+    ("sop", {}),
+    ("xlnet", {}),
+])
+def test_the_tiny_preset_learns(pair_build, tmp_path, objective, options):
+    out, _ = pair_build
+    summary = train(config(out, tmp_path, objective=objective, steps=40, **settings(**options)))
+    losses = [loss for _, loss in summary["train_loss"]]
+    start = np.mean(losses[:2])  # about ln(512) = 6.2 nats per token (ELECTRA: 6.2 + 50 ln 2 = 40.9)
+    # 40 steps take a masked model to about the unigram entropy of the targets, a nat or more down
+    assert np.mean(losses[-5:]) < start - 1, losses[::5]
+    assert summary["val"]["all"]["loss"] < start - 0.8, (summary["val"]["all"], start)
+
+
+def test_extras_report_each_part_of_the_loss(pair_build, tmp_path):
+    out, _ = pair_build
+    rows = {}
+    for objective in ("electra", "nsp", "spanbert"):
+        train(config(out, tmp_path / objective, objective=objective, steps=2, **settings()))
+        rows[objective] = [json.loads(line) for line in (tmp_path / objective / "metrics.jsonl").read_text().splitlines()][0]
+    electra = rows["electra"]
+    assert electra["loss"] == pytest.approx(electra["generator_loss"] + 50 * electra["discriminator_loss"], rel=1e-4)
+    assert 0 < electra["replaced"] <= 0.2 and 0 <= electra["discriminator_accuracy"] <= 1
+    assert rows["nsp"]["loss"] == pytest.approx(rows["nsp"]["mlm_loss"] + rows["nsp"]["pair_loss"], rel=1e-4)
+    assert rows["spanbert"]["loss"] == pytest.approx(rows["spanbert"]["mlm_loss"] + rows["spanbert"]["sbo_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("objective,options", [
+    ("spanbert", {}),  # span and whole-word masking
+    ("electra", {}),
+    ("nsp", {}),  # sentence pairs
+    ("xlnet", {}),
+])
+def test_a_stopped_run_resumes_to_the_same_losses_and_lineage(pair_build, tmp_path, objective, options):
+    out, _ = pair_build
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = dict(objective=objective, steps=12, save_every=4, **settings(**options))
+    train(config(out, straight, **common))
+    train(config(out, split, stop_at=7, **common))
+    train(config(out, split, resume=True, **common))
+    assert train_losses(split) == train_losses(straight)  # bit for bit
+    assert len(train_losses(straight)) == 12
+    assert consumed(split) == consumed(straight)
+
+
+def test_electra_saves_its_discriminator_for_an_encoder(pair_build, tmp_path):
+    out, manifest = pair_build
+    train(config(out, tmp_path, objective="electra", steps=2, **settings()))
+    state = torch.load(latest_checkpoint(tmp_path) / "discriminator.pt", weights_only=True)
+    encoder = Encoder(EncoderConfig(vocab_size=manifest["tokenizer"]["vocab_size"], seq_len=32, **PRESETS["tiny"]))
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith(("head.", "lm_head.")) for k in missing)
+    model = torch.load(latest_checkpoint(tmp_path) / "model.pt", weights_only=True)
+    assert torch.equal(state["transformer.wte.weight"], model["discriminator.wte.weight"])
+
+
+def test_the_command_line_and_yaml_take_the_encoder_options(pair_build, tmp_path, capsys):
+    out, _ = pair_build
+    args = ["train", f"--data={out}", "--seq-len=32", "--batch-size=4", "--steps=2", "--eval-every=0"]
+    assert main([*args, f"--out={tmp_path / 'ww'}", "--objective=mlm", "--whole-word"]) == 0
+    assert main([*args, f"--out={tmp_path / 'sb'}", "--objective=spanbert", "--no-sbo"]) == 0
+    assert main([*args, f"--out={tmp_path / 'el'}", "--objective=electra", "--generator-ratio=0.5"]) == 0
+    assert main([*args, f"--out={tmp_path / 'xl'}", "--objective=xlnet", "--xlnet-k=4"]) == 0
+    assert "train loss: step" in capsys.readouterr().out
+    run = json.loads((tmp_path / "sb" / "run.json").read_text())
+    assert run["config"]["sbo"] is False and run["objective"] == "spanbert"
+    assert json.loads((tmp_path / "ww" / "run.json").read_text())["config"]["whole_word"] is True
+    model = torch.load(latest_checkpoint(tmp_path / "el") / "model.pt", weights_only=True)
+    assert model["generator.project.weight"].shape == (32, 64)  # half the tiny preset's width
+    yaml = tmp_path / "train.yaml"
+    yaml.write_text("objective: sop\nsteps: 2\nseq_len: 32\nmlm_rate: 0.2\nxlnet_k: 3\ngenerator_ratio: 0.5\n")
+    cfg = load_train_config(yaml, {"data": str(out), "out": str(tmp_path / "sop")})
+    assert (cfg.objective, cfg.mlm_rate, cfg.xlnet_k, cfg.generator_ratio) == ("sop", 0.2, 3, 0.5)
+    yaml.write_text("objective: xlnet\nsteps: 2\nxlnet_k: 1\n")
+    with pytest.raises(ConfigError, match="xlnet_k"):
+        load_train_config(yaml, {"data": str(out), "out": str(tmp_path / "x")})
+
+
+def test_sentence_pairs_need_the_objective_specials(code_build, tmp_path):
+    out, _ = code_build  # built without tokenizer.objective_specials
+    with pytest.raises(ConfigError, match="objective_specials"):
+        train(config(out, tmp_path, objective="nsp", steps=1, **settings()))
