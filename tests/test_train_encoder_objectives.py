@@ -43,8 +43,7 @@ def settings(**overrides):
 
 @pytest.mark.parametrize("objective,options", [
     ("mlm", dict(whole_word=True)),
-    ("spanbert", {}),
-    ("spanbert", dict(sbo=False)),
+    ("spanbert", {}),  # --no-sbo: test_the_command_line_and_yaml_take_the_encoder_options
     ("electra", {}),
     ("nsp", {}),
     ("sop", {}),
@@ -82,12 +81,12 @@ def test_extras_report_each_part_of_the_loss(pair_build, tmp_path):
 def test_a_stopped_run_resumes_to_the_same_losses_and_lineage(pair_build, tmp_path, objective, options):
     out, _ = pair_build
     straight, split = tmp_path / "straight", tmp_path / "split"
-    common = dict(objective=objective, steps=12, save_every=4, **settings(**options))
+    common = dict(objective=objective, steps=8, save_every=3, **settings(**options))
     train(config(out, straight, **common))
-    train(config(out, split, stop_at=7, **common))
+    train(config(out, split, stop_at=5, **common))
     train(config(out, split, resume=True, **common))
     assert train_losses(split) == train_losses(straight)  # bit for bit
-    assert len(train_losses(straight)) == 12
+    assert len(train_losses(straight)) == 8
     assert consumed(split) == consumed(straight)
 
 
@@ -104,7 +103,8 @@ def test_electra_saves_its_discriminator_for_an_encoder(pair_build, tmp_path):
 
 def test_the_command_line_and_yaml_take_the_encoder_options(pair_build, tmp_path, capsys):
     out, _ = pair_build
-    args = ["train", f"--data={out}", "--seq-len=32", "--batch-size=4", "--steps=2", "--eval-every=0"]
+    args = ["train", f"--data={out}", "--seq-len=32", "--batch-size=4", "--steps=2", "--eval-every=0",
+            "--eval-batches=1"]
     assert main([*args, f"--out={tmp_path / 'ww'}", "--objective=mlm", "--whole-word"]) == 0
     assert main([*args, f"--out={tmp_path / 'sb'}", "--objective=spanbert", "--no-sbo"]) == 0
     assert main([*args, f"--out={tmp_path / 'el'}", "--objective=electra", "--generator-ratio=0.5"]) == 0
