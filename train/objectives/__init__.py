@@ -2,6 +2,11 @@
 targets, the model it trains and its loss (core.py); registry.py names them.
 
     lm.py        clm (GPT next token), mlm (BERT/RoBERTa masking)
+    prefix.py    prefix_lm (T5/UL2 prefix LM on the GPT)
+    spans.py     span_corruption (T5)
+    ul2.py       ul2 (UL2's mixture of denoisers, with mode tokens)
+    bart.py      bart (text infilling and sentence permutation)
+    examples.py  the (source, target) objectives on the encoder-decoder or the GPT
 """
 
 from strata.train.attention import positions_from_segments, segments_from_eos
