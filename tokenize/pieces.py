@@ -10,6 +10,8 @@ tables, so they do not depend on the tokenizer.
               first character is not whitespace and `closes[i]` that its last is (or that
               it is empty), so a word starts at piece i's first character when the
               piece before closes and piece i opens
+    sentence_end  the piece's text ends a sentence: ".", "!" or "?" at its end (before any
+              whitespace), fairseq BART's full-stop rule
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class PieceTable:
     opens: np.ndarray  # bool [vocab]
     closes: np.ndarray  # bool [vocab]
     inner: np.ndarray  # int64 [vocab]
+    sentence_end: np.ndarray  # bool [vocab]
 
     @classmethod
     def of(cls, processor: spm.SentencePieceProcessor) -> "PieceTable":
@@ -37,6 +40,7 @@ class PieceTable:
             opens=np.array([bool(t) and not t[0].isspace() for t in texts]),
             closes=np.array([not t or t[-1].isspace() for t in texts]),
             inner=np.array([sum(a.isspace() and not b.isspace() for a, b in zip(t, t[1:])) for t in texts], dtype=np.int64),
+            sentence_end=np.array([t.rstrip().endswith((".", "!", "?")) for t in texts]),
         )
 
     def words(self, previous: np.ndarray, tokens: np.ndarray) -> int:

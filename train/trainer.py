@@ -40,7 +40,7 @@ from strata.train.checkpoint import latest_checkpoint, load_checkpoint, save_che
 from strata.train.data import BatchLoader, ConsumedWriter, StreamingWindows
 from strata.train.objectives import objective_for
 from strata.train.runtime import Runtime, all_reduce_sum, on_device, start_runtime, stop_runtime
-from strata.train.validation import Validation
+from strata.train.validation import Validation, build_pieces
 from strata.version import __version__
 
 log = logging.getLogger("strata.train")
@@ -168,7 +168,8 @@ class Trainer:
         # data
         manifest = read_manifest(cfg.data)
         tokenizer = manifest["tokenizer"]
-        self.objective = objective_for(cfg.objective, cfg, tokenizer)
+        pieces = build_pieces(cfg.data, manifest)
+        self.objective = objective_for(cfg.objective, cfg, {**tokenizer, "pieces": pieces})
         extra_token = self.objective.extra_token
         self.global_batch = cfg.batch_size * cfg.grad_accum * rt.world_size
         self.data = StreamingWindows(
@@ -177,7 +178,7 @@ class Trainer:
         )
         workers = cfg.num_workers if cfg.num_workers is not None else (2 if rt.device.type == "cuda" else 0)
         self.loader = BatchLoader(self.data, num_workers=workers, pin_memory=rt.device.type == "cuda")
-        self.validation = Validation(cfg, rt, manifest, sorted(self.data.plan.mix.shares), self.objective)
+        self.validation = Validation(cfg, rt, manifest, sorted(self.data.plan.mix.shares), self.objective, pieces)
 
         # model and optimizer
         self.raw = self.objective.build_model(cfg.model, tokenizer["vocab_size"], cfg.seq_len, dropout=cfg.dropout)

@@ -79,9 +79,10 @@ class Validation:
     """Per-category val streams, read from their start at every evaluation: at most
     eval_batches global batches of a category, and no more than its val tokens hold."""
 
-    def __init__(self, cfg, rt, manifest: dict, categories: list[str], objective: Objective):
+    def __init__(self, cfg, rt, manifest: dict, categories: list[str], objective: Objective,
+                 pieces: PieceTable | None = None):
         self.streams: dict[str, StreamingWindows] = {}
-        self.pieces = build_pieces(cfg.data, manifest)
+        self.pieces = pieces if pieces is not None else build_pieces(cfg.data, manifest)
         for category in categories:
             val_tokens = manifest["categories"][category].get("val_tokens", 0)
             window = cfg.seq_len + int(objective.extra_token)

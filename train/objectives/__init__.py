@@ -2,6 +2,11 @@
 targets, the model it trains and its loss (core.py); registry.py names them.
 
     lm.py              clm (GPT next token), mlm (BERT/RoBERTa masking, --whole-word)
+    prefix.py          prefix_lm (T5/UL2 prefix LM on the GPT)
+    spans.py           span_corruption (T5)
+    ul2.py             ul2 (UL2's mixture of denoisers, with mode tokens)
+    bart.py            bart (text infilling and sentence permutation)
+    examples.py        the (source, target) objectives on the encoder-decoder or the GPT
     masking.py         BERT's masking budget and 80/10/10, shared by the masking objectives
     whole_words.py     words from the tokenizer's pieces; whole-word masking
     spanbert.py        spanbert (span masking + span boundary objective)

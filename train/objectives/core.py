@@ -55,7 +55,12 @@ class Objective:
             )
 
     def build_model(self, preset: str, vocab_size: int, seq_len: int, **overrides) -> torch.nn.Module:
-        return build_model(self.architecture, preset, vocab_size, seq_len, **overrides)
+        """The model for windows of seq_len tokens (its position table: model_len)."""
+        return build_model(self.architecture, preset, vocab_size, self.model_len(seq_len), **overrides)
+
+    def model_len(self, seq_len: int) -> int:
+        """The longest sequence the model reads, for windows of seq_len tokens."""
+        return seq_len
 
     def batch(self, tokens, sample_id, epoch) -> Inputs:
         raise NotImplementedError

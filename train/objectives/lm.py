@@ -27,7 +27,7 @@ import torch
 
 from strata.train.objectives.core import Inputs, Objective, per_sample, sample_rng
 from strata.train.objectives.masking import corrupt_chosen, masking_budget
-from strata.train.objectives.whole_words import load_word_starts, whole_word_sample
+from strata.train.objectives.whole_words import whole_word_sample, word_starts
 
 # --------------------------------------------------------------------------- CLM
 
@@ -137,7 +137,7 @@ class MLM(Objective):
         super().__init__(cfg, tokenizer)
         self.rate = cfg.mlm_rate
         # --whole-word: words from the tokenizer's pieces (whole_words.py)
-        self.word_start = load_word_starts(cfg.data, tokenizer) if cfg.whole_word else None
+        self.word_start = word_starts(tokenizer["pieces"]) if cfg.whole_word else None
 
     def batch(self, tokens, sample_id, epoch) -> Inputs:
         if self.word_start is not None:

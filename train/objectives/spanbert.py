@@ -23,7 +23,7 @@ import numpy as np
 
 from strata.train.objectives.core import Inputs, JointObjective, per_sample, sample_rng
 from strata.train.objectives.masking import corrupt_chosen, masking_budget
-from strata.train.objectives.whole_words import load_word_starts, special_array, word_ids
+from strata.train.objectives.whole_words import special_array, word_ids, word_starts
 
 GEOMETRIC_P = 0.2
 MAX_SPAN_WORDS = 10
@@ -133,7 +133,7 @@ class SpanBERTObjective(JointObjective):
     def __init__(self, cfg, tokenizer: dict):
         super().__init__(cfg, tokenizer)
         self.rate, self.sbo = cfg.mlm_rate, cfg.sbo
-        self.word_start = load_word_starts(cfg.data, tokenizer)
+        self.word_start = word_starts(tokenizer["pieces"])
 
     def build_model(self, preset: str, vocab_size: int, seq_len: int, **overrides):
         return super().build_model(preset, vocab_size, seq_len, sbo=self.sbo, **overrides)

@@ -31,13 +31,6 @@ def word_starts(pieces: PieceTable) -> np.ndarray:
     return (pieces.bytes > 0) & ~pieces.opens
 
 
-def load_word_starts(data: str, tokenizer: dict) -> np.ndarray:
-    """word_starts of a build's tokenizer (data: the build; tokenizer: its manifest entry)."""
-    from strata.train.validation import build_pieces  # validation imports the objectives
-
-    return word_starts(build_pieces(data, {"tokenizer": tokenizer}))
-
-
 def word_ids(ids: np.ndarray, word_start: np.ndarray, specials: np.ndarray) -> np.ndarray:
     """Word number of every position of ids [L] (0, 1, ... in order), -1 at specials."""
     special = np.isin(ids, specials)
