@@ -35,7 +35,8 @@ def _runs(mask_row):
 def test_words_start_at_the_word_mark_after_specials_and_at_the_window_start():
     texts = ["", "", "", "", " the", "re", " cat", "s"]  # pad, unk, bos, eos; ▁ reads as a space
     pieces = PieceTable(bytes=np.array([len(t) for t in texts]), opens=np.array([bool(t) and t[0] != " " for t in texts]),
-                        closes=np.zeros(8, dtype=bool), inner=np.zeros(8, dtype=np.int64))
+                        closes=np.zeros(8, dtype=bool), inner=np.zeros(8, dtype=np.int64),
+                        sentence_end=np.zeros(8, dtype=bool))
     table = word_starts(pieces)
     assert table.tolist() == [False] * 4 + [True, False, True, False]
     ids = np.array([5, 7, 4, 5, 3, 5, 6, 7, 3, 3])
