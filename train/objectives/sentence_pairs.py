@@ -29,7 +29,7 @@ import numpy as np
 from strata.train.objectives.core import IGNORE_INDEX, Inputs, JointObjective, per_sample, sample_rng
 from strata.train.objectives.lm import mlm_mask
 
-PAIR_STREAM = 1  # the pair's randomness is independent of the MLM mask's (stream 0)
+PAIR_STREAM = 1  # the pair draws from its own stream, independent of the MLM mask's
 
 
 def documents(ids: np.ndarray, eos_id: int) -> list[np.ndarray]:
