@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     tokens = args.steps * args.batch_size * args.seq_len
     print(f"tiny preset, CPU ({torch.get_num_threads()} threads), {args.steps} steps x {args.batch_size} x "
           f"{args.seq_len} = {tokens:,} window tokens each, seed 0, demo build")
-    print(f"{'objective':<16} {'model':<8} {'tokens/s':>10} {'val loss':>9} {'val bpb':>8}")
+    print(f"{'objective':<16} {'model':<12} {'tokens/s':>10} {'val loss':>9} {'val bpb':>8}")
     failed = 0
     for name in names:
         try:
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<16} failed: {type(err).__name__}: {err}", flush=True)
             continue
         bpb = f"{r['bpb']:>8.3f}" if "bpb" in r else f"{'-':>8}"
-        print(f"{name:<16} {OBJECTIVES[name].architecture:<8} {r['tokens_per_s']:>10,.0f} {r['loss']:>9.4f} {bpb}",
+        print(f"{name:<16} {OBJECTIVES[name].architecture:<12} {r['tokens_per_s']:>10,.0f} {r['loss']:>9.4f} {bpb}",
               flush=True)
     return 1 if failed else 0
 
