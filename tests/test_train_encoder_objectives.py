@@ -9,32 +9,12 @@ import pytest
 import torch
 
 from strata.cli import main
-from strata.config import ConfigError, load_train_config, parse_config
+from strata.config import ConfigError, load_train_config
 from strata.train.checkpoint import latest_checkpoint
 from strata.train.encoder import Encoder, EncoderConfig
 from strata.train.presets import PRESETS
 from strata.train.trainer import train
-from conftest import IN_MEMORY
 from test_train import config, consumed, train_losses
-
-
-@pytest.fixture(scope="module")
-def pair_build(tmp_path_factory):
-    """Standard-library code and docstrings, a 512-piece tokenizer with the objective
-    specials (<cls>, <sep>, ...), 256-token blocks: (OUT, manifest)."""
-    from strata.pipeline.build import run_build
-
-    everything = {"gopher_quality": {"enabled": False}, "gopher_repetition": {"enabled": False},
-                  "c4": {"enabled": False}, "language": {"enabled": False}}
-    build = {
-        "sources": [{"name": "stdlib", "format": "stdlib", "paths": ["json/*.py", "email/*.py", "logging/*.py"]}],
-        "categories": {"Github": {"weight": 0.8}, "Docstrings": {"epochs": 1}},
-        "filters": {"per_category": {"Github": everything, "Docstrings": everything}},
-        "tokenizer": {"vocab_size": 512, "objective_specials": True, "sentinels": 8},
-        "shards": {"block_tokens": 256, "target_bytes": 100_000, "val_fraction": 0.05},
-    }
-    out = tmp_path_factory.mktemp("pair-build")
-    return out, run_build(parse_config(build), str(out), "shards", IN_MEMORY)
 
 
 def settings(**overrides):
@@ -49,18 +29,18 @@ def settings(**overrides):
     ("sop", {}),
     ("xlnet", {}),
 ])
-def test_the_tiny_preset_learns(pair_build, tmp_path, objective, options):
-    out, _ = pair_build
+def test_the_tiny_preset_learns(objective_build, tmp_path, objective, options):
+    out, _ = objective_build
     summary = train(config(out, tmp_path, objective=objective, steps=40, **settings(**options)))
     losses = [loss for _, loss in summary["train_loss"]]
-    start = np.mean(losses[:2])  # about ln(512) = 6.2 nats per token (ELECTRA: 6.2 + 50 ln 2 = 40.9)
+    start = np.mean(losses[:2])  # about ln(vocab) = 6.4 nats per token (ELECTRA: 6.4 + 50 ln 2 = 41)
     # 40 steps take a masked model to about the unigram entropy of the targets, a nat or more down
     assert np.mean(losses[-5:]) < start - 1, losses[::5]
     assert summary["val"]["all"]["loss"] < start - 0.8, (summary["val"]["all"], start)
 
 
-def test_extras_report_each_part_of_the_loss(pair_build, tmp_path):
-    out, _ = pair_build
+def test_extras_report_each_part_of_the_loss(objective_build, tmp_path):
+    out, _ = objective_build
     rows = {}
     for objective in ("electra", "nsp", "spanbert"):
         train(config(out, tmp_path / objective, objective=objective, steps=2, **settings()))
@@ -78,8 +58,8 @@ def test_extras_report_each_part_of_the_loss(pair_build, tmp_path):
     ("nsp", {}),  # sentence pairs
     ("xlnet", {}),
 ])
-def test_a_stopped_run_resumes_to_the_same_losses_and_lineage(pair_build, tmp_path, objective, options):
-    out, _ = pair_build
+def test_a_stopped_run_resumes_to_the_same_losses_and_lineage(objective_build, tmp_path, objective, options):
+    out, _ = objective_build
     straight, split = tmp_path / "straight", tmp_path / "split"
     common = dict(objective=objective, steps=8, save_every=3, **settings(**options))
     train(config(out, straight, **common))
@@ -90,8 +70,8 @@ def test_a_stopped_run_resumes_to_the_same_losses_and_lineage(pair_build, tmp_pa
     assert consumed(split) == consumed(straight)
 
 
-def test_electra_saves_its_discriminator_for_an_encoder(pair_build, tmp_path):
-    out, manifest = pair_build
+def test_electra_saves_its_discriminator_for_an_encoder(objective_build, tmp_path):
+    out, manifest = objective_build
     train(config(out, tmp_path, objective="electra", steps=2, **settings()))
     state = torch.load(latest_checkpoint(tmp_path) / "discriminator.pt", weights_only=True)
     encoder = Encoder(EncoderConfig(vocab_size=manifest["tokenizer"]["vocab_size"], seq_len=32, **PRESETS["tiny"]))
@@ -101,8 +81,8 @@ def test_electra_saves_its_discriminator_for_an_encoder(pair_build, tmp_path):
     assert torch.equal(state["transformer.wte.weight"], model["discriminator.wte.weight"])
 
 
-def test_the_command_line_and_yaml_take_the_encoder_options(pair_build, tmp_path, capsys):
-    out, _ = pair_build
+def test_the_command_line_and_yaml_take_the_encoder_options(objective_build, tmp_path, capsys):
+    out, _ = objective_build
     args = ["train", f"--data={out}", "--seq-len=32", "--batch-size=4", "--steps=2", "--eval-every=0",
             "--eval-batches=1"]
     assert main([*args, f"--out={tmp_path / 'ww'}", "--objective=mlm", "--whole-word"]) == 0

@@ -1,6 +1,6 @@
 """XLNet (Yang et al., 2019): permutation language modelling with two-stream attention.
 
-    idx [B, L], rank [B, L] (train/permutation.py) ->
+    idx [B, L], rank [B, L] (objectives/permutation.py) ->
         content stream h = token + position embedding   (sees its own token)
         query stream   g = w + position embedding        (w: one learned vector; knows the
                                                           position to predict, not its token)
@@ -14,8 +14,8 @@ factorization order only, at every depth: h of an earlier position never saw any
 later in the order, and g never sees its own position's content.
 
 The embeddings and blocks are encoder.py's stack (gpt.py's `Block`, with `context=` for
-the query stream), used one block at a time. Positions are
-learned absolute embeddings, as in the GPT, instead of Transformer-XL's relative encoding
+the query stream), used one block at a time. Positions are learned absolute embeddings,
+as in the GPT, instead of Transformer-XL's relative encoding
 with segment recurrence: windows are independent samples here, so there is no memory to
 carry, and one position table keeps the file as small as its siblings. A query row that
 is not predicted may see nothing (the first in the order); it then attends to itself in
