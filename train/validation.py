@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
-from strata.storage import filesystem, join
+from strata.manifests.paths import resolve_inside
+from strata.redact import redact_url
+from strata.storage import filesystem
 from strata.tokenize.pieces import PieceTable
 from strata.train.data import StreamingWindows
 from strata.train.runtime import all_reduce_sum, on_device
@@ -35,18 +37,16 @@ def build_pieces(data: str, manifest: dict) -> PieceTable | None:
     import sentencepiece as spm
 
     entry = manifest["tokenizer"]
-    path = entry["path"]
-    if path.startswith("/") or "://" in path or ".." in path.split("/"):
-        raise ValueError(f"manifest tokenizer.path {path!r} is not a path inside the build")
-    fs, local = filesystem(join(data, path))
+    uri = resolve_inside(data, entry["path"], "manifest tokenizer path")
+    fs, local = filesystem(uri)
     try:
         with fs.open(local, "rb") as f:
             model = f.read()
     except FileNotFoundError:
-        log.warning("%s: no tokenizer model; validation reports no bits per byte", join(data, path))
+        log.warning("%s: no tokenizer model; validation reports no bits per byte", redact_url(uri))
         return None
     if hashlib.sha256(model).hexdigest() != entry["sha256"]:
-        raise ValueError(f"{join(data, path)}: sha256 differs from the manifest's")
+        raise ValueError(f"{redact_url(uri)}: sha256 differs from the manifest's tokenizer entry")
     return PieceTable.of(spm.SentencePieceProcessor(model_proto=model))
 
 
@@ -104,7 +104,7 @@ class Validation:
             self.streams[category] = StreamingWindows(
                 cfg.data, "val", seq_len=cfg.seq_len, extra_token=objective.extra_token,
                 global_batch=cfg.batch_size * rt.world_size, rank=rt.rank, world_size=rt.world_size,
-                seed=cfg.seed, weights={category: 1.0}, end_step=batches, readahead=2,
+                seed=cfg.seed, weights={category: 1.0}, end_step=batches, readahead=2, verify=cfg.verify,
             )
 
     @torch.no_grad()
