@@ -13,31 +13,40 @@ measures that compare objectives and tokenizers fairly.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass
 
 import torch
 
-from strata.storage import filesystem, join
+from strata.manifests.paths import resolve_inside
+from strata.redact import redact_url
+from strata.storage import filesystem
 from strata.tokenize.pieces import PieceTable
 from strata.train.data import StreamingWindows
 from strata.train.runtime import all_reduce_sum, on_device
+
+log = logging.getLogger("strata.train")
 from strata.train.objectives.core import IGNORE_INDEX, Objective
 
 
-def build_pieces(data: str, manifest: dict) -> PieceTable:
-    """The piece table of a build's tokenizer, its model checked against the manifest."""
+def build_pieces(data: str, manifest: dict) -> PieceTable | None:
+    """The piece table of a build's tokenizer, its model checked against the manifest; None
+    (and a warning) if the build was copied without its tokenizer: training needs only the
+    shards, and validation then reports no bits per byte."""
     import sentencepiece as spm
 
     entry = manifest["tokenizer"]
-    path = entry["path"]
-    if path.startswith("/") or "://" in path or ".." in path.split("/"):
-        raise ValueError(f"manifest tokenizer.path {path!r} is not a path inside the build")
-    fs, local = filesystem(join(data, path))
-    with fs.open(local, "rb") as f:
-        model = f.read()
+    uri = resolve_inside(data, entry["path"], "manifest tokenizer path")
+    fs, local = filesystem(uri)
+    try:
+        with fs.open(local, "rb") as f:
+            model = f.read()
+    except FileNotFoundError:
+        log.warning("%s: no tokenizer model; validation reports no bits per byte", redact_url(uri))
+        return None
     if hashlib.sha256(model).hexdigest() != entry["sha256"]:
-        raise ValueError(f"{join(data, path)}: sha256 differs from the manifest's")
+        raise ValueError(f"{redact_url(uri)}: sha256 differs from the manifest's tokenizer entry")
     return PieceTable.of(spm.SentencePieceProcessor(model_proto=model))
 
 
@@ -50,9 +59,11 @@ class Totals:
     bytes: float = 0.0
     words: float = 0.0
 
-    def add(self, objective: Objective, pieces: PieceTable, inputs: dict, loss: float, n: int) -> None:
+    def add(self, objective: Objective, pieces: PieceTable | None, inputs: dict, loss: float, n: int) -> None:
         self.nats += loss * n
         self.targets += n
+        if pieces is None:
+            return
         targets = inputs["targets"].cpu().numpy()
         chosen = targets != IGNORE_INDEX
         self.bytes += int(pieces.bytes[targets[chosen]].sum())
@@ -80,9 +91,10 @@ class Validation:
     eval_batches global batches of a category, and no more than its val tokens hold."""
 
     def __init__(self, cfg, rt, manifest: dict, categories: list[str], objective: Objective,
-                 pieces: PieceTable | None = None):
+                 pieces: PieceTable | None):
+        """pieces: build_pieces(cfg.data, manifest) (None: no bits per byte)."""
         self.streams: dict[str, StreamingWindows] = {}
-        self.pieces = pieces if pieces is not None else build_pieces(cfg.data, manifest)
+        self.pieces = pieces
         for category in categories:
             val_tokens = manifest["categories"][category].get("val_tokens", 0)
             window = cfg.seq_len + int(objective.extra_token)
@@ -92,7 +104,7 @@ class Validation:
             self.streams[category] = StreamingWindows(
                 cfg.data, "val", seq_len=cfg.seq_len, extra_token=objective.extra_token,
                 global_batch=cfg.batch_size * rt.world_size, rank=rt.rank, world_size=rt.world_size,
-                seed=cfg.seed, weights={category: 1.0}, end_step=batches, readahead=2,
+                seed=cfg.seed, weights={category: 1.0}, end_step=batches, readahead=2, verify=cfg.verify,
             )
 
     @torch.no_grad()
