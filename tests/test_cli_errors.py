@@ -30,7 +30,6 @@ def test_a_config_that_is_not_utf8_is_named(tmp_path):
     path = tmp_path / "latin1.yaml"
     path.write_bytes("seed: 1\n# café\n".encode("latin-1"))
     assert_clear_error(strata("build", str(path), "--out", str(tmp_path / "out")), 2, str(path), "not UTF-8")
-    assert_clear_error(strata("train", "--config", str(path)), 2, str(path), "not UTF-8")
 
 
 def test_a_deeply_nested_config_is_refused_without_a_recursion_traceback(tmp_path):
