@@ -229,6 +229,10 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--keep-checkpoints", type=int)
     train.add_argument("--log-every", type=int)
     train.add_argument("--resume", action="store_true", help="continue from RUN's latest checkpoint")
+    train.add_argument(
+        "--no-verify", dest="verify", action="store_false",
+        help="do not check shards against the manifest (size, sha256, block checksums): at your own risk",
+    )
     train.set_defaults(func=_train)
 
 

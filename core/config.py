@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from strata.storage import scheme_of, unreadable_scheme
 
 from strata.errors import StrataError
 from strata.redact import redact_strings
@@ -315,6 +317,24 @@ class TrainConfig(Section):
     log_every: int = Field(default=10, ge=1)
     consumed_flush_every: int = Field(default=100, ge=1)
     resume: bool = False
+    # Check shards against the manifest as they are read (size, sha256, block checksums);
+    # --no-verify is for users who accept training on whatever the files hold.
+    verify: bool = True
+
+    @field_validator("data")
+    @classmethod
+    def _readable(cls, data: str) -> str:
+        problem = unreadable_scheme(data)
+        if problem:
+            raise ValueError(problem)
+        return data
+
+    @field_validator("out")
+    @classmethod
+    def _local(cls, out: str) -> str:
+        if scheme_of(out) not in (None, "file"):
+            raise ValueError(f"the run folder must be local (or on a shared file system), not {out.split(':', 1)[0]}:...")
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":

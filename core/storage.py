@@ -26,6 +26,29 @@ TMP_MARK = ".tmp-"
 _S3_USERINFO = re.compile(r"^(?P<scheme>s3a?://)(?P<key>[^:@/]*):(?P<secret>[^@/]*)@(?P<rest>.*)$", re.S)
 
 
+# Where a build can be read from: a local folder, or these fsspec protocols.
+READ_SCHEMES = ("file", "s3", "gs", "gcs", "http", "https")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def scheme_of(uri: str) -> str | None:
+    """The URL scheme of `uri` (`s3`, `pipe`, ...), or None for a plain local path."""
+    found = _SCHEME.match(uri)
+    return found[1].lower() if found else None
+
+
+def unreadable_scheme(uri: str) -> str | None:
+    """Why strata will not read a build at `uri` (an unsupported scheme, e.g. `pipe:`);
+    None for a local path or a supported object store."""
+    scheme = scheme_of(uri)
+    if scheme is None or (scheme in READ_SCHEMES and uri[len(scheme) + 1 :].startswith("//")):
+        return None
+    return (
+        f"unsupported scheme '{uri.split(':', 1)[0]}:' (give a folder, ./NAME for a local name with a colon, "
+        f"or a {', '.join(s + '://' for s in READ_SCHEMES)} URL)"
+    )
+
+
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 

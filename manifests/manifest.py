@@ -14,11 +14,13 @@ from pathlib import Path
 from strata.config import BuildConfig
 from strata.errors import StrataError
 from strata.manifests.mixture import planned_epochs, resolve_shares
-from strata.storage import join, open_file, write_bytes_atomic
+from strata.storage import join, open_file, unreadable_scheme, write_bytes_atomic
 from strata.version import __version__
 
 MANIFEST = "manifest.json"
-SCHEMA_VERSION = 1
+# Readers refuse any other version. 2: block indexes carry a checksum per block (xxh3_64)
+# and shard records the sha256 of their block index (index_sha256).
+SCHEMA_VERSION = 2
 
 
 class ManifestError(StrataError, ValueError):
@@ -88,6 +90,9 @@ def write_manifest(out: str, manifest: dict) -> str:
 
 def read_manifest(out_or_manifest: str) -> dict:
     """The manifest of a build folder (or a manifest.json path / URI), checked for its schema."""
+    problem = unreadable_scheme(out_or_manifest)
+    if problem:
+        raise ManifestError(f"cannot read a build there: {problem}")
     uri = out_or_manifest if out_or_manifest.endswith(".json") else join(out_or_manifest, MANIFEST)
     try:
         with open_file(uri, "rb") as f:

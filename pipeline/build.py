@@ -28,6 +28,7 @@ from strata.pipeline.read import InputFile
 from strata.pipeline.shard import run_shards
 from strata.redact import redact_url
 from strata.storage import exists, join, open_file, remove, remove_leftovers, write_bytes_atomic
+from strata.tokenize.model_file import read_model_file
 from strata.tokenize.trainer import load_tokenizer, sample_curated_text, special_ids, train_tokenizer
 
 log = logging.getLogger("strata.build")
@@ -80,9 +81,10 @@ def _check_usable(curate: dict, out: str) -> None:
     )
 
 
-def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
+def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: bytes | None) -> dict:
     """Train a tokenizer on a mixture-weighted sample of the curated text, or take the
-    configured one; either way OUT/tokenizer/ holds the model and its record."""
+    configured one (its bytes, already checked, in `given_model`); either way OUT/tokenizer/
+    holds the model and its record."""
     cfg = config.tokenizer
     key = hashlib.sha256(
         json.dumps([config.to_dict()["tokenizer"], curate["settings_hash"], config.seed], sort_keys=True).encode()
@@ -93,9 +95,8 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
         return previous
     remove(join(out, MANIFEST))
     remove(join(out, TOKENIZER_DIR))
-    if cfg.model:
-        with open_file(cfg.model, "rb") as src:
-            model_bytes = src.read()
+    if given_model is not None:
+        model_bytes = given_model
         write_bytes_atomic(join(out, TOKENIZER_MODEL), model_bytes)
         record = {
             "trained": False,
@@ -173,13 +174,14 @@ def _proto_field(data: bytes, number: int):
 def run_build(config: BuildConfig, out: str, until: str = "shards", beam_args: list[str] | None = None) -> dict:
     """Run the build up to `until`; returns the manifest (or the last stage's record)."""
     beam_args = beam_args or []
+    given_model = read_model_file(config.tokenizer.model) if config.tokenizer.model else None
     files = preflight(config, out)
     remove_leftovers(out)
     curate = _curate(config, out, files, beam_args)
     _check_usable(curate, out)
     if until == "curate":
         return curate
-    tokenizer = _tokenizer(config, out, curate)
+    tokenizer = _tokenizer(config, out, curate, given_model)
     if until == "tokenizer":
         return tokenizer
     remove(join(out, MANIFEST))  # the shard stage rewrites what the manifest describes

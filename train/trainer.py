@@ -210,7 +210,7 @@ class Validation:
             ds = StreamingWindows(
                 cfg.data, "val", seq_len=cfg.seq_len, extra_token=extra_token,
                 global_batch=cfg.batch_size * rt.world_size, rank=rt.rank, world_size=rt.world_size,
-                seed=cfg.seed, weights={category: 1.0}, end_step=batches, readahead=2,
+                seed=cfg.seed, weights={category: 1.0}, end_step=batches, readahead=2, verify=cfg.verify,
             )
             self.streams[category] = (ds, batches)
 
@@ -290,6 +290,7 @@ class Trainer:
         self.data = StreamingWindows(
             cfg.data, "train", seq_len=cfg.seq_len, extra_token=extra_token, global_batch=self.global_batch,
             rank=rt.rank, world_size=rt.world_size, seed=cfg.seed, weights=cfg.weights, end_step=cfg.steps,
+            verify=cfg.verify,
         )
         workers = cfg.num_workers if cfg.num_workers is not None else (2 if rt.device.type == "cuda" else 0)
         self.loader = BatchLoader(self.data, num_workers=workers, pin_memory=rt.device.type == "cuda")
@@ -426,6 +427,8 @@ class Trainer:
                 self.save()
                 window.start = time.perf_counter()
 
+        for stream in [self.data, *(ds for ds, _ in self.validation.streams.values())]:
+            stream.finish_checks()  # a run ends well only if every shard it read is the manifest's
         self.consumed.close()
         self.metrics.close()
         summary = {
