@@ -7,7 +7,7 @@ import torch
 from objective_data import EOS, SENTINELS, SPECIALS, markov_windows, objective
 from strata.config import ConfigError
 from strata.train.objectives import IGNORE_INDEX
-from strata.train.objectives.spans import noise_mask, random_segmentation, span_starts
+from strata.train.objectives.spans import noise_mask, random_segmentation
 from strata.train.objectives.ul2 import MODES
 
 FIRST, COUNT = SENTINELS

@@ -2,10 +2,11 @@
 the `tiny` preset on the CPU for the same number of tokens of the same build.
 
     python tests/bench/bench_objectives.py [--steps 150] [--seq-len 128] [--batch-size 8]
-                                           [--objectives clm,ul2,...]
+                                           [--objectives clm,ul2,...] [--data OUT]
 
 1. the demo build (configs/demo.yaml: the standard library, 8,000-piece tokenizer with
-   the objective specials), made once in out/bench/objectives-build;
+   the objective specials), made once in out/bench/objectives-build; or --data, any
+   build whose tokenizer has the objective specials;
 2. for each objective, `strata train` (in this process) for --steps steps of
    batch-size x seq-len window tokens, with its default options, the same seed, and
    validation at the end (4 batches per category);
@@ -54,7 +55,7 @@ def run_objective(name: str, args) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="strata-bench-objective-") as run:
         cfg = load_train_config(None, dict(
-            data=str(BUILD), out=run, objective=name, model="tiny", seq_len=args.seq_len,
+            data=args.data, out=run, objective=name, model="tiny", seq_len=args.seq_len,
             batch_size=args.batch_size, steps=args.steps, lr=3e-3, min_lr=3e-4, warmup=20, seed=0,
             log_every=10, eval_every=0, save_every=0, eval_batches=4, num_workers=0,
         ))
@@ -75,12 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--objectives", default=",".join(OBJECTIVES), help="comma-separated (default: every one)")
+    parser.add_argument("--data", help="a build to use instead of the demo build")
     args = parser.parse_args(argv)
-    ensure_build()
+    if args.data is None:
+        ensure_build()
+        args.data = str(BUILD)
     names = args.objectives.split(",")
     tokens = args.steps * args.batch_size * args.seq_len
     print(f"tiny preset, CPU ({torch.get_num_threads()} threads), {args.steps} steps x {args.batch_size} x "
-          f"{args.seq_len} = {tokens:,} window tokens each, seed 0, demo build")
+          f"{args.seq_len} = {tokens:,} window tokens each, seed 0, build {args.data}")
     print(f"{'objective':<16} {'model':<12} {'tokens/s':>10} {'val loss':>9} {'val bpb':>8}")
     failed = 0
     for name in names:
