@@ -17,9 +17,9 @@ BUILD_STAGES = ("curate", "tokenizer", "shards")
 
 
 def _build(args: argparse.Namespace) -> int:
+    config = load_config(args.config)  # before Beam's long import: a config error shows at once
     from strata.pipeline.build import run_build
 
-    config = load_config(args.config)
     result = run_build(config, args.out, args.until, args.beam_args)
     out = args.out.rstrip("/")
     if args.until == "curate":
@@ -96,12 +96,14 @@ def _weights(text: str) -> dict[str, float]:
 
 def _train(args: argparse.Namespace) -> int:
     from strata.config import load_train_config
-    from strata.train.trainer import train
 
     overrides = {
         k: v for k, v in vars(args).items() if k not in ("command", "func", "config", "verbose", "debug", "beam_args")
     }
-    summary = train(load_train_config(args.config, overrides))
+    config = load_train_config(args.config, overrides)  # before torch's long import
+    from strata.train.trainer import train
+
+    summary = train(config)
     if int(os.environ.get("RANK", "0")) == 0 and summary["train_loss"]:
         (first_step, first), (last_step, last) = summary["train_loss"][0], summary["train_loss"][-1]
         best_step, best = min(summary["train_loss"], key=lambda point: point[1])
@@ -190,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_train_parser(commands) -> None:
     train = commands.add_parser(
         "train",
-        help="pretrain a CLM (GPT) or MLM (BERT) model on a build's shards",
+        help="pretrain a model on a build's shards with an objective of the literature",
         description=(
             "Streams the shards of a build (folder, s3://, gs://, https://), mixed by the manifest's category "
             "shares or --weights, and trains. Every setting can also come from a YAML file (--config; its keys "
@@ -201,8 +203,9 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--config", default=None, help="YAML file of settings")
     train.add_argument("--data", help="the build's OUT")
     train.add_argument("--out", help="the run folder RUN")
-    train.add_argument("--objective", choices=("clm", "mlm"))
-    train.add_argument("--model", help="preset: tiny, gpt2-small, bert-base, gpt-350m, gpt-1b")
+    train.add_argument("--objective", help="clm, mlm, prefix_lm, span_corruption, ul2, bart, spanbert, electra, nsp, sop, "
+                       "xlnet (README: Objectives)")
+    train.add_argument("--model", help="preset: tiny, gpt2-small, bert-base, gpt-350m, gpt-1b, t5-tiny, t5-small")
     train.add_argument("--seq-len", type=int)
     train.add_argument("--batch-size", type=int, help="windows per rank per micro-batch")
     train.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
@@ -216,7 +219,22 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--seed", type=int)
     train.add_argument("--weights", type=_weights, help="CATEGORY=WEIGHT,... (default: the manifest's shares)")
     train.add_argument("--doc-mask", action="store_true", help="attention and positions stay within each document")
-    train.add_argument("--mlm-rate", type=float)
+    train.add_argument("--mlm-rate", type=float, help="MLM: share of tokens chosen (0.15)")
+    train.add_argument("--whole-word", action="store_true", help="mlm: mask whole words")
+    train.add_argument("--no-sbo", dest="sbo", action="store_false", help="spanbert: no span boundary objective")
+    train.add_argument("--generator-ratio", type=float,
+                       help="electra: generator width as a share of the discriminator's (0.25)")
+    train.add_argument("--xlnet-k", type=int, help="xlnet: predict the last 1/K of the factorization order (6)")
+    train.add_argument("--prefix-split", choices=("uniform", "document"), help="prefix LM split point (uniform)")
+    train.add_argument("--noise-density", type=float, help="span corruption: share of tokens dropped (0.15)")
+    train.add_argument("--mean-span", type=float, help="span corruption: mean span length (3)")
+    train.add_argument("--decoder-only", action="store_true",
+                       help="span_corruption, ul2: train the GPT through the prefix mask, not the encoder-decoder")
+    train.add_argument("--ul2-mixture", type=_weights, help="UL2 mode weights, e.g. R=2,X=4,S=1 (the paper's)")
+    train.add_argument("--bart-rate", type=float, help="BART text infilling: share of tokens masked (0.3)")
+    train.add_argument("--bart-poisson", type=float, help="BART: mean span length, Poisson (3)")
+    train.add_argument("--no-bart-permute", dest="bart_permute", action="store_false",
+                       help="BART: no sentence permutation")
     train.add_argument("--precision", choices=("auto", "bf16", "fp32"))
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
     train.add_argument("--device", help="auto, cpu, cuda, cuda:N")

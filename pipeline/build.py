@@ -31,6 +31,7 @@ from strata.pipeline.shard import run_shards
 from strata.redact import redact_url
 from strata.storage import exists, join, open_file, remove, remove_leftovers, write_bytes_atomic
 from strata.tokenize.model_file import read_model_file
+from strata.tokenize.specials import objective_pieces, with_control_pieces
 from strata.tokenize.trainer import load_tokenizer, sample_curated_text, special_ids, train_tokenizer
 
 log = logging.getLogger("strata.build")
@@ -97,8 +98,9 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: bytes |
         return previous
     remove(join(out, MANIFEST))
     remove(join(out, TOKENIZER_DIR))
+    control_pieces = objective_pieces(cfg.sentinels) if cfg.objective_specials else []
     if given_model is not None:
-        model_bytes = given_model
+        model_bytes = with_control_pieces(given_model, control_pieces)
         write_bytes_atomic(join(out, TOKENIZER_MODEL), model_bytes)
         record = {
             "trained": False,
@@ -119,6 +121,7 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: bytes |
                 vocab_size=cfg.vocab_size,
                 model_type=cfg.model_type,
                 user_defined_symbols=cfg.user_defined_symbols,
+                control_pieces=control_pieces,
                 seed=config.seed,
                 sample=sample,
                 vocab_key="tokenizer.vocab_size",

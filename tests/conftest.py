@@ -157,6 +157,32 @@ def code_build(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def objective_build(code_build, tmp_path_factory):
+    """code_build as `tokenizer.objective_specials: true` would make it: the same shards (the
+    specials are control pieces appended to the vocabulary, so no text encodes differently),
+    a tokenizer with <cls>, <sep>, the UL2 mode tokens and 100 sentinels: (OUT, manifest)."""
+    import hashlib
+    import shutil
+
+    from strata.manifests.manifest import write_manifest
+    from strata.tokenize.specials import objective_pieces, with_control_pieces
+    from strata.tokenize.trainer import special_ids
+
+    src, manifest = code_build
+    out = tmp_path_factory.mktemp("objective-build")
+    shutil.copytree(src / "shards", out / "shards")
+    model = with_control_pieces((src / "tokenizer" / "tokenizer.model").read_bytes(), objective_pieces(100))
+    (out / "tokenizer").mkdir()
+    (out / "tokenizer" / "tokenizer.model").write_bytes(model)
+    ids = special_ids(str(out / "tokenizer" / "tokenizer.model"))
+    tokenizer = {**manifest["tokenizer"], "sha256": hashlib.sha256(model).hexdigest(),
+                 "vocab_size": ids["sentinels"][0] + 100, "special_ids": ids}
+    manifest = {**manifest, "tokenizer": tokenizer}
+    write_manifest(str(out), manifest)
+    return out, manifest
+
+
+@pytest.fixture(scope="session")
 def built(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     summary = run_curate(corpus, str(out), IN_MEMORY)

@@ -4,6 +4,8 @@
     train.pt     optimizer, LR scheduler, data position, step, tokens trained, and every
                  rank's RNG states (gathered to rank 0)
     meta.json    step, world size, and the run config, for people and tools
+    NAME.pt      what the objective exports for downstream use beside the full model
+                 (ELECTRA: discriminator.pt, loadable into an Encoder)
 
 Rank 0 writes a checkpoint into a hidden temporary folder and renames it into place, then
 rewrites RUN/checkpoints/latest (atomically) to name it: a job killed while saving leaves
@@ -34,14 +36,19 @@ def checkpoint_dir(run: str | Path, step: int) -> Path:
     return Path(run) / "checkpoints" / f"step-{step:08d}"
 
 
-def save_checkpoint(run: str | Path, step: int, model: dict, train: dict, meta: dict, keep: int) -> Path:
-    """Write a checkpoint (rank 0 only) and drop the oldest ones beyond `keep`."""
+def save_checkpoint(
+    run: str | Path, step: int, model: dict, train: dict, meta: dict, keep: int, exports: dict[str, dict] | None = None
+) -> Path:
+    """Write a checkpoint (rank 0 only) and drop the oldest ones beyond `keep`; `exports`:
+    more state dicts, each saved as NAME.pt."""
     folder = checkpoint_dir(run, step)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     torch.save(model, tmp / "model.pt")
     torch.save(train, tmp / "train.pt")
+    for name, weights in (exports or {}).items():
+        torch.save(weights, tmp / f"{name}.pt")
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     shutil.rmtree(folder, ignore_errors=True)  # a checkpoint of the same step from a run that was resumed earlier
     os.replace(tmp, folder)

@@ -4,11 +4,15 @@
                -> MLM head: dense, GELU, LayerNorm, then logits [B, L, vocab] through the
                   token-embedding matrix (tied) plus an output bias
 
-The blocks are gpt.py's with `causal=False`. Differences from BERT, on purpose:
+`EncoderStack` (embeddings, blocks, final LayerNorm) is what other encoder models
+reuse (ELECTRA's discriminator, XLNet, the heads of encoder_heads.py). The blocks are
+gpt.py's with `causal=False`. Differences from BERT, on purpose:
 - pre-LN (LayerNorm before each sublayer, one after the last) instead of BERT's post-LN:
   it trains stably without a long warm-up at every depth, and it is the same block as
   the GPT's; for the same reason there is no LayerNorm on the embeddings;
-- no token-type embeddings and no pooler: RoBERTa's single-segment MLM needs neither.
+- no token-type embeddings (unless `type_vocab_size`, for NSP/SOP) and no pooler (the
+  sentence-pair head has its own, train/encoder_heads.py): RoBERTa's single-segment MLM
+  needs neither.
 
 With `segments` (document ids per position, as for the GPT) attention stays inside each
 document of a packed window and positions restart at each document start.
@@ -22,29 +26,62 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from strata.train.gpt import Block, GPTConfig, init_gpt2, segment_mask
-from strata.train.objectives import IGNORE_INDEX, positions_from_segments
+from strata.train.attention import positions_and_mask
+from strata.train.gpt import IGNORE_INDEX, Block, GPTConfig, init_gpt2
 
 
 @dataclass
 class EncoderConfig(GPTConfig):
-    """The GPT's fields, with BERT-base defaults."""
+    """The GPT's fields, with BERT-base defaults; `type_vocab_size` > 0 adds BERT's
+    token-type (segment A/B) embeddings, for sentence-pair objectives."""
 
     vocab_size: int = 30522
     seq_len: int = 512
+    type_vocab_size: int = 0
+
+
+class EncoderStack(nn.Module):
+    """Embeddings, bidirectional blocks and the final LayerNorm: idx -> hidden states
+    [B, L, n_embd]. Every encoder objective puts its heads on this."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.seq_len, config.n_embd)
+        self.wtt = nn.Embedding(config.type_vocab_size, config.n_embd) if config.type_vocab_size else None
+        self.drop = nn.Dropout(config.dropout)
+        self.h = nn.ModuleList([Block(config, causal=False) for _ in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.seq_len = config.seq_len
+
+    def embed(
+        self, idx: torch.Tensor, segments: torch.Tensor | None = None, token_types: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(embeddings [B, L, n_embd], attention mask or None) of a batch of windows."""
+        L = idx.shape[1]
+        assert L <= self.seq_len, f"window of {L} tokens, the model holds {self.seq_len}"
+        pos, mask = positions_and_mask(idx, segments, causal=False)
+        x = self.wte(idx) + self.wpe(pos)
+        if self.wtt is not None:
+            x = x + self.wtt(torch.zeros_like(idx) if token_types is None else token_types)
+        return self.drop(x), mask
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        for block in self.h:
+            x = block(x, mask)
+        return self.ln_f(x)
+
+    def forward(
+        self, idx: torch.Tensor, segments: torch.Tensor | None = None, token_types: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.encode(*self.embed(idx, segments, token_types))
 
 
 class Encoder(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.config = config
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd),
-            wpe=nn.Embedding(config.seq_len, config.n_embd),
-            drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config, causal=False) for _ in range(config.n_layer)]),
-            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
-        ))
+        self.transformer = EncoderStack(config)
         self.head = nn.Sequential(
             nn.Linear(config.n_embd, config.n_embd, bias=config.bias),
             nn.GELU(),
@@ -58,23 +95,23 @@ class Encoder(nn.Module):
         """Every parameter once (the tied matrix is counted once), position table included."""
         return sum(p.numel() for p in self.parameters())
 
+    def hidden(
+        self, idx: torch.Tensor, segments: torch.Tensor | None = None, token_types: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The final hidden states [B, L, n_embd], for heads other than the MLM one."""
+        return self.transformer(idx, segments, token_types)
+
+    def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.head(hidden))
+
     def forward(
-        self, idx: torch.Tensor, labels: torch.Tensor | None = None, segments: torch.Tensor | None = None
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, segments: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx, labels, segments: int64 [B, L]; labels are -100 except at the positions to
-        predict (see objectives.mlm_mask). Returns logits [B, L, vocab] and, with labels, the
-        mean cross-entropy over the labelled positions (else None)."""
-        B, L = idx.shape
-        assert L <= self.config.seq_len, f"window of {L} tokens, the model holds {self.config.seq_len}"
-        if segments is None:
-            pos, mask = torch.arange(L, device=idx.device), None
-        else:
-            pos, mask = positions_from_segments(segments), segment_mask(segments, causal=False)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
-        for block in self.transformer.h:
-            x = block(x, mask)
-        logits = self.lm_head(self.head(self.transformer.ln_f(x)))
+        """idx, targets, segments: int64 [B, L]; targets are -100 except at the positions to
+        predict (see objectives.mlm_mask). Returns logits [B, L, vocab] and, with targets,
+        the mean cross-entropy over the labelled positions (else None)."""
+        logits = self.mlm_logits(self.hidden(idx, segments))
         loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX)
         return logits, loss

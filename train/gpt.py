@@ -6,13 +6,13 @@
 Attention is `F.scaled_dot_product_attention`, so PyTorch picks the fused kernel for the
 device and dtype. Plain windows (GPT-2 style: documents run into each other, positions
 0..L-1) use `is_causal=True`. With `segments` (one document id per position, e.g. from
-`objectives.segments_from_eos`) attention stays inside each document and positions restart
-at each document start, so a document reads the same whether it is packed or alone. The
-explicit boolean mask this needs rules out the flash kernel; the memory-efficient one
-still applies.
+`attention.segments_from_eos`) attention stays inside each document and positions restart
+at each document start, so a document reads the same whether it is packed or alone. With
+`prefix` (a length per sample) the first prefix[b] positions are fully visible: the prefix
+LM of T5 and UL2 (see attention.py). The explicit boolean mask either needs rules out the
+flash kernel; the memory-efficient one still applies.
 
-`SelfAttention`, `Block`, `segment_mask` and `init_gpt2` are shared with encoder.py, whose
-blocks are the same with bidirectional attention.
+`SelfAttention`, `MLP`, `Block` and `init_gpt2` are shared with encoder.py and t5.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from strata.train.objectives import IGNORE_INDEX, positions_from_segments
+from strata.train.attention import positions_and_mask
+
+IGNORE_INDEX = -100  # label of positions the loss skips (F.cross_entropy's default)
 
 
 @dataclass
@@ -51,11 +53,16 @@ class SelfAttention(nn.Module):
         self.dropout = config.dropout
         self.causal = causal
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         """`mask`: None, or bool [B, 1, L, L], True where a query may attend to a key (it
-        then carries causality itself)."""
+        then carries causality itself). `context` [B, L, C]: the stream keys and values come
+        from, queries still from `x` (XLNet's query stream); default `x` itself."""
         B, L, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
+        if context is None:
+            q, k, v = self.c_attn(x).split(C, dim=2)
+        else:  # the same projections, queries from x, keys and values from the context
+            q = F.linear(x, self.c_attn.weight[:C], None if self.c_attn.bias is None else self.c_attn.bias[:C])
+            k, v = F.linear(context, self.c_attn.weight[C:], None if self.c_attn.bias is None else self.c_attn.bias[C:]).split(C, dim=2)
         q, k, v = (t.view(B, L, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
@@ -87,20 +94,10 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), mask)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
+        """`context`: the stream to attend to instead of x itself (see SelfAttention)."""
+        x = x + self.attn(self.ln_1(x), mask, None if context is None else self.ln_1(context))
         return x + self.mlp(self.ln_2(x))
-
-
-def segment_mask(segments: torch.Tensor, causal: bool) -> torch.Tensor:
-    """Bool [B, 1, L, L] attention mask from segment ids [B, L]: a query attends only to keys
-    of its own segment (and, if causal, not to later ones). Every query sees itself, so no
-    row is empty."""
-    mask = segments[:, :, None] == segments[:, None, :]
-    if causal:
-        L = segments.shape[1]
-        mask = mask & torch.ones(L, L, dtype=torch.bool, device=segments.device).tril()
-    return mask[:, None]
 
 
 def init_gpt2(model: nn.Module, n_layer: int) -> None:
@@ -137,16 +134,18 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None, segments: torch.Tensor | None = None
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        segments: torch.Tensor | None = None,
+        prefix: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx, targets, segments: int64 [B, L]. Returns logits [B, L, vocab] and, with
-        targets, the mean cross-entropy over targets != -100 (else None)."""
+        """idx, targets, segments: int64 [B, L]; prefix: int64 [B] (fully visible positions).
+        Returns logits [B, L, vocab] and, with targets, the mean cross-entropy over
+        targets != -100 (else None)."""
         B, L = idx.shape
         assert L <= self.config.seq_len, f"window of {L} tokens, the model holds {self.config.seq_len}"
-        if segments is None:
-            pos, mask = torch.arange(L, device=idx.device), None
-        else:
-            pos, mask = positions_from_segments(segments), segment_mask(segments, causal=True)
+        pos, mask = positions_and_mask(idx, segments, causal=True, prefix=prefix)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for block in self.transformer.h:
             x = block(x, mask)

@@ -1,4 +1,4 @@
-"""Training objectives as pure functions of a window of token ids.
+"""CLM and MLM: the two objectives strata started with.
 
 CLM (GPT): teacher forcing. A window of L+1 tokens gives inputs = tokens[:-1] and
 targets = tokens[1:]: position t predicts token t+1 from the true tokens 0..t.
@@ -14,9 +14,8 @@ data-loader workers and in any batch order, draws the same mask for the same sam
 loader must therefore give every sample an id that belongs to the sample (e.g. its index
 in the training stream), never one that depends on the worker.
 
-Document-boundary masking: `segments_from_eos` numbers the documents of a packed window;
-the models turn these ids into a block-diagonal attention mask and into positions that
-restart at each document (`positions_from_segments`).
+With --doc-mask both add the window's document ids (`segments`): attention stays inside
+each document and positions restart at each one (attention.py).
 """
 
 from __future__ import annotations
@@ -26,10 +25,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-IGNORE_INDEX = -100  # label of positions the loss skips (F.cross_entropy's default)
-MASK_FRACTION = 0.8  # of the chosen positions: -> mask token
-RANDOM_FRACTION = 0.1  # -> random non-special token; the remaining 0.1 stay unchanged
-
+from strata.train.objectives.core import Inputs, Objective, per_sample, sample_rng
+from strata.train.objectives.masking import corrupt_chosen, masking_budget
+from strata.train.objectives.whole_words import whole_word_sample, word_starts
 
 # --------------------------------------------------------------------------- CLM
 
@@ -73,33 +71,15 @@ def mlm_mask(
     ids = np.array(tokens.cpu() if as_torch else tokens, dtype=np.int64)
     assert ids.ndim == 1, f"one sample at a time, got shape {ids.shape}"
     specials = np.array(sorted({*special_ids, mask_id}), dtype=np.int64)
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, epoch, sample_id])))
+    rng = sample_rng(seed, epoch, sample_id)
 
     candidates = np.flatnonzero(~np.isin(ids, specials))
-    share = rate * candidates.size
-    k = int(share) + int(rng.random() < share - int(share))
+    k = masking_budget(rng, rate, candidates.size)
     chosen = rng.choice(candidates, size=k, replace=False)
-    action = rng.random(k)
-    masked = chosen[action < MASK_FRACTION]
-    randomized = chosen[(action >= MASK_FRACTION) & (action < MASK_FRACTION + RANDOM_FRACTION)]
-
-    inputs = ids.copy()
-    labels = np.full_like(ids, IGNORE_INDEX)
-    labels[chosen] = ids[chosen]
-    inputs[masked] = mask_id
-    inputs[randomized] = _random_non_special(rng, randomized.size, vocab_size, specials)
+    inputs, labels = corrupt_chosen(rng, ids, chosen, rng.random(k), vocab_size, specials, mask_id)
     if as_torch:
         return torch.from_numpy(inputs), torch.from_numpy(labels)
     return inputs, labels
-
-
-def _random_non_special(rng: np.random.Generator, size: int, vocab_size: int, specials: np.ndarray) -> np.ndarray:
-    """`size` ids uniform over [0, vocab_size) minus `specials` (sorted, unique): draw the
-    rank r among the non-special ids, then step over the specials at or below it (the j-th
-    special has s_j - j non-special ids before it)."""
-    specials = specials[(specials >= 0) & (specials < vocab_size)]
-    rank = rng.integers(0, vocab_size - specials.size, size=size)
-    return rank + np.searchsorted(specials - np.arange(specials.size), rank, side="right")
 
 
 def mlm_batch(
@@ -129,34 +109,44 @@ def mlm_batch(
     return torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(labels))
 
 
-# --------------------------------------------------------------------------- document boundaries
+# --------------------------------------------------------------------------- the objectives
 
 
-def segments_from_eos(window, eos_id: int) -> torch.Tensor:
-    """Document number of every position of a packed window [..., L]: a document is its
-    tokens up to and including its EOS, and the next one starts right after. For CLM pass
-    the inputs: an EOS position stays in its own document, so it still predicts the first
-    token of the next document, as in unmasked packing."""
-    eos = (torch.as_tensor(window) == eos_id).long()
-    return eos.cumsum(-1) - eos
+class CLM(Objective):
+    """GPT: every position predicts the next token, causal attention."""
+
+    name = "clm"
+    architecture = "gpt"
+    extra_token = True
+    words = True
+
+    def batch(self, tokens, sample_id, epoch) -> Inputs:
+        idx, targets = clm_batch(tokens)
+        return self.with_segments({"idx": idx, "targets": targets})
 
 
-def positions_from_segments(segments: torch.Tensor) -> torch.Tensor:
-    """Position of every token within its segment [..., L] -> [..., L]: 0 at each segment
-    start (wherever the id changes), counting up to the next. Vectorized, on any device."""
-    index = torch.arange(segments.shape[-1], device=segments.device).expand_as(segments)
-    starts = torch.ones_like(segments, dtype=torch.bool)
-    starts[..., 1:] = segments[..., 1:] != segments[..., :-1]
-    first = torch.where(starts, index, 0).cummax(-1).values
-    return index - first
+class MLM(Objective):
+    """BERT/RoBERTa: the chosen 15% of the tokens are predicted, fully visible attention;
+    with --whole-word whole words are chosen (whole_words.py)."""
 
+    name = "mlm"
+    architecture = "encoder"
+    needs = ("mask",)
 
-# --------------------------------------------------------------------------- statistics
+    def __init__(self, cfg, tokenizer: dict):
+        super().__init__(cfg, tokenizer)
+        self.rate = cfg.mlm_rate
+        # --whole-word: words from the tokenizer's pieces (whole_words.py)
+        self.word_start = word_starts(tokenizer["pieces"]) if cfg.whole_word else None
 
-
-def unigram_entropy(tokens) -> float:
-    """Entropy in nats of the token frequencies of a stream: the loss of the best model that
-    ignores context, so a model that learns anything from context must go below it."""
-    counts = np.bincount(np.asarray(tokens, dtype=np.int64).ravel())
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())
+    def batch(self, tokens, sample_id, epoch) -> Inputs:
+        if self.word_start is not None:
+            return self.with_segments(per_sample(
+                whole_word_sample, tokens, sample_id, epoch, seed=self.seed, vocab_size=self.vocab_size,
+                special_ids=self.control_ids(), mask_id=self.specials["mask"], word_start=self.word_start, rate=self.rate,
+            ))
+        idx, targets = mlm_batch(
+            tokens, torch.as_tensor(sample_id).tolist(), seed=self.seed, epoch=torch.as_tensor(epoch).tolist(),
+            vocab_size=self.vocab_size, special_ids=self.control_ids(), mask_id=self.specials["mask"], rate=self.rate,
+        )
+        return self.with_segments({"idx": idx, "targets": targets})
