@@ -91,6 +91,21 @@ class NormalizeConfig(Section):
     control_chars: bool = True  # drop C0/C1 controls other than \t and \n
 
 
+# Gopher's eight English stop words (Rae et al. 2021), and for other languages the most
+# frequent function words of each.
+DEFAULT_STOP_WORDS = {
+    "en": ["the", "be", "to", "of", "and", "that", "have", "with"],
+    "de": ["der", "die", "und", "in", "den", "von", "zu", "das", "mit", "sich", "des", "auf", "ist", "nicht"],
+    "fr": ["de", "la", "le", "et", "les", "des", "en", "un", "une", "du", "est", "que", "pour", "dans"],
+    "es": ["de", "la", "que", "el", "en", "y", "los", "del", "las", "un", "por", "con", "una", "para"],
+    "it": ["di", "e", "il", "la", "che", "per", "un", "in", "del", "della", "non", "è", "una", "con"],
+    "pt": ["de", "a", "o", "que", "e", "do", "da", "em", "um", "para", "com", "não", "uma", "os"],
+    "nl": ["de", "het", "een", "en", "van", "in", "is", "dat", "op", "te", "zijn", "met", "voor", "niet"],
+    "pl": ["w", "i", "na", "z", "się", "do", "nie", "że", "to", "jest", "o", "jak", "po", "przez"],
+    "ru": ["и", "в", "не", "на", "что", "с", "по", "как", "это", "он", "к", "из", "для", "то", "а"],
+}
+
+
 class GopherQualityConfig(Section):
     enabled: bool = True
     min_words: int = 50
@@ -102,7 +117,16 @@ class GopherQualityConfig(Section):
     max_ellipsis_lines_fraction: float = 0.3
     min_alpha_words_fraction: float = 0.8
     min_stop_words: int = 2
-    stop_words: list[str] = Field(default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
+    # Per language (lid.176 codes): the stop-word rule is off for a language not listed.
+    # A plain list applies to every language.
+    stop_words: dict[str, list[str]] | list[str] = Field(default_factory=lambda: dict(DEFAULT_STOP_WORDS))
+
+    def stop_words_for(self, language: str | None) -> tuple[str, ...] | None:
+        """The stop words of `language`, or None when the rule is off for it."""
+        if isinstance(self.stop_words, list):
+            return tuple(self.stop_words)
+        words = self.stop_words.get(language or "")
+        return tuple(words) if words else None
 
 
 class GopherRepetitionConfig(Section):
@@ -128,6 +152,9 @@ class C4Config(Section):
     drop_curly_brace: bool = False
     remove_javascript_lines: bool = True
     remove_policy_lines: bool = True
+    # A document whose lines the rules above cut by more than this fraction of its
+    # characters is dropped (c4:fragment) rather than kept as a fragment.
+    max_removed_fraction: float = Field(default=0.5, ge=0, le=1)
 
 
 class LanguageConfig(Section):
@@ -180,6 +207,8 @@ class ExactDedupConfig(Section):
 class NearDedupConfig(Section):
     enabled: bool = True
     ngram: int = Field(default=5, ge=1)  # word n-gram shingles
+    # character n-gram shingles for text mostly in scripts without spaces (CJK, Thai)
+    char_ngram: int = Field(default=5, ge=1)
     bands: int = Field(default=20, ge=1)
     rows: int = Field(default=6, ge=1)
     # Candidate pairs are kept only when their estimated Jaccard reaches this (verify: true).

@@ -1,6 +1,6 @@
 """Curate: the Beam pipeline from raw sources to curated, deduplicated Parquet.
 
-    read -> validate -> normalize -> heuristic filters -> language ID -> quality
+    read -> validate -> normalize -> language ID -> heuristic filters -> quality
          -> fingerprint -> spool -> exact + near dedup -> resolve
          -> curated/<category>/, rejected/, quarantine/, lineage/
          -> curate.json (written last: the stage's commit point)
@@ -104,9 +104,10 @@ def _spool_row(doc: dict) -> dict:
 
 
 class Deduplicate(beam.PTransform):
-    """Fingerprints of live documents -> (batch, (doc_id, kind, other_doc_id)) verdicts:
-    kind 'exact' names the survivor of the doc's identical-content group, 'near' its
-    near-dup cluster (the cluster's smallest doc_id; the survivor gets one too)."""
+    """Fingerprints of live documents -> (batch, (doc_id, kind, survivor, cluster, similarity))
+    verdicts: kind 'exact' names the survivor of the doc's identical-content group, 'near'
+    its near-dup cluster (the cluster's smallest doc_id; representatives get one too) and,
+    for a near duplicate, the representative it was verified against and their similarity."""
 
     def __init__(self, config: BuildConfig):
         super().__init__()
@@ -119,23 +120,33 @@ class Deduplicate(beam.PTransform):
                 fingerprints
                 | "ContentHashes" >> beam.MapTuple(lambda node, content_hash, _: (node, content_hash))
                 | "ExactDuplicates" >> ExactDuplicates()
-                | "AsExactVerdicts" >> beam.MapTuple(_verdict, "exact")
+                | "AsExactVerdicts" >> beam.MapTuple(_exact_verdict)
             )
         if self.config.dedup.near.enabled:
             verdicts.append(
                 fingerprints
                 | "Signatures" >> beam.MapTuple(lambda node, _, sig: (node, np.frombuffer(sig, dtype=np.uint32)))
                 | "NearDuplicates" >> NearDuplicates(self.config.dedup.near)
-                | "AsNearVerdicts" >> beam.MapTuple(_verdict, "near")
+                | "AsNearVerdicts" >> beam.MapTuple(_near_verdict)
             )
         if not verdicts:
             return fingerprints | "NoVerdicts" >> beam.FlatMap(lambda _: ())
         return verdicts | "AllVerdicts" >> beam.Flatten()
 
 
-def _verdict(node: str, other: str, kind: str = "") -> tuple:
+def _doc_id(node: str | None) -> str | None:
+    return node and node.split("@")[0]
+
+
+def _exact_verdict(node: str, survivor: str) -> tuple:
     doc_id, batch = node.split("@")
-    return batch, (doc_id, kind, other.split("@")[0])
+    return batch, (doc_id, "exact", _doc_id(survivor), None, 1.0)
+
+
+def _near_verdict(node: str, verified: tuple) -> tuple:
+    survivor, cluster, similarity = verified
+    doc_id, batch = node.split("@")
+    return batch, (doc_id, "near", _doc_id(survivor), _doc_id(cluster), similarity)
 
 
 class ResolveBatch(beam.DoFn):
@@ -153,8 +164,8 @@ class ResolveBatch(beam.DoFn):
     def process(self, element):
         key, grouped = element
         verdicts: dict[str, dict] = defaultdict(dict)
-        for doc_id, kind, other in grouped["verdicts"]:
-            verdicts[doc_id][kind] = other
+        for doc_id, kind, *verdict in grouped["verdicts"]:
+            verdicts[doc_id][kind] = verdict
         spool = join(self.out, "_spool", f"{key}.parquet")
         table = read_parquet(spool)
         docs = table.drop_columns(["text", "raw"]).to_pylist()
@@ -167,8 +178,8 @@ class ResolveBatch(beam.DoFn):
             )
         name = f"part-{key}.parquet"
         lineage = [
-            lineage_row(d, d["fate"], d["stage"], d["reason"], self.config_hash,
-                        duplicate_of=d.get("duplicate_of"), cluster_id=d.get("cluster_id"))
+            lineage_row(d, d["fate"], d["stage"], d["reason"], self.config_hash, duplicate_of=d.get("duplicate_of"),
+                        cluster_id=d.get("cluster_id"), similarity=d.get("similarity"))
             for d in docs
         ]
         yield (uri := join(self.out, "lineage", name)), write_parquet(uri, lineage, LINEAGE_SCHEMA)
@@ -188,11 +199,16 @@ class ResolveBatch(beam.DoFn):
 
     @staticmethod
     def resolve(doc: dict, verdict: dict) -> None:
-        cluster = verdict.get("near")
+        """Exact duplicates first; a near duplicate's survivor is never an exact duplicate
+        (copies share their signature, so the smallest copy comes first in its cluster)."""
+        near_survivor, cluster, near_similarity = verdict.get("near", (None, None, None))
         if "exact" in verdict:
-            doc.update(fate=FATE_DUPLICATE, stage="exact_dedup", reason="exact_duplicate", duplicate_of=verdict["exact"])
-        elif cluster is not None and cluster != doc["doc_id"]:
-            doc.update(fate=FATE_DUPLICATE, stage="near_dedup", reason="near_duplicate", duplicate_of=cluster)
+            survivor, _, similarity = verdict["exact"]
+            doc.update(fate=FATE_DUPLICATE, stage="exact_dedup", reason="exact_duplicate", duplicate_of=survivor,
+                       similarity=similarity)
+        elif near_survivor is not None:
+            doc.update(fate=FATE_DUPLICATE, stage="near_dedup", reason="near_duplicate", duplicate_of=near_survivor,
+                       similarity=near_similarity)
         else:
             doc.update(fate=FATE_KEPT)
         doc["cluster_id"] = cluster
@@ -219,8 +235,8 @@ class Curate(beam.PTransform):
             | "Read" >> ReadSources(self.files, config.validate_.max_text_bytes * 2 + 1024, BATCH_DOCS, BATCH_BYTES)
             | "Validate" >> beam.ParDo(Validate(cfg))
             | "Normalize" >> beam.ParDo(Normalize(cfg))
-            | "HeuristicFilters" >> beam.ParDo(HeuristicFilters(cfg))
             | "LanguageID" >> beam.ParDo(LanguageFilter(cfg))
+            | "HeuristicFilters" >> beam.ParDo(HeuristicFilters(cfg))
             | "QualityClassifier" >> beam.ParDo(QualityFilter(cfg))
             | "Fingerprint" >> beam.ParDo(Fingerprint(cfg))
             | "Progress" >> beam.ParDo(Progress("curate"))

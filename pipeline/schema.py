@@ -20,7 +20,7 @@ import hashlib
 import pyarrow as pa
 
 # Stages in pipeline order; a dropped record's lineage row names one of them.
-STAGES = ("read", "validate", "normalize", "filter", "language", "quality", "exact_dedup", "near_dedup")
+STAGES = ("read", "validate", "normalize", "language", "filter", "quality", "exact_dedup", "near_dedup")
 
 FATE_KEPT = "kept"
 FATE_QUARANTINED = "quarantined"
@@ -52,6 +52,7 @@ COLUMNS = {
     "raw": pa.binary(),  # a quarantined record's bytes, capped at validate.quarantine_raw_bytes
     "duplicate_of": pa.string(),  # the surviving doc_id of its duplicate group
     "cluster_id": pa.string(),  # near-dup cluster (its smallest doc_id), if any
+    "similarity": pa.float32(),  # a duplicate's estimated Jaccard with duplicate_of (1 for an exact copy)
     "language": pa.string(),
     "language_score": pa.float32(),
     "quality_score": pa.float32(),
@@ -71,7 +72,7 @@ REJECTED_SCHEMA = _schema("doc_id", "text", "category", "source", "uri", "record
 QUARANTINE_SCHEMA = _schema(*RECORD, "reason", "detail", "raw", "raw_bytes")
 LINEAGE_SCHEMA = _schema(
     *RECORD, "category", "raw_bytes", "text_bytes", "content_hash", "fate", "stage", "reason",
-    "duplicate_of", "cluster_id", *SCORES, "config_hash",
+    "duplicate_of", "cluster_id", "similarity", *SCORES, "config_hash",
 )
 # A batch of documents after the per-document stages, spooled to disk until the dedup
 # verdicts are known.
@@ -97,6 +98,7 @@ def lineage_row(doc: dict, fate: str, stage: str | None, reason: str | None, con
         "reason": reason,
         "duplicate_of": None,
         "cluster_id": None,
+        "similarity": None,
         "language": doc.get("language"),
         "language_score": doc.get("language_score"),
         "quality_score": doc.get("quality_score"),

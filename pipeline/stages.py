@@ -98,20 +98,24 @@ class Normalize(DocStage):
 
 
 class HeuristicFilters(DocStage):
-    """Gopher quality, Gopher repetition and C4 line rules, per category."""
+    """Gopher quality, Gopher repetition and C4 line rules, per category, as they apply to
+    the document's language. When C4 removes lines the text as read is kept beside the
+    cleaned one (`text_as_read`) until Fingerprint has used it."""
 
     stage = "filter"
 
     def apply(self, doc):
-        text, reason = filters.apply_heuristics(doc["text"], self.filters_for(doc["category"]))
+        text, reason = filters.apply_heuristics(doc["text"], self.filters_for(doc["category"]), doc["language"])
         if text is not doc["text"]:  # C4 removed lines
+            doc["text_as_read"] = doc["text"]
             doc["text"], doc["text_bytes"] = text, utf8_size(text)
         if reason:
             self.drop(doc, reason)
 
 
 class LanguageFilter(DocStage):
-    """fastText language ID: language and score recorded for every document; the
+    """fastText language ID on the document as read (before any rule removes lines):
+    language and score recorded for every document, and seen by every later rule; the
     category's `language` rules decide which are kept."""
 
     stage = "language"
@@ -142,14 +146,17 @@ class QualityFilter(DocStage):
 
 
 class Fingerprint(DocStage):
-    """Content hash for exact dedup; MinHash signature for near dedup."""
+    """Content hash for exact dedup; MinHash signature for near dedup. Both of the text as
+    read: two documents are duplicates if they were before line rules cut them, never
+    because what the rules left of them (a shared footer, a template) is alike."""
 
     stage = "fingerprint"
 
     def apply(self, doc):
-        doc["content_hash"] = dedup.content_hash(doc["text"])
+        text = doc.pop("text_as_read", None) or doc["text"]
+        doc["content_hash"] = dedup.content_hash(text)
         if self.config.dedup.near.enabled:
-            doc["minhash"] = dedup.minhash_signature(doc["text"], self.config.dedup.near).tobytes()
+            doc["minhash"] = dedup.minhash_signature(text, self.config.dedup.near).tobytes()
 
 
 class Progress(beam.DoFn):

@@ -27,6 +27,7 @@ from strata.pipeline.dedup import (
     content_hash,
     estimated_jaccard,
     minhash_signature,
+    verify_cluster,
 )
 from strata.pipeline.schema import make_doc_id
 
@@ -298,7 +299,7 @@ def signed(doc_id: str, words: list[str]) -> tuple:
     return doc_id, minhash_signature(" ".join(words), CFG)
 
 
-def test_near_duplicates_join_a_chain_whose_ends_are_not_similar():
+def test_a_chain_whose_ends_are_not_similar_keeps_its_far_end():
     rng = random.Random(21)
     b = random_words(rng, 400)
     a = random_words(rng, 60) + b[60:]  # A ~ B and B ~ C, on different parts of B
@@ -308,11 +309,27 @@ def test_near_duplicates_join_a_chain_whose_ends_are_not_similar():
     assert estimated_jaccard(signatures["doc-b"], signatures["doc-c"]) >= CFG.threshold
     assert estimated_jaccard(signatures["doc-a"], signatures["doc-c"]) < CFG.threshold
     unrelated = [signed(f"doc-{i}", random_words(rng, 300)) for i in range(20)]
+    similarity_ab = estimated_jaccard(signatures["doc-a"], signatures["doc-b"])
+    # One cluster; B is removed as a duplicate of A; C, unlike A, is kept (a representative).
     run_and_check(
         [*signatures.items(), *unrelated],
         NearDuplicates(CFG),
-        equal_to([("doc-a", "doc-a"), ("doc-b", "doc-a"), ("doc-c", "doc-a")]),
+        equal_to([("doc-a", (None, "doc-a", None)), ("doc-b", ("doc-a", "doc-a", similarity_ab)),
+                  ("doc-c", (None, "doc-a", None))]),
     )
+
+
+def test_verify_cluster_names_the_first_similar_representative():
+    rng = random.Random(22)
+    a = random_words(rng, 300)
+    b = a[:270] + random_words(rng, 30)  # like a
+    c = random_words(rng, 300)  # like nothing: a representative
+    d = c[:280] + random_words(rng, 20)  # like c
+    members = [(name, signed(name, words)[1]) for name, words in (("d", d), ("b", b), ("c", c), ("a", a))]
+    verdicts = dict(verify_cluster("a", members, CFG.threshold))
+    assert verdicts["a"] == verdicts["c"] == (None, "a", None)
+    assert verdicts["b"][:2] == ("a", "a") and verdicts["b"][2] >= CFG.threshold
+    assert verdicts["d"][:2] == ("c", "a") and verdicts["d"][2] >= CFG.threshold
 
 
 def test_near_duplicates_find_planted_pairs_and_merge_nothing_unrelated():
@@ -335,11 +352,12 @@ def test_near_duplicates_find_planted_pairs_and_merge_nothing_unrelated():
         unrelated.add(doc_id)
     assert len(similar_pairs) > 120
 
-    def check(clustered):
-        cluster_of = dict(clustered)
-        found = sum(1 for a, b in similar_pairs if a in cluster_of and cluster_of.get(b) == cluster_of[a])
-        merged_unrelated = unrelated & cluster_of.keys()
-        cluster_sizes = np.unique(list(cluster_of.values()), return_counts=True)[1]
+    def check(verdicts):
+        verdicts = dict(verdicts)
+        survivor_of = {node: survivor for node, (survivor, _, _) in verdicts.items() if survivor}
+        found = sum(1 for a, b in similar_pairs if survivor_of.get(b) == a or survivor_of.get(a) == b)
+        merged_unrelated = unrelated & survivor_of.keys()
+        cluster_sizes = np.unique([cluster for _, cluster, _ in verdicts.values()], return_counts=True)[1]
         if found < 0.95 * len(similar_pairs) or merged_unrelated or cluster_sizes.max() > 2:
             raise BeamAssertException(
                 f"recall {found}/{len(similar_pairs)}, unrelated merged {len(merged_unrelated)}, "
