@@ -177,7 +177,20 @@ class QualityConfig(Section):
         return self
 
 
-FILTER_FAMILIES = ("gopher_quality", "gopher_repetition", "c4", "language", "quality")
+class PIIConfig(Section):
+    """PII redaction (pipeline/pii.py). On by default: contact data that reaches a trained
+    model cannot be taken back, while a placeholder costs a few tokens, and the patterns
+    are validated (public IPs only, phone numbers with separators) to keep false positives
+    rare. Switch it off per category for data that must stay verbatim."""
+
+    enabled: bool = True
+    email: bool = True
+    ip: bool = True
+    phone: bool = True
+    public_ips_only: bool = True  # private, loopback and reserved addresses stay
+
+
+FILTER_FAMILIES = ("gopher_quality", "gopher_repetition", "c4", "language", "quality", "pii")
 
 
 class FilterSet(Section):
@@ -186,6 +199,7 @@ class FilterSet(Section):
     c4: C4Config = C4Config()
     language: LanguageConfig = LanguageConfig()
     quality: QualityConfig = QualityConfig()
+    pii: PIIConfig = PIIConfig()
 
 
 class FiltersConfig(FilterSet):

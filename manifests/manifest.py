@@ -72,6 +72,7 @@ def build_manifest(config: BuildConfig, curate: dict, tokenizer: dict, shards: l
         "records": curate["records"],
         "fates": curate["fates"],
         "stages": curate["stages"],
+        "pii": curate.get("pii", {}),
         "budget_tokens": config.budget_tokens,
         "tokenizer": tokenizer,
         "categories": categories,

@@ -1,7 +1,7 @@
 """Curate: the Beam pipeline from raw sources to curated, deduplicated Parquet.
 
     read -> validate -> normalize -> language ID -> heuristic filters -> quality
-         -> fingerprint -> spool -> exact + near dedup -> resolve
+         -> fingerprint -> PII redaction -> spool -> exact + near dedup -> resolve
          -> curated/<category>/, rejected/, quarantine/, lineage/
          -> curate.json (written last: the stage's commit point)
 
@@ -28,6 +28,7 @@ from collections import defaultdict
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -41,6 +42,7 @@ from strata.pipeline.schema import (
     FATE_KEPT,
     FATE_QUARANTINED,
     LINEAGE_SCHEMA,
+    PII_COUNTS,
     QUARANTINE_SCHEMA,
     REJECTED_SCHEMA,
     SPOOL_SCHEMA,
@@ -54,6 +56,7 @@ from strata.pipeline.stages import (
     Normalize,
     Progress,
     QualityFilter,
+    RedactPII,
     Validate,
 )
 from strata.pipeline.write import read_parquet, write_parquet, write_table
@@ -239,6 +242,7 @@ class Curate(beam.PTransform):
             | "HeuristicFilters" >> beam.ParDo(HeuristicFilters(cfg))
             | "QualityClassifier" >> beam.ParDo(QualityFilter(cfg))
             | "Fingerprint" >> beam.ParDo(Fingerprint(cfg))
+            | "RedactPII" >> beam.ParDo(RedactPII(cfg))
             | "Progress" >> beam.ParDo(Progress("curate"))
             | "Spool" >> beam.ParDo(SpoolBatch(out))
         )
@@ -323,6 +327,19 @@ def stage_counters(lineage) -> dict:
     return counters
 
 
+def pii_counters(lineage) -> dict:
+    """PII redacted from kept documents, per kind: {documents, matches}."""
+    kept = pc.equal(lineage.column("fate"), FATE_KEPT)
+    counters = {}
+    for column in PII_COUNTS:
+        counts = pc.filter(lineage.column(column).fill_null(0), kept)
+        counters[column.removeprefix("pii_")] = {
+            "documents": int(pc.sum(pc.greater(counts, 0)).as_py() or 0),
+            "matches": int(pc.sum(counts).as_py() or 0),
+        }
+    return counters
+
+
 def summarize(config: BuildConfig, files: list[InputFile], out: str, seconds: float) -> dict:
     lineage = read_lineage(out)
     fate = lineage.column("fate").to_numpy(zero_copy_only=False)
@@ -349,5 +366,6 @@ def summarize(config: BuildConfig, files: list[InputFile], out: str, seconds: fl
         "fates": {k: int((fate == k).sum()) for k in (FATE_KEPT, FATE_DROPPED, FATE_DUPLICATE, FATE_QUARANTINED)},
         "stages": stage_counters(lineage),
         "categories": per_category,
+        "pii": pii_counters(lineage),
         "seconds": round(seconds, 3),
     }

@@ -57,6 +57,10 @@ COLUMNS = {
     "language_score": pa.float32(),
     "quality_score": pa.float32(),
     "config_hash": pa.string(),
+    # PII redacted from a kept document's text: matches per kind (pipeline/pii.py)
+    "pii_email": pa.int32(),
+    "pii_ip": pa.int32(),
+    "pii_phone": pa.int32(),
 }
 
 
@@ -66,19 +70,20 @@ def _schema(*names: str) -> pa.Schema:
 
 RECORD = ("doc_id", "source", "uri", "record_index")
 SCORES = ("language", "language_score", "quality_score")
+PII_COUNTS = ("pii_email", "pii_ip", "pii_phone")
 
 CURATED_SCHEMA = _schema("doc_id", "text", "category", "source", "uri", "record_index", "content_hash", *SCORES)
 REJECTED_SCHEMA = _schema("doc_id", "text", "category", "source", "uri", "record_index", "stage", "reason")
 QUARANTINE_SCHEMA = _schema(*RECORD, "reason", "detail", "raw", "raw_bytes")
 LINEAGE_SCHEMA = _schema(
     *RECORD, "category", "raw_bytes", "text_bytes", "content_hash", "fate", "stage", "reason",
-    "duplicate_of", "cluster_id", "similarity", *SCORES, "config_hash",
+    "duplicate_of", "cluster_id", "similarity", *SCORES, *PII_COUNTS, "config_hash",
 )
 # A batch of documents after the per-document stages, spooled to disk until the dedup
 # verdicts are known.
 SPOOL_SCHEMA = _schema(
     *RECORD, "category", "raw_bytes", "text", "text_bytes", "fate", "stage", "reason", "detail", "raw",
-    "content_hash", *SCORES,
+    "content_hash", *SCORES, *PII_COUNTS,
 )
 
 
@@ -102,6 +107,7 @@ def lineage_row(doc: dict, fate: str, stage: str | None, reason: str | None, con
         "language": doc.get("language"),
         "language_score": doc.get("language_score"),
         "quality_score": doc.get("quality_score"),
+        **{name: doc.get(name) for name in PII_COUNTS},
         "config_hash": config_hash,
     }
     row.update(extra)

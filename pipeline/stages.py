@@ -17,7 +17,7 @@ import time
 import apache_beam as beam
 
 from strata.config import BuildConfig, FilterSet
-from strata.pipeline import dedup, filters, langid, quality
+from strata.pipeline import dedup, filters, langid, pii, quality
 from strata.pipeline.normalize import normalize_text
 from strata.pipeline.schema import FATE_DROPPED
 from strata.pipeline.validate import utf8_size, validate_record
@@ -157,6 +157,20 @@ class Fingerprint(DocStage):
         doc["content_hash"] = dedup.content_hash(text)
         if self.config.dedup.near.enabled:
             doc["minhash"] = dedup.minhash_signature(text, self.config.dedup.near).tobytes()
+
+
+class RedactPII(DocStage):
+    """Email addresses, IP addresses and phone numbers to typed placeholders, per category.
+    After Fingerprint: dedup compares the text as read, whatever its contact data."""
+
+    stage = "pii"
+
+    def apply(self, doc):
+        text, counts = pii.redact_pii(doc["text"], self.filters_for(doc["category"]).pii)
+        for kind, count in counts.items():
+            doc[f"pii_{kind}"] = count
+        if text is not doc["text"]:
+            doc["text"], doc["text_bytes"] = text, utf8_size(text)
 
 
 class Progress(beam.DoFn):
