@@ -130,7 +130,7 @@ def test_every_figure_of_a_build_audit_is_the_planted_one(shard_build, expected,
         str(out), 1, manifest["config_hash"])
     for key, value in expected.items():
         assert_same(audit[key], value, key)
-    assert list(audit["stages"]) == ["validate", "filter", "language", "exact_dedup", "near_dedup"]  # pipeline order
+    assert list(audit["stages"]) == ["validate", "language", "filter", "exact_dedup", "near_dedup"]  # pipeline order
 
 
 def test_the_terminal_table_shows_the_mixture_sources_and_reasons(shard_build, expected, capsys):
@@ -140,8 +140,8 @@ def test_the_terminal_table_shows_the_mixture_sources_and_reasons(shard_build, e
     arxiv = expected["categories"]["ArXiv"]
     assert re.search(rf"^ArXiv\s+30\.0%\s+{100 * arxiv['realized_share']:.1f}%\s+15\s", text, re.M)
     assert re.search(r"^pile\s+53\s+35\s+8\s+5\s+3\s+2$", text, re.M)
-    assert re.search(r"^filter\s+gopher_quality:min_words\s+1$", text, re.M)
-    assert "en 45 (kept 40)" in text
+    assert re.search(r"^language\s+language:low_score\s+1$", text, re.M)
+    assert "en 47 (kept 40)" in text
 
 
 @pytest.fixture(scope="module")
