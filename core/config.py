@@ -242,9 +242,21 @@ class NearDedupConfig(Section):
         return self.bands * self.rows
 
 
+class ParagraphDedupConfig(Section):
+    """Paragraph-level boilerplate removal (pipeline/paragraphs.py). Off by default: it edits
+    documents, and on code (a `main()` block shared by many files) or on data whose repeated
+    paragraphs are content it removes what should stay; turn it on for web-like sources."""
+
+    enabled: bool = False
+    max_documents: int = Field(default=3, ge=1)  # a paragraph in more documents is boilerplate
+    min_paragraph_chars: int = Field(default=20, ge=1)  # shorter paragraphs are never compared
+    min_chars: int = Field(default=200, ge=0)  # a document left shorter is dropped
+
+
 class DedupConfig(Section):
     exact: ExactDedupConfig = ExactDedupConfig()
     near: NearDedupConfig = NearDedupConfig()
+    paragraph: ParagraphDedupConfig = ParagraphDedupConfig()
 
 
 class OutputConfig(Section):

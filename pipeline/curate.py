@@ -34,6 +34,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig
 from strata.pipeline.dedup import ExactDuplicates, NearDuplicates
+from strata.pipeline.paragraphs import BoilerplateParagraphs, paragraph_hashes, remove_paragraphs
 from strata.pipeline.read import InputFile, ReadSources, discover_inputs
 from strata.pipeline.schema import (
     CURATED_SCHEMA,
@@ -87,11 +88,13 @@ def node_id(doc_id: str, batch: str) -> str:
 
 
 class SpoolBatch(beam.DoFn):
-    """Writes a batch to OUT/_spool/<batch>.parquet and emits ('batch', key) plus one
-    ('fingerprint', (node_id, content_hash, signature)) per live document."""
+    """Writes a batch to OUT/_spool/<batch>.parquet and emits ('batch', key) plus, per live
+    document, ('fingerprint', (node_id, content_hash, signature)) and, with paragraph dedup,
+    ('paragraphs', (node_id, hashes of its paragraphs as spooled))."""
 
-    def __init__(self, out: str):
+    def __init__(self, out: str, min_paragraph_chars: int | None):
         self.out = out
+        self.min_paragraph_chars = min_paragraph_chars  # None: no paragraph dedup
 
     def process(self, batch):
         key = batch["batch"]
@@ -99,7 +102,10 @@ class SpoolBatch(beam.DoFn):
         yield "batch", key
         for doc in batch["docs"]:
             if doc["fate"] is None:
-                yield "fingerprint", (node_id(doc["doc_id"], key), doc["content_hash"], doc.get("minhash"))
+                node = node_id(doc["doc_id"], key)
+                yield "fingerprint", (node, doc["content_hash"], doc.get("minhash"))
+                if self.min_paragraph_chars is not None:
+                    yield "paragraphs", (node, paragraph_hashes(doc["text"], self.min_paragraph_chars))
 
 
 def _spool_row(doc: dict) -> dict:
@@ -146,6 +152,11 @@ def _exact_verdict(node: str, survivor: str) -> tuple:
     return batch, (doc_id, "exact", _doc_id(survivor), None, 1.0)
 
 
+def _paragraph_verdict(node: str, hashes: list) -> tuple:
+    doc_id, batch = node.split("@")
+    return batch, (doc_id, "paragraphs", hashes, None, None)
+
+
 def _near_verdict(node: str, verified: tuple) -> tuple:
     survivor, cluster, similarity = verified
     doc_id, batch = node.split("@")
@@ -159,10 +170,11 @@ class ResolveBatch(beam.DoFn):
     Fates are decided on the small columns; the text and raw columns stay in Arrow and
     are only sliced into the output files, never turned into Python strings."""
 
-    def __init__(self, out: str, config_hash: str, write_rejected: bool):
+    def __init__(self, out: str, config_hash: str, write_rejected: bool, min_chars_after_paragraphs: int):
         self.out = out
         self.config_hash = config_hash
         self.write_rejected = write_rejected
+        self.min_chars = min_chars_after_paragraphs
 
     def process(self, element):
         key, grouped = element
@@ -175,6 +187,7 @@ class ResolveBatch(beam.DoFn):
         for doc in docs:
             if doc["fate"] is None:
                 self.resolve(doc, verdicts.get(doc["doc_id"], {}))
+        table = self.remove_boilerplate(table, docs, verdicts)
         for column in ("fate", "stage", "reason"):  # now decided for every document
             table = table.set_column(
                 table.schema.get_field_index(column), column, pa.array([d[column] for d in docs], pa.string())
@@ -199,6 +212,29 @@ class ResolveBatch(beam.DoFn):
                 part = table.take(rows).select(schema.names).cast(schema)
                 yield (uri := join(self.out, folder, name)), write_table(uri, part)
         remove(spool)
+
+    def remove_boilerplate(self, table: pa.Table, docs: list[dict], verdicts: dict) -> pa.Table:
+        """Takes the boilerplate paragraphs out of the kept documents that hold them (only
+        those texts become Python strings); a document left under min_chars is dropped."""
+        changed = {}
+        texts = table.column("text")
+        for i, doc in enumerate(docs):
+            verdict = verdicts.get(doc["doc_id"], {}).get("paragraphs")
+            if doc["fate"] != FATE_KEPT or not verdict:
+                continue
+            boilerplate, _, _ = verdict
+            text, removed = remove_paragraphs(texts[i].as_py(), boilerplate)
+            doc["paragraphs_removed"] = removed
+            if len(text.strip()) < self.min_chars:
+                doc.update(fate=FATE_DROPPED, stage="paragraph_dedup", reason="paragraph_dedup:too_short")
+            elif removed:
+                changed[i] = text
+                doc["text_bytes"] = len(text.encode("utf-8", "surrogatepass"))
+        if not changed:
+            return table
+        mask = pa.array([i in changed for i in range(len(docs))])
+        new_texts = pc.replace_with_mask(texts.combine_chunks(), mask, pa.array([changed[i] for i in sorted(changed)], pa.string()))
+        return table.set_column(table.schema.get_field_index("text"), "text", new_texts)
 
     @staticmethod
     def resolve(doc: dict, verdict: dict) -> None:
@@ -233,6 +269,7 @@ class Curate(beam.PTransform):
     def expand(self, pbegin):
         config, out = self.config, self.out
         cfg = config.to_dict()
+        paragraph = config.dedup.paragraph
         spooled = (
             pbegin
             | "Read" >> ReadSources(self.files, config.validate_.max_text_bytes * 2 + 1024, BATCH_DOCS, BATCH_BYTES)
@@ -244,16 +281,26 @@ class Curate(beam.PTransform):
             | "Fingerprint" >> beam.ParDo(Fingerprint(cfg))
             | "RedactPII" >> beam.ParDo(RedactPII(cfg))
             | "Progress" >> beam.ParDo(Progress("curate"))
-            | "Spool" >> beam.ParDo(SpoolBatch(out))
+            | "Spool" >> beam.ParDo(SpoolBatch(out, paragraph.min_paragraph_chars if paragraph.enabled else None))
         )
         batches = spooled | "Batches" >> _only("batch") | "KeyBatches" >> beam.Map(lambda key: (key, None))
         verdicts = spooled | "Fingerprints" >> _only("fingerprint") | "Deduplicate" >> Deduplicate(config)
+        if paragraph.enabled:
+            verdicts = (
+                verdicts,
+                spooled
+                | "ParagraphHashes" >> _only("paragraphs")
+                | "BoilerplateParagraphs" >> BoilerplateParagraphs(paragraph)
+                | "AsParagraphVerdicts" >> beam.MapTuple(_paragraph_verdict),
+            ) | "WithParagraphVerdicts" >> beam.Flatten()
         # The final transform depends on every write, so that runners which compute only
         # the pipeline's last node (Dask) still run all of it.
         return (
             {"batch": batches, "verdicts": verdicts}
             | "JoinVerdicts" >> beam.CoGroupByKey()
-            | "ResolveBatches" >> beam.ParDo(ResolveBatch(out, config.config_hash, config.output.write_rejected))
+            | "ResolveBatches" >> beam.ParDo(
+                ResolveBatch(out, config.config_hash, config.output.write_rejected, paragraph.min_chars)
+            )
         )
 
 
@@ -367,5 +414,9 @@ def summarize(config: BuildConfig, files: list[InputFile], out: str, seconds: fl
         "stages": stage_counters(lineage),
         "categories": per_category,
         "pii": pii_counters(lineage),
+        "paragraph_dedup": {
+            "documents_shortened": int(pc.sum(pc.greater(lineage.column("paragraphs_removed").fill_null(0), 0)).as_py() or 0),
+            "paragraphs_removed": int(pc.sum(lineage.column("paragraphs_removed")).as_py() or 0),
+        },
         "seconds": round(seconds, 3),
     }

@@ -20,7 +20,8 @@ import hashlib
 import pyarrow as pa
 
 # Stages in pipeline order; a dropped record's lineage row names one of them.
-STAGES = ("read", "validate", "normalize", "language", "filter", "quality", "exact_dedup", "near_dedup")
+STAGES = ("read", "validate", "normalize", "language", "filter", "quality", "exact_dedup", "near_dedup",
+          "paragraph_dedup")
 
 FATE_KEPT = "kept"
 FATE_QUARANTINED = "quarantined"
@@ -53,6 +54,7 @@ COLUMNS = {
     "duplicate_of": pa.string(),  # the surviving doc_id of its duplicate group
     "cluster_id": pa.string(),  # near-dup cluster (its smallest doc_id), if any
     "similarity": pa.float32(),  # a duplicate's estimated Jaccard with duplicate_of (1 for an exact copy)
+    "paragraphs_removed": pa.int32(),  # boilerplate paragraphs paragraph dedup took out of the text
     "language": pa.string(),
     "language_score": pa.float32(),
     "quality_score": pa.float32(),
@@ -77,7 +79,7 @@ REJECTED_SCHEMA = _schema("doc_id", "text", "category", "source", "uri", "record
 QUARANTINE_SCHEMA = _schema(*RECORD, "reason", "detail", "raw", "raw_bytes")
 LINEAGE_SCHEMA = _schema(
     *RECORD, "category", "raw_bytes", "text_bytes", "content_hash", "fate", "stage", "reason",
-    "duplicate_of", "cluster_id", "similarity", *SCORES, *PII_COUNTS, "config_hash",
+    "duplicate_of", "cluster_id", "similarity", "paragraphs_removed", *SCORES, *PII_COUNTS, "config_hash",
 )
 # A batch of documents after the per-document stages, spooled to disk until the dedup
 # verdicts are known.
@@ -104,6 +106,7 @@ def lineage_row(doc: dict, fate: str, stage: str | None, reason: str | None, con
         "duplicate_of": None,
         "cluster_id": None,
         "similarity": None,
+        "paragraphs_removed": doc.get("paragraphs_removed"),
         "language": doc.get("language"),
         "language_score": doc.get("language_score"),
         "quality_score": doc.get("quality_score"),
