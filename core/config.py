@@ -259,6 +259,23 @@ class DedupConfig(Section):
     paragraph: ParagraphDedupConfig = ParagraphDedupConfig()
 
 
+class EvalSetConfig(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    paths: list[str] = Field(min_length=1)  # jsonl[.gz|.zst], parquet or text (one text a line); globs or URIs
+    fields: list[str] = Field(default_factory=lambda: ["text"])  # dotted; a list value gives each item
+
+
+class DecontaminateConfig(Section):
+    """Removal of evaluation-set text (pipeline/decontaminate.py); defaults are NeMo Curator's."""
+
+    sets: list[EvalSetConfig] = Field(min_length=1)
+    ngram: int = Field(default=13, ge=1)
+    min_ngram: int = Field(default=8, ge=1)  # shorter eval texts match whole from this many words
+    remove_chars: int = Field(default=200, ge=0)  # removed on each side of a match
+    min_piece_chars: int = Field(default=200, ge=0)  # shorter pieces of a split document go
+    max_splits: int = Field(default=10, ge=0)  # a document split more often is dropped
+
+
 class OutputConfig(Section):
     write_rejected: bool = True  # dropped and duplicate documents' text, in OUT/rejected/
 
@@ -285,6 +302,7 @@ class BuildConfig(Section):
     normalize: NormalizeConfig = NormalizeConfig()
     filters: FiltersConfig = FiltersConfig()
     dedup: DedupConfig = DedupConfig()
+    decontaminate: Optional[DecontaminateConfig] = None
     output: OutputConfig = OutputConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     shards: ShardsConfig = ShardsConfig()
@@ -459,4 +477,7 @@ def _resolve_relative_paths(config: BuildConfig, base: Path) -> BuildConfig:
             if (family.get(name) or {}).get("model"):
                 family[name]["model"] = resolve(family[name]["model"])
     update["filters"] = FiltersConfig(**filters)
+    if config.decontaminate:
+        sets = [s.model_copy(update={"paths": [resolve(p) for p in s.paths]}) for s in config.decontaminate.sets]
+        update["decontaminate"] = config.decontaminate.model_copy(update={"sets": sets})
     return config.model_copy(update=update)

@@ -73,6 +73,7 @@ def build_manifest(config: BuildConfig, curate: dict, tokenizer: dict, shards: l
         "fates": curate["fates"],
         "stages": curate["stages"],
         "pii": curate.get("pii", {}),
+        "decontamination": curate.get("decontamination", {}),
         "budget_tokens": config.budget_tokens,
         "tokenizer": tokenizer,
         "categories": categories,

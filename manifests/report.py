@@ -73,6 +73,11 @@ def build_page(audit: dict) -> str:
         "<h2>Languages</h2>",
         table(["language", "records identified", "kept"],
               [[lang, count(v["docs"]), count(v["kept"])] for lang, v in audit["languages"].items()]),
+        "<h2>Decontamination</h2>",
+        table(["eval set", "category", "documents touched", "removed", "characters removed"],
+              [[name, category, count(c["documents"]), count(c["removed"]), count(c["chars_removed"])]
+               for name, by_category in audit["decontamination"].items() for category, c in by_category.items()],
+              left=2),
         "<h2>PII redacted</h2>",
         table(["kind", "kept documents", "matches replaced"],
               [[kind, count(v["documents"]), count(v["matches"])] for kind, v in audit["pii"].items()]),

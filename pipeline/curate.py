@@ -33,6 +33,7 @@ import pyarrow.dataset as ds
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig
+from strata.pipeline.decontaminate import load_eval_ngrams
 from strata.pipeline.dedup import ExactDuplicates, NearDuplicates
 from strata.pipeline.paragraphs import BoilerplateParagraphs, paragraph_hashes, remove_paragraphs
 from strata.pipeline.read import InputFile, ReadSources, discover_inputs
@@ -51,6 +52,7 @@ from strata.pipeline.schema import (
     lineage_row,
 )
 from strata.pipeline.stages import (
+    Decontaminate,
     Fingerprint,
     HeuristicFilters,
     LanguageFilter,
@@ -257,6 +259,23 @@ def _only(kind: str):
     return beam.FlatMap(lambda item: [item[1]] if item[0] == kind else [])
 
 
+class _Decontaminate(beam.PTransform):
+    """The Decontaminate stage with the eval n-grams, read here once, as a side input; no
+    stage at all without a `decontaminate` config."""
+
+    def __init__(self, config: BuildConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, batches):
+        if self.config.decontaminate is None:
+            return batches
+        table = load_eval_ngrams(self.config.decontaminate)
+        log.info("decontaminate: %d eval n-grams of lengths %s", len(table), list(table.lengths))
+        eval_ngrams = batches.pipeline | "EvalNgrams" >> beam.Create([table.to_dict()])
+        return batches | "Match" >> beam.ParDo(Decontaminate(self.config.to_dict()), beam.pvalue.AsSingleton(eval_ngrams))
+
+
 class Curate(beam.PTransform):
     """The whole curate stage; outputs (uri, rows) of every file it wrote."""
 
@@ -278,6 +297,7 @@ class Curate(beam.PTransform):
             | "LanguageID" >> beam.ParDo(LanguageFilter(cfg))
             | "HeuristicFilters" >> beam.ParDo(HeuristicFilters(cfg))
             | "QualityClassifier" >> beam.ParDo(QualityFilter(cfg))
+            | "Decontaminate" >> _Decontaminate(config)
             | "Fingerprint" >> beam.ParDo(Fingerprint(cfg))
             | "RedactPII" >> beam.ParDo(RedactPII(cfg))
             | "Progress" >> beam.ParDo(Progress("curate"))
@@ -374,6 +394,21 @@ def stage_counters(lineage) -> dict:
     return counters
 
 
+def contamination_counters(lineage) -> dict:
+    """Per eval set and category: documents touched, removed (dropped) and characters removed."""
+    rows = lineage.select(["contaminated_set", "category", "stage", "contaminated_chars"]).to_pylist()
+    counters: dict = {}
+    for row in rows:
+        if row["contaminated_set"] is None:
+            continue
+        entry = counters.setdefault(row["contaminated_set"], {}).setdefault(
+            row["category"], {"documents": 0, "removed": 0, "chars_removed": 0})
+        entry["documents"] += 1
+        entry["removed"] += row["stage"] == "decontaminate"
+        entry["chars_removed"] += row["contaminated_chars"] or 0
+    return {name: dict(sorted(by_category.items())) for name, by_category in sorted(counters.items())}
+
+
 def pii_counters(lineage) -> dict:
     """PII redacted from kept documents, per kind: {documents, matches}."""
     kept = pc.equal(lineage.column("fate"), FATE_KEPT)
@@ -414,6 +449,7 @@ def summarize(config: BuildConfig, files: list[InputFile], out: str, seconds: fl
         "stages": stage_counters(lineage),
         "categories": per_category,
         "pii": pii_counters(lineage),
+        "decontamination": contamination_counters(lineage),
         "paragraph_dedup": {
             "documents_shortened": int(pc.sum(pc.greater(lineage.column("paragraphs_removed").fill_null(0), 0)).as_py() or 0),
             "paragraphs_removed": int(pc.sum(lineage.column("paragraphs_removed")).as_py() or 0),

@@ -18,6 +18,7 @@ import apache_beam as beam
 
 from strata.config import BuildConfig, FilterSet
 from strata.pipeline import dedup, filters, langid, pii, quality
+from strata.pipeline.decontaminate import EvalNgrams, decontaminate
 from strata.pipeline.normalize import normalize_text
 from strata.pipeline.schema import FATE_DROPPED
 from strata.pipeline.validate import utf8_size, validate_record
@@ -143,6 +144,30 @@ class QualityFilter(DocStage):
         reason = quality.quality_decision(score, cfg)
         if reason:
             self.drop(doc, reason)
+
+
+class Decontaminate(DocStage):
+    """Evaluation-set text removed (or the document dropped); the eval n-grams come as a
+    side input, decoded once per DoFn instance."""
+
+    stage = "decontaminate"
+
+    def process(self, batch, eval_ngrams):
+        if not hasattr(self, "index"):
+            self.index = EvalNgrams.from_dict(eval_ngrams)
+        yield from super().process(batch)
+
+    def apply(self, doc):
+        found = decontaminate(doc["text"], self.index, self.config.decontaminate)
+        if found.set_name is None:
+            return
+        doc.update(contaminated_set=found.set_name, contaminated_ngrams=found.ngrams,
+                   contaminated_chars=found.chars_removed)
+        if found.dropped:
+            self.drop(doc, f"contaminated:{found.set_name}")
+        else:
+            doc.setdefault("text_as_read", doc["text"])
+            doc["text"], doc["text_bytes"] = found.text, utf8_size(found.text)
 
 
 class Fingerprint(DocStage):

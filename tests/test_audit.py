@@ -88,6 +88,7 @@ def expected(shard_build, planted):
         "languages": {"en": {"docs": len(planted["documents"]) + 2, "kept": len(kept)},
                       "de": {"docs": 2, "kept": 0}, "fr": {"docs": 1, "kept": 0}},
         "pii": dict.fromkeys(["email", "ip", "phone"], {"documents": 0, "matches": 0}),  # prose without any
+        "decontamination": {},  # no eval sets configured
         "lengths": {
             "bytes": log_histogram({c: [len(d["text"].encode()) for d in docs] for c, docs in by_category.items()}),
             "tokens": log_histogram({c: [d["tokens"] - 1 for d in docs] for c, docs in by_category.items()}),
