@@ -31,18 +31,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from strata.config import DecontaminateConfig
+from strata.pipeline.filters import splitmix64
 
 _WORD = re.compile(r"[^\W_]+")
 _BASE = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _mix(values: np.ndarray) -> np.ndarray:
-    """The splitmix64 finalizer."""
-    values = values ^ (values >> np.uint64(30))
-    values = values * np.uint64(0xBF58476D1CE4E5B9)
-    values = values ^ (values >> np.uint64(27))
-    values = values * np.uint64(0x94D049BB133111EB)
-    return values ^ (values >> np.uint64(31))
 
 
 def _words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
@@ -53,7 +45,7 @@ def _words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
 
 def _word_hashes(words: list[str]) -> np.ndarray:
     hashes = np.fromiter((zlib.crc32(w.encode("utf-8", "surrogatepass")) for w in words), np.uint64, len(words))
-    return _mix(hashes + np.uint64(1))
+    return splitmix64(hashes + np.uint64(1))
 
 
 def ngram_hashes(word_hashes: np.ndarray, n: int) -> np.ndarray:
@@ -64,7 +56,7 @@ def ngram_hashes(word_hashes: np.ndarray, n: int) -> np.ndarray:
     combined = np.zeros(count, np.uint64)
     with np.errstate(over="ignore"):
         for offset in range(n):
-            combined = _mix(combined * _BASE + word_hashes[offset : offset + count])
+            combined = splitmix64(combined * _BASE + word_hashes[offset : offset + count])
     return combined
 
 

@@ -84,12 +84,12 @@ class ExactDuplicates(beam.PTransform):
             doc_hashes
             | "KeyByContentHash" >> beam.KvSwap()
             | "GroupByContentHash" >> beam.GroupByKey()
-            | "SurvivorToEachCopy" >> beam.FlatMapTuple(_star_edges)
+            | "SurvivorToEachCopy" >> beam.FlatMapTuple(star_edges)
             | "CopyToSurvivor" >> beam.KvSwap()
         )
 
 
-def _star_edges(_key, members: Iterable) -> Iterator[tuple]:
+def star_edges(_key, members: Iterable) -> Iterator[tuple]:
     """(smallest, other) for every member of a group but the smallest, in two passes over
     the grouped values (Beam's grouped iterables may be re-iterated, and may not fit in memory)."""
     smallest = min(members)
@@ -217,7 +217,7 @@ class NearDuplicates(beam.PTransform):
             signatures
             | "KeyByBand" >> beam.FlatMap(_keyed_by_band, cfg.bands, cfg.rows)
             | "GroupByBand" >> beam.GroupByKey()
-            | "StarEdgesPerBucket" >> beam.FlatMapTuple(_star_edges)
+            | "StarEdgesPerBucket" >> beam.FlatMapTuple(star_edges)
             | "DistinctPairs" >> beam.Distinct()
         )
         if cfg.verify:

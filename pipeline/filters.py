@@ -90,7 +90,7 @@ _CHAR_INVERSE_POWERS = _power_table(pow(_CHAR_BASE, -1, 2**64), 2 * _BLOCK_CHARS
 _NGRAM_BASE = np.uint64(0xD6E8FEB86659FD93)
 
 
-def _mix(values: np.ndarray) -> np.ndarray:
+def splitmix64(values: np.ndarray) -> np.ndarray:
     """The splitmix64 finalizer, in place."""
     values ^= values >> np.uint64(30)
     values *= np.uint64(0xBF58476D1CE4E5B9)
@@ -322,7 +322,7 @@ class _WordNGrams:
     def __init__(self, word_hashes: np.ndarray, word_lengths: np.ndarray):
         # Mixed (in place: the caller hands them over) so that the n-gram polynomial over
         # them behaves like one over random values.
-        self.word_hashes, self.word_lengths = _mix(word_hashes), word_lengths
+        self.word_hashes, self.word_lengths = splitmix64(word_hashes), word_lengths
         self.total_chars = int(word_lengths.sum())
 
     def _ngram_occurrences(self, n: int) -> tuple[np.ndarray, np.ndarray]:

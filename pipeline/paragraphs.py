@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 import apache_beam as beam
 
 from strata.config import ParagraphDedupConfig
+from strata.pipeline.dedup import star_edges
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\f\v\r]*\n\s*")
 
@@ -81,12 +82,7 @@ class BoilerplateParagraphs(beam.PTransform):
 
 def _all_but_first(paragraph: int, nodes: Iterable[str], max_documents: int) -> Iterator[tuple]:
     """(node, paragraph) for every node but the smallest, when more than max_documents hold it.
-    Two passes over the grouped values (Beam's may be re-iterated, and may not fit in memory)."""
-    count, first = 0, None
-    for node in nodes:
-        count += 1
-        first = node if first is None or node < first else first
-    if count > max_documents:
-        for node in nodes:
-            if node != first:
-                yield node, paragraph
+    Passes over the grouped values rather than a list (they may not fit in memory)."""
+    if sum(1 for _ in nodes) > max_documents:
+        for _, node in star_edges(paragraph, nodes):
+            yield node, paragraph
