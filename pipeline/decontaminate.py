@@ -20,18 +20,20 @@ parallel array of set indices, 16 bytes per n-gram (1.6 MB for 100k), searched w
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import fsspec
 import numpy as np
 import pyarrow.parquet as pq
+import zstandard
 
 from strata.config import DecontaminateConfig
 from strata.pipeline.filters import splitmix64
+from strata.storage import filesystem
 
 _WORD = re.compile(r"[^\W_]+")
 _BASE = np.uint64(0x9E3779B97F4A7C15)
@@ -112,21 +114,44 @@ def load_eval_ngrams(cfg: DecontaminateConfig) -> EvalNgrams:
     return EvalNgrams(unique, all_sets[first], tuple(sorted(lengths)), tuple(s.name for s in cfg.sets))
 
 
+def _eval_files(pattern: str) -> Iterator[tuple[str, object]]:
+    """(name without .gz/.zst, open decompressed file) of every file a path or glob names."""
+    fs, path = filesystem(pattern)
+    for found in sorted(fs.glob(path)) if any(c in path for c in "*?[") else [path]:
+        raw = fs.open(found, "rb")
+        if found.endswith(".gz"):
+            yield found.removesuffix(".gz"), gzip.open(raw)
+        elif found.endswith(".zst"):
+            yield found.removesuffix(".zst"), zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        else:
+            yield found, raw
+
+
 def _eval_texts(paths: list[str], fields: list[str]) -> Iterator[str]:
     for path in paths:
-        for opened in fsspec.open_files(path, "rb", compression="infer"):
-            name = opened.path.removesuffix(".gz").removesuffix(".zst")
+        for name, opened in _eval_files(path):
             with opened as f:
                 if name.endswith(".parquet"):
                     records = pq.read_table(f).to_pylist()
                 elif name.endswith((".jsonl", ".json")):
-                    records = (json.loads(line) for line in f if line.strip())
+                    records = (json.loads(line) for line in _lines(f) if line.strip())
                 else:  # text: one eval text per line
-                    yield from (line.decode("utf-8").strip() for line in f if line.strip())
+                    yield from (line.decode("utf-8").strip() for line in _lines(f) if line.strip())
                     continue
                 for record in records:
                     for field in fields:
                         yield from _field_texts(record, field.split("."))
+
+
+def _lines(f) -> Iterator[bytes]:
+    """Lines of a binary file, zstd stream readers included (they do not iterate by line)."""
+    buffer = b""
+    while chunk := f.read(1 << 20):
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        yield from lines
+    if buffer:
+        yield buffer
 
 
 def _field_texts(value, path: list[str]) -> Iterator[str]:

@@ -14,14 +14,13 @@ import json
 import random
 from collections import defaultdict
 
-import fsspec
-
 from strata.config import BuildConfig
 from strata.pipeline.curate import CURATE_SUMMARY, read_lineage
+from strata.pipeline.decompress import ExpansionLimit
 from strata.pipeline.read import InputFile, read_records
 from strata.pipeline.schema import FATE_KEPT
 from strata.pipeline.validate import validate_record
-from strata.storage import join
+from strata.storage import join, open_file
 
 SHOWN = ("doc_id", "source", "uri", "record_index", "category", "fate", "stage", "reason", "duplicate_of",
          "similarity", "language", "language_score")
@@ -50,7 +49,7 @@ def _matches(row: dict, reason: str | None, category: str | None, kept: bool) ->
 
 def _texts_as_read(out: str, rows: list[dict]) -> dict[str, str]:
     """doc_id -> text as read from the input, for the rows whose record is still there."""
-    with fsspec.open(join(out, CURATE_SUMMARY), "rb") as f:
+    with open_file(join(out, CURATE_SUMMARY)) as f:
         summary = json.loads(f.read())
     config = BuildConfig.model_validate(summary["config"])
     sources = {s.name: s for s in config.sources}
@@ -67,7 +66,8 @@ def _texts_as_read(out: str, rows: list[dict]) -> dict[str, str]:
                       inputs[uri]["fingerprint"], source.text_field, source.category,
                       tuple(source.category_path) if source.category_path else None)
         last = max(indices)
-        for record in read_records(f, config.validate_.max_text_bytes * 2 + 1024):
+        expansion = ExpansionLimit(config.validate_.max_expansion_ratio, config.validate_.max_decompressed_bytes)
+        for record in read_records(f, config.validate_.max_text_bytes * 2 + 1024, expansion):
             if record["record_index"] in indices:
                 doc = validate_record(record, source.format, source.text_field, f.category_path,
                                       config.validate_.max_text_bytes, config.validate_.quarantine_raw_bytes)

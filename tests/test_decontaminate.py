@@ -7,6 +7,7 @@ import json
 import random
 
 import pytest
+import zstandard
 
 from strata.config import DecontaminateConfig
 from strata.pipeline.decontaminate import EvalNgrams, decontaminate, load_eval_ngrams
@@ -23,10 +24,11 @@ SHORT = "the quick brown fox jumps over the lazy dog"  # 9 words: matched whole
 
 @pytest.fixture()
 def eval_sets(tmp_path):
-    (tmp_path / "mc.jsonl").write_text(json.dumps({"question": QUESTION, "choices": CHOICES}) + "\n")
+    record = json.dumps({"question": QUESTION, "choices": CHOICES}) + "\n"
+    (tmp_path / "mc.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(record.encode()))
     (tmp_path / "lambada.txt").write_text(PASSAGE + "\n" + SHORT + "\n")
     return DecontaminateConfig(sets=[
-        {"name": "mc", "paths": [str(tmp_path / "mc.jsonl")], "fields": ["question", "choices"]},
+        {"name": "mc", "paths": [str(tmp_path / "mc.jsonl.zst")], "fields": ["question", "choices"]},
         {"name": "lambada", "paths": [str(tmp_path / "*.txt")]},
     ])
 
