@@ -297,6 +297,18 @@ def _trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sample(args: argparse.Namespace) -> int:
+    from strata.pipeline.sample import format_sample, sample_documents
+
+    if not (args.reason or args.category or args.kept):
+        print("strata sample: give --reason REASON, --category CATEGORY or --kept", file=sys.stderr)
+        return 2
+    result = sample_documents(args.out, reason=args.reason, category=args.category, kept=args.kept, n=args.n,
+                              seed=args.seed, lines=args.lines)
+    print(json.dumps(result, indent=2) if args.json else format_sample(result))
+    return 0
+
+
 def _add_lineage_parsers(commands) -> None:
     audit = commands.add_parser(
         "audit",
@@ -338,6 +350,24 @@ def _add_lineage_parsers(commands) -> None:
     trace.add_argument("--step", type=int, help="with --run: the documents of this step")
     trace.add_argument("--json", action="store_true", help="print JSON instead of text")
     trace.set_defaults(func=_trace)
+
+    sample = commands.add_parser(
+        "sample",
+        help="a few documents that met a given fate, by their first lines, to judge a filter by example",
+        description=(
+            "Picks N documents from the build's lineage (seeded) that were dropped for REASON, belong to CATEGORY, "
+            "or were kept, and prints their first lines as read from the input, with source file and record."
+        ),
+    )
+    sample.add_argument("out", metavar="OUT", help="a build folder or prefix")
+    sample.add_argument("--reason", help="a drop reason, e.g. c4:fragment or near_duplicate")
+    sample.add_argument("--category", help="a category")
+    sample.add_argument("--kept", action="store_true", help="kept documents only")
+    sample.add_argument("--n", type=int, default=5, help="documents to show (default 5)")
+    sample.add_argument("--seed", type=int, default=0, help="which sample (default 0)")
+    sample.add_argument("--lines", type=int, default=5, help="first lines shown per document (default 5)")
+    sample.add_argument("--json", action="store_true", help="print JSON instead of text")
+    sample.set_defaults(func=_sample)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,6 +104,21 @@ class NormalizeConfig(Section):
     control_chars: bool = True  # drop C0/C1 controls other than \t and \n
 
 
+# Gopher's eight English stop words (Rae et al. 2021), and for other languages the most
+# frequent function words of each.
+DEFAULT_STOP_WORDS = {
+    "en": ["the", "be", "to", "of", "and", "that", "have", "with"],
+    "de": ["der", "die", "und", "in", "den", "von", "zu", "das", "mit", "sich", "des", "auf", "ist", "nicht"],
+    "fr": ["de", "la", "le", "et", "les", "des", "en", "un", "une", "du", "est", "que", "pour", "dans"],
+    "es": ["de", "la", "que", "el", "en", "y", "los", "del", "las", "un", "por", "con", "una", "para"],
+    "it": ["di", "e", "il", "la", "che", "per", "un", "in", "del", "della", "non", "è", "una", "con"],
+    "pt": ["de", "a", "o", "que", "e", "do", "da", "em", "um", "para", "com", "não", "uma", "os"],
+    "nl": ["de", "het", "een", "en", "van", "in", "is", "dat", "op", "te", "zijn", "met", "voor", "niet"],
+    "pl": ["w", "i", "na", "z", "się", "do", "nie", "że", "to", "jest", "o", "jak", "po", "przez"],
+    "ru": ["и", "в", "не", "на", "что", "с", "по", "как", "это", "он", "к", "из", "для", "то", "а"],
+}
+
+
 class GopherQualityConfig(Section):
     enabled: bool = True
     min_words: int = 50
@@ -115,7 +130,16 @@ class GopherQualityConfig(Section):
     max_ellipsis_lines_fraction: float = 0.3
     min_alpha_words_fraction: float = 0.8
     min_stop_words: int = 2
-    stop_words: list[str] = Field(default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
+    # Per language (lid.176 codes): the stop-word rule is off for a language not listed.
+    # A plain list applies to every language.
+    stop_words: dict[str, list[str]] | list[str] = Field(default_factory=lambda: dict(DEFAULT_STOP_WORDS))
+
+    def stop_words_for(self, language: str | None) -> tuple[str, ...] | None:
+        """The stop words of `language`, or None when the rule is off for it."""
+        if isinstance(self.stop_words, list):
+            return tuple(self.stop_words)
+        words = self.stop_words.get(language or "")
+        return tuple(words) if words else None
 
 
 class GopherRepetitionConfig(Section):
@@ -141,6 +165,9 @@ class C4Config(Section):
     drop_curly_brace: bool = False
     remove_javascript_lines: bool = True
     remove_policy_lines: bool = True
+    # A document whose lines the rules above cut by more than this fraction of its
+    # characters is dropped (c4:fragment) rather than kept as a fragment.
+    max_removed_fraction: float = Field(default=0.5, ge=0, le=1)
 
 
 class LanguageConfig(Section):
@@ -163,7 +190,20 @@ class QualityConfig(Section):
         return self
 
 
-FILTER_FAMILIES = ("gopher_quality", "gopher_repetition", "c4", "language", "quality")
+class PIIConfig(Section):
+    """PII redaction (pipeline/pii.py). On by default: contact data that reaches a trained
+    model cannot be taken back, while a placeholder costs a few tokens, and the patterns
+    are validated (public IPs only, phone numbers with separators) to keep false positives
+    rare. Switch it off per category for data that must stay verbatim."""
+
+    enabled: bool = True
+    email: bool = True
+    ip: bool = True
+    phone: bool = True
+    public_ips_only: bool = True  # private, loopback and reserved addresses stay
+
+
+FILTER_FAMILIES = ("gopher_quality", "gopher_repetition", "c4", "language", "quality", "pii")
 
 
 class FilterSet(Section):
@@ -172,6 +212,7 @@ class FilterSet(Section):
     c4: C4Config = C4Config()
     language: LanguageConfig = LanguageConfig()
     quality: QualityConfig = QualityConfig()
+    pii: PIIConfig = PIIConfig()
 
 
 class FiltersConfig(FilterSet):
@@ -193,10 +234,16 @@ class ExactDedupConfig(Section):
 class NearDedupConfig(Section):
     enabled: bool = True
     ngram: int = Field(default=5, ge=1)  # word n-gram shingles
-    bands: int = Field(default=20, ge=1)
-    rows: int = Field(default=6, ge=1)
-    # Candidate pairs are kept only when their estimated Jaccard reaches this (verify: true).
-    threshold: float = Field(default=0.7, gt=0, le=1)
+    # character n-gram shingles for text mostly in scripts without spaces (CJK, Thai)
+    char_ngram: int = Field(default=5, ge=1)
+    # 250 permutations: LSH makes a candidate of 99.99% of pairs at Jaccard 0.7, and the
+    # estimate's spread (about 0.03) lets a 0.65 threshold find about 98% of pairs at
+    # J 0.70-0.72 while pairs under 0.5 never reach it.
+    bands: int = Field(default=50, ge=1)
+    rows: int = Field(default=5, ge=1)
+    # The estimated Jaccard a duplicate must reach with the representative it is removed
+    # for; with verify: true, candidate pairs must reach it too before clustering.
+    threshold: float = Field(default=0.65, gt=0, le=1)
     verify: bool = True
     seed: int = 1
     # Rounds of large-star/small-star for connected components; a build whose graph has
@@ -208,9 +255,38 @@ class NearDedupConfig(Section):
         return self.bands * self.rows
 
 
+class ParagraphDedupConfig(Section):
+    """Paragraph-level boilerplate removal (pipeline/paragraphs.py). Off by default: it edits
+    documents, and on code (a `main()` block shared by many files) or on data whose repeated
+    paragraphs are content it removes what should stay; turn it on for web-like sources."""
+
+    enabled: bool = False
+    max_documents: int = Field(default=3, ge=1)  # a paragraph in more documents is boilerplate
+    min_paragraph_chars: int = Field(default=20, ge=1)  # shorter paragraphs are never compared
+    min_chars: int = Field(default=200, ge=0)  # a document left shorter is dropped
+
+
 class DedupConfig(Section):
     exact: ExactDedupConfig = ExactDedupConfig()
     near: NearDedupConfig = NearDedupConfig()
+    paragraph: ParagraphDedupConfig = ParagraphDedupConfig()
+
+
+class EvalSetConfig(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    paths: list[str] = Field(min_length=1)  # jsonl[.gz|.zst], parquet or text (one text a line); globs or URIs
+    fields: list[str] = Field(default_factory=lambda: ["text"])  # dotted; a list value gives each item
+
+
+class DecontaminateConfig(Section):
+    """Removal of evaluation-set text (pipeline/decontaminate.py); defaults are NeMo Curator's."""
+
+    sets: list[EvalSetConfig] = Field(min_length=1)
+    ngram: int = Field(default=13, ge=1)
+    min_ngram: int = Field(default=8, ge=1)  # shorter eval texts match whole from this many words
+    remove_chars: int = Field(default=200, ge=0)  # removed on each side of a match
+    min_piece_chars: int = Field(default=200, ge=0)  # shorter pieces of a split document go
+    max_splits: int = Field(default=10, ge=0)  # a document split more often is dropped
 
 
 class OutputConfig(Section):
@@ -243,6 +319,7 @@ class BuildConfig(Section):
     normalize: NormalizeConfig = NormalizeConfig()
     filters: FiltersConfig = FiltersConfig()
     dedup: DedupConfig = DedupConfig()
+    decontaminate: Optional[DecontaminateConfig] = None
     output: OutputConfig = OutputConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     shards: ShardsConfig = ShardsConfig()
@@ -496,4 +573,7 @@ def _resolve_relative_paths(config: BuildConfig, base: Path) -> BuildConfig:
             if (family.get(name) or {}).get("model"):
                 family[name]["model"] = resolve(family[name]["model"])
     update["filters"] = FiltersConfig(**filters)
+    if config.decontaminate:
+        sets = [s.model_copy(update={"paths": [resolve(p) for p in s.paths]}) for s in config.decontaminate.sets]
+        update["decontaminate"] = config.decontaminate.model_copy(update={"sets": sets})
     return config.model_copy(update=update)

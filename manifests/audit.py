@@ -13,6 +13,9 @@ it was removed; what a training run consumed.
                      near_duplicates, removed: {stage: {reason: records}}}
     stages           stage -> {removed, reasons: {reason: records}}, every source, pipeline order
     languages        language -> {docs (records that reached language ID), kept}
+    decontamination  eval set -> category -> {documents (touched), removed, chars_removed}
+    pii              kind (email, ip, phone) -> {documents, matches}: PII redacted from kept
+                     documents (the manifest's curate counters; empty for older builds)
     lengths          {bytes, tokens} -> {bins_per_octave, edges, counts: {category: [docs]}}:
                      histograms of the kept documents' text bytes and tokens (EOS excluded);
                      bin i holds edges[i] <= x < edges[i + 1], edges[i] = 2 ** (k / bins_per_octave)
@@ -70,6 +73,8 @@ def audit_build(out: str) -> dict:
         "sources": sources(outcomes),
         "stages": stages(outcomes),
         "languages": languages(outcomes),
+        "pii": manifest.get("pii", {}),
+        "decontamination": manifest.get("decontamination", {}),
         "lengths": {
             "bytes": histogram(_merged_bins(bins for _, bins in parts)),
             "tokens": histogram(_merged_bins(map_files(out, PLACEMENTS, PLACEMENT_COLUMNS, placements_summary))),
@@ -247,6 +252,16 @@ def format_build_audit(audit: dict) -> str:
         "languages (records that reached language ID): "
         + ", ".join(f"{lang} {count(v['docs'])} (kept {count(v['kept'])})" for lang, v in audit["languages"].items()),
     ]
+    if audit["decontamination"]:
+        lines += ["", format_table(
+            ["eval set", "category", "docs touched", "removed", "chars removed"],
+            [[name, category, count(c["documents"]), count(c["removed"]), count(c["chars_removed"])]
+             for name, by_category in audit["decontamination"].items() for category, c in by_category.items()],
+            left=2,
+        )]
+    if audit["pii"]:
+        lines += ["", "PII redacted from kept documents: " + ", ".join(
+            f"{kind} {count(v['matches'])} in {count(v['documents'])} docs" for kind, v in audit["pii"].items())]
     for what, hist in audit["lengths"].items():
         unit = size if what == "bytes" else quantity
         lines += ["", f"kept documents by {what} (all categories)", *octave_bars(hist, unit)]

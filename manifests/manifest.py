@@ -75,6 +75,8 @@ def build_manifest(config: BuildConfig, curate: dict, tokenizer: dict, shards: l
         "records": curate["records"],
         "fates": curate["fates"],
         "stages": curate["stages"],
+        "pii": curate.get("pii", {}),
+        "decontamination": curate.get("decontamination", {}),
         "budget_tokens": config.budget_tokens,
         "tokenizer": tokenizer,
         "categories": categories,

@@ -40,7 +40,7 @@ BUILD_STAGES = ("curate", "tokenizer", "shards")
 TOKENIZER_DIR = "tokenizer"
 TOKENIZER_MODEL = "tokenizer/tokenizer.model"
 TOKENIZER_RECORD = "tokenizer/tokenizer.json"
-CURATE_SECTIONS = ("sources", "validate", "normalize", "filters", "dedup", "output")
+CURATE_SECTIONS = ("sources", "validate", "normalize", "filters", "dedup", "decontaminate", "output")
 
 
 def settings_hash(config: BuildConfig, sections: tuple[str, ...]) -> str:

@@ -1,7 +1,7 @@
 """Curate: the Beam pipeline from raw sources to curated, deduplicated Parquet.
 
-    read -> validate -> normalize -> heuristic filters -> language ID -> quality
-         -> fingerprint -> spool -> exact + near dedup -> resolve
+    read -> validate -> normalize -> language ID -> heuristic filters -> quality
+         -> fingerprint -> PII redaction -> spool -> exact + near dedup -> resolve
          -> curated/<category>/, rejected/, quarantine/, lineage/
          -> curate.json (written last: the stage's commit point)
 
@@ -28,12 +28,15 @@ from collections import defaultdict
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig
-from strata.pipeline.dedup import ExactDuplicates, NearDuplicates
 from strata.pipeline.decompress import ExpansionLimit
+from strata.pipeline.decontaminate import load_eval_ngrams
+from strata.pipeline.dedup import ExactDuplicates, NearDuplicates
+from strata.pipeline.paragraphs import BoilerplateParagraphs, paragraph_hashes, remove_paragraphs
 from strata.pipeline.read import InputFile, ReadSources, discover_inputs
 from strata.pipeline.schema import (
     CURATED_SCHEMA,
@@ -42,6 +45,7 @@ from strata.pipeline.schema import (
     FATE_KEPT,
     FATE_QUARANTINED,
     LINEAGE_SCHEMA,
+    PII_COUNTS,
     QUARANTINE_SCHEMA,
     REJECTED_SCHEMA,
     SPOOL_SCHEMA,
@@ -49,12 +53,14 @@ from strata.pipeline.schema import (
     lineage_row,
 )
 from strata.pipeline.stages import (
+    Decontaminate,
     Fingerprint,
     HeuristicFilters,
     LanguageFilter,
     Normalize,
     Progress,
     QualityFilter,
+    RedactPII,
     Validate,
 )
 from strata.pipeline.write import read_parquet, write_parquet, write_table
@@ -85,11 +91,13 @@ def node_id(doc_id: str, batch: str) -> str:
 
 
 class SpoolBatch(beam.DoFn):
-    """Writes a batch to OUT/_spool/<batch>.parquet and emits ('batch', key) plus one
-    ('fingerprint', (node_id, content_hash, signature)) per live document."""
+    """Writes a batch to OUT/_spool/<batch>.parquet and emits ('batch', key) plus, per live
+    document, ('fingerprint', (node_id, content_hash, signature)) and, with paragraph dedup,
+    ('paragraphs', (node_id, hashes of its paragraphs as spooled))."""
 
-    def __init__(self, out: str):
+    def __init__(self, out: str, min_paragraph_chars: int | None):
         self.out = out
+        self.min_paragraph_chars = min_paragraph_chars  # None: no paragraph dedup
 
     def process(self, batch):
         key = batch["batch"]
@@ -97,7 +105,10 @@ class SpoolBatch(beam.DoFn):
         yield "batch", key
         for doc in batch["docs"]:
             if doc["fate"] is None:
-                yield "fingerprint", (node_id(doc["doc_id"], key), doc["content_hash"], doc.get("minhash"))
+                node = node_id(doc["doc_id"], key)
+                yield "fingerprint", (node, doc["content_hash"], doc.get("minhash"))
+                if self.min_paragraph_chars is not None:
+                    yield "paragraphs", (node, paragraph_hashes(doc["text"], self.min_paragraph_chars))
 
 
 def _spool_row(doc: dict) -> dict:
@@ -105,9 +116,10 @@ def _spool_row(doc: dict) -> dict:
 
 
 class Deduplicate(beam.PTransform):
-    """Fingerprints of live documents -> (batch, (doc_id, kind, other_doc_id)) verdicts:
-    kind 'exact' names the survivor of the doc's identical-content group, 'near' its
-    near-dup cluster (the cluster's smallest doc_id; the survivor gets one too)."""
+    """Fingerprints of live documents -> (batch, (doc_id, kind, survivor, cluster, similarity))
+    verdicts: kind 'exact' names the survivor of the doc's identical-content group, 'near'
+    its near-dup cluster (the cluster's smallest doc_id; representatives get one too) and,
+    for a near duplicate, the representative it was verified against and their similarity."""
 
     def __init__(self, config: BuildConfig):
         super().__init__()
@@ -120,23 +132,38 @@ class Deduplicate(beam.PTransform):
                 fingerprints
                 | "ContentHashes" >> beam.MapTuple(lambda node, content_hash, _: (node, content_hash))
                 | "ExactDuplicates" >> ExactDuplicates()
-                | "AsExactVerdicts" >> beam.MapTuple(_verdict, "exact")
+                | "AsExactVerdicts" >> beam.MapTuple(_exact_verdict)
             )
         if self.config.dedup.near.enabled:
             verdicts.append(
                 fingerprints
                 | "Signatures" >> beam.MapTuple(lambda node, _, sig: (node, np.frombuffer(sig, dtype=np.uint32)))
                 | "NearDuplicates" >> NearDuplicates(self.config.dedup.near)
-                | "AsNearVerdicts" >> beam.MapTuple(_verdict, "near")
+                | "AsNearVerdicts" >> beam.MapTuple(_near_verdict)
             )
         if not verdicts:
             return fingerprints | "NoVerdicts" >> beam.FlatMap(lambda _: ())
         return verdicts | "AllVerdicts" >> beam.Flatten()
 
 
-def _verdict(node: str, other: str, kind: str = "") -> tuple:
+def _doc_id(node: str | None) -> str | None:
+    return node and node.split("@")[0]
+
+
+def _exact_verdict(node: str, survivor: str) -> tuple:
     doc_id, batch = node.split("@")
-    return batch, (doc_id, kind, other.split("@")[0])
+    return batch, (doc_id, "exact", _doc_id(survivor), None, 1.0)
+
+
+def _paragraph_verdict(node: str, hashes: list) -> tuple:
+    doc_id, batch = node.split("@")
+    return batch, (doc_id, "paragraphs", hashes, None, None)
+
+
+def _near_verdict(node: str, verified: tuple) -> tuple:
+    survivor, cluster, similarity = verified
+    doc_id, batch = node.split("@")
+    return batch, (doc_id, "near", _doc_id(survivor), _doc_id(cluster), similarity)
 
 
 class ResolveBatch(beam.DoFn):
@@ -146,30 +173,32 @@ class ResolveBatch(beam.DoFn):
     Fates are decided on the small columns; the text and raw columns stay in Arrow and
     are only sliced into the output files, never turned into Python strings."""
 
-    def __init__(self, out: str, config_hash: str, write_rejected: bool):
+    def __init__(self, out: str, config_hash: str, write_rejected: bool, min_chars_after_paragraphs: int):
         self.out = out
         self.config_hash = config_hash
         self.write_rejected = write_rejected
+        self.min_chars = min_chars_after_paragraphs
 
     def process(self, element):
         key, grouped = element
         verdicts: dict[str, dict] = defaultdict(dict)
-        for doc_id, kind, other in grouped["verdicts"]:
-            verdicts[doc_id][kind] = other
+        for doc_id, kind, *verdict in grouped["verdicts"]:
+            verdicts[doc_id][kind] = verdict
         spool = join(self.out, "_spool", f"{key}.parquet")
         table = read_parquet(spool)
         docs = table.drop_columns(["text", "raw"]).to_pylist()
         for doc in docs:
             if doc["fate"] is None:
                 self.resolve(doc, verdicts.get(doc["doc_id"], {}))
+        table = self.remove_boilerplate(table, docs, verdicts)
         for column in ("fate", "stage", "reason"):  # now decided for every document
             table = table.set_column(
                 table.schema.get_field_index(column), column, pa.array([d[column] for d in docs], pa.string())
             )
         name = f"part-{key}.parquet"
         lineage = [
-            lineage_row(d, d["fate"], d["stage"], d["reason"], self.config_hash,
-                        duplicate_of=d.get("duplicate_of"), cluster_id=d.get("cluster_id"))
+            lineage_row(d, d["fate"], d["stage"], d["reason"], self.config_hash, duplicate_of=d.get("duplicate_of"),
+                        cluster_id=d.get("cluster_id"), similarity=d.get("similarity"))
             for d in docs
         ]
         yield (uri := join(self.out, "lineage", name)), write_parquet(uri, lineage, LINEAGE_SCHEMA)
@@ -187,13 +216,41 @@ class ResolveBatch(beam.DoFn):
                 yield (uri := join(self.out, folder, name)), write_table(uri, part)
         remove(spool)
 
+    def remove_boilerplate(self, table: pa.Table, docs: list[dict], verdicts: dict) -> pa.Table:
+        """Takes the boilerplate paragraphs out of the kept documents that hold them (only
+        those texts become Python strings); a document left under min_chars is dropped."""
+        changed = {}
+        texts = table.column("text")
+        for i, doc in enumerate(docs):
+            verdict = verdicts.get(doc["doc_id"], {}).get("paragraphs")
+            if doc["fate"] != FATE_KEPT or not verdict:
+                continue
+            boilerplate, _, _ = verdict
+            text, removed = remove_paragraphs(texts[i].as_py(), boilerplate)
+            doc["paragraphs_removed"] = removed
+            if len(text.strip()) < self.min_chars:
+                doc.update(fate=FATE_DROPPED, stage="paragraph_dedup", reason="paragraph_dedup:too_short")
+            elif removed:
+                changed[i] = text
+                doc["text_bytes"] = len(text.encode("utf-8", "surrogatepass"))
+        if not changed:
+            return table
+        mask = pa.array([i in changed for i in range(len(docs))])
+        new_texts = pc.replace_with_mask(texts.combine_chunks(), mask, pa.array([changed[i] for i in sorted(changed)], pa.string()))
+        return table.set_column(table.schema.get_field_index("text"), "text", new_texts)
+
     @staticmethod
     def resolve(doc: dict, verdict: dict) -> None:
-        cluster = verdict.get("near")
+        """Exact duplicates first; a near duplicate's survivor is never an exact duplicate
+        (copies share their signature, so the smallest copy comes first in its cluster)."""
+        near_survivor, cluster, near_similarity = verdict.get("near", (None, None, None))
         if "exact" in verdict:
-            doc.update(fate=FATE_DUPLICATE, stage="exact_dedup", reason="exact_duplicate", duplicate_of=verdict["exact"])
-        elif cluster is not None and cluster != doc["doc_id"]:
-            doc.update(fate=FATE_DUPLICATE, stage="near_dedup", reason="near_duplicate", duplicate_of=cluster)
+            survivor, _, similarity = verdict["exact"]
+            doc.update(fate=FATE_DUPLICATE, stage="exact_dedup", reason="exact_duplicate", duplicate_of=survivor,
+                       similarity=similarity)
+        elif near_survivor is not None:
+            doc.update(fate=FATE_DUPLICATE, stage="near_dedup", reason="near_duplicate", duplicate_of=near_survivor,
+                       similarity=near_similarity)
         else:
             doc.update(fate=FATE_KEPT)
         doc["cluster_id"] = cluster
@@ -201,6 +258,23 @@ class ResolveBatch(beam.DoFn):
 
 def _only(kind: str):
     return beam.FlatMap(lambda item: [item[1]] if item[0] == kind else [])
+
+
+class _Decontaminate(beam.PTransform):
+    """The Decontaminate stage with the eval n-grams, read here once, as a side input; no
+    stage at all without a `decontaminate` config."""
+
+    def __init__(self, config: BuildConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, batches):
+        if self.config.decontaminate is None:
+            return batches
+        table = load_eval_ngrams(self.config.decontaminate)
+        log.info("decontaminate: %d eval n-grams of lengths %s", len(table), list(table.lengths))
+        eval_ngrams = batches.pipeline | "EvalNgrams" >> beam.Create([table.to_dict()])
+        return batches | "Match" >> beam.ParDo(Decontaminate(self.config.to_dict()), beam.pvalue.AsSingleton(eval_ngrams))
 
 
 class Curate(beam.PTransform):
@@ -215,6 +289,7 @@ class Curate(beam.PTransform):
     def expand(self, pbegin):
         config, out = self.config, self.out
         cfg = config.to_dict()
+        paragraph = config.dedup.paragraph
         expansion = ExpansionLimit(config.validate_.max_expansion_ratio, config.validate_.max_decompressed_bytes)
         spooled = (
             pbegin
@@ -222,21 +297,33 @@ class Curate(beam.PTransform):
                                     expansion)
             | "Validate" >> beam.ParDo(Validate(cfg))
             | "Normalize" >> beam.ParDo(Normalize(cfg))
-            | "HeuristicFilters" >> beam.ParDo(HeuristicFilters(cfg))
             | "LanguageID" >> beam.ParDo(LanguageFilter(cfg))
+            | "HeuristicFilters" >> beam.ParDo(HeuristicFilters(cfg))
             | "QualityClassifier" >> beam.ParDo(QualityFilter(cfg))
+            | "Decontaminate" >> _Decontaminate(config)
             | "Fingerprint" >> beam.ParDo(Fingerprint(cfg))
+            | "RedactPII" >> beam.ParDo(RedactPII(cfg))
             | "Progress" >> beam.ParDo(Progress("curate"))
-            | "Spool" >> beam.ParDo(SpoolBatch(out))
+            | "Spool" >> beam.ParDo(SpoolBatch(out, paragraph.min_paragraph_chars if paragraph.enabled else None))
         )
         batches = spooled | "Batches" >> _only("batch") | "KeyBatches" >> beam.Map(lambda key: (key, None))
         verdicts = spooled | "Fingerprints" >> _only("fingerprint") | "Deduplicate" >> Deduplicate(config)
+        if paragraph.enabled:
+            verdicts = (
+                verdicts,
+                spooled
+                | "ParagraphHashes" >> _only("paragraphs")
+                | "BoilerplateParagraphs" >> BoilerplateParagraphs(paragraph)
+                | "AsParagraphVerdicts" >> beam.MapTuple(_paragraph_verdict),
+            ) | "WithParagraphVerdicts" >> beam.Flatten()
         # The final transform depends on every write, so that runners which compute only
         # the pipeline's last node (Dask) still run all of it.
         return (
             {"batch": batches, "verdicts": verdicts}
             | "JoinVerdicts" >> beam.CoGroupByKey()
-            | "ResolveBatches" >> beam.ParDo(ResolveBatch(out, config.config_hash, config.output.write_rejected))
+            | "ResolveBatches" >> beam.ParDo(
+                ResolveBatch(out, config.config_hash, config.output.write_rejected, paragraph.min_chars)
+            )
         )
 
 
@@ -317,6 +404,34 @@ def stage_counters(lineage) -> dict:
     return counters
 
 
+def contamination_counters(lineage) -> dict:
+    """Per eval set and category: documents touched, removed (dropped) and characters removed."""
+    rows = lineage.select(["contaminated_set", "category", "stage", "contaminated_chars"]).to_pylist()
+    counters: dict = {}
+    for row in rows:
+        if row["contaminated_set"] is None:
+            continue
+        entry = counters.setdefault(row["contaminated_set"], {}).setdefault(
+            row["category"], {"documents": 0, "removed": 0, "chars_removed": 0})
+        entry["documents"] += 1
+        entry["removed"] += row["stage"] == "decontaminate"
+        entry["chars_removed"] += row["contaminated_chars"] or 0
+    return {name: dict(sorted(by_category.items())) for name, by_category in sorted(counters.items())}
+
+
+def pii_counters(lineage) -> dict:
+    """PII redacted from kept documents, per kind: {documents, matches}."""
+    kept = pc.equal(lineage.column("fate"), FATE_KEPT)
+    counters = {}
+    for column in PII_COUNTS:
+        counts = pc.filter(lineage.column(column).fill_null(0), kept)
+        counters[column.removeprefix("pii_")] = {
+            "documents": int(pc.sum(pc.greater(counts, 0)).as_py() or 0),
+            "matches": int(pc.sum(counts).as_py() or 0),
+        }
+    return counters
+
+
 def summarize(config: BuildConfig, files: list[InputFile], out: str, seconds: float) -> dict:
     lineage = read_lineage(out)
     fate = lineage.column("fate").to_numpy(zero_copy_only=False)
@@ -343,5 +458,11 @@ def summarize(config: BuildConfig, files: list[InputFile], out: str, seconds: fl
         "fates": {k: int((fate == k).sum()) for k in (FATE_KEPT, FATE_DROPPED, FATE_DUPLICATE, FATE_QUARANTINED)},
         "stages": stage_counters(lineage),
         "categories": per_category,
+        "pii": pii_counters(lineage),
+        "decontamination": contamination_counters(lineage),
+        "paragraph_dedup": {
+            "documents_shortened": int(pc.sum(pc.greater(lineage.column("paragraphs_removed").fill_null(0), 0)).as_py() or 0),
+            "paragraphs_removed": int(pc.sum(lineage.column("paragraphs_removed")).as_py() or 0),
+        },
         "seconds": round(seconds, 3),
     }

@@ -1,11 +1,16 @@
 """Exact and near-duplicate detection.
 
 Exact duplicates share a `content_hash` (blake2b-128 of the lowercased text with
-whitespace runs collapsed). Near duplicates are found with MinHash LSH over word
-n-gram shingles: every document's signature is cut into bands, documents sharing a
-band become candidate pairs, candidates are optionally verified against the
-estimated Jaccard, and the surviving pairs are merged into clusters by connected
-components computed inside Beam (large-star / small-star, Kiveris et al. 2014).
+whitespace runs collapsed). Near duplicates are found with MinHash LSH over shingles:
+word n-grams, or character n-grams for a text mostly in a script written without spaces
+(CJK, Thai; chosen per document). Every document's signature is cut into bands,
+documents sharing a band become candidate pairs, candidates are optionally verified
+against the estimated Jaccard, and the surviving pairs are merged into clusters by
+connected components computed inside Beam (large-star / small-star, Kiveris et al.
+2014). Clusters are then verified against their representatives, as NeMo Curator's and
+text-dedup's verification steps do, so that no chain A~B~C removes a C unlike A: in
+doc_id order, a member is a duplicate of the first representative it is similar to
+(estimated Jaccard at or above the threshold), or else becomes a representative itself.
 
 The pure functions work on one document in bounded memory, whatever its size. The
 Beam transforms stream their grouped values (a band bucket, a document's pairs) and
@@ -25,6 +30,7 @@ import numpy as np
 from datasketch import MinHash
 
 from strata.config import NearDedupConfig
+from strata.pipeline.languages import mostly_unsegmented
 
 # Characters per chunk when a document is normalized piece by piece: big enough to
 # amortise per-chunk overhead, small enough that a chunk's words stay well under a MB.
@@ -78,12 +84,12 @@ class ExactDuplicates(beam.PTransform):
             doc_hashes
             | "KeyByContentHash" >> beam.KvSwap()
             | "GroupByContentHash" >> beam.GroupByKey()
-            | "SurvivorToEachCopy" >> beam.FlatMapTuple(_star_edges)
+            | "SurvivorToEachCopy" >> beam.FlatMapTuple(star_edges)
             | "CopyToSurvivor" >> beam.KvSwap()
         )
 
 
-def _star_edges(_key, members: Iterable) -> Iterator[tuple]:
+def star_edges(_key, members: Iterable) -> Iterator[tuple]:
     """(smallest, other) for every member of a group but the smallest, in two passes over
     the grouped values (Beam's grouped iterables may be re-iterated, and may not fit in memory)."""
     smallest = min(members)
@@ -114,8 +120,14 @@ def _word_hashes(piece: str) -> np.ndarray:
     return np.fromiter(map(zlib.crc32, words), dtype=np.uint32, count=len(words))
 
 
+def _char_hashes(piece: str) -> np.ndarray:
+    """A hash of every character of a normalized piece, spaces left out."""
+    points = np.frombuffer(piece.replace(" ", "").encode("utf-32-le", "surrogatepass"), np.uint32)
+    return _mix32(points + _GOLDEN32)
+
+
 def _shingle_hashes(word_hashes: np.ndarray, width: int) -> np.ndarray:
-    """One 32-bit hash per run of `width` consecutive words, order-sensitive."""
+    """One 32-bit hash per run of `width` consecutive units (words or characters), order-sensitive."""
     count = len(word_hashes) - width + 1
     combined = np.zeros(count, dtype=np.uint32)
     for offset in range(width):
@@ -131,26 +143,32 @@ def _empty_minhash(num_perm: int, seed: int) -> MinHash:
 
 
 def minhash_signature(text: str, cfg: NearDedupConfig, *, chunk_chars: int = _CHUNK_CHARS) -> np.ndarray:
-    """MinHash (datasketch, default affine32 scheme, uint32) of the document's word
-    `cfg.ngram`-gram shingles, words being the whitespace split of the lowercased text.
+    """MinHash (datasketch, default affine32 scheme, uint32) of the document's shingles:
+    word `cfg.ngram`-grams, words being the whitespace split of the lowercased text; or,
+    when most of its letters are in scripts without spaces between words (CJK, Thai),
+    `cfg.char_ngram`-grams of its characters, whitespace left out.
 
-    A document of fewer than `ngram` words has one shingle of all its words. An empty
-    document keeps datasketch's empty signature, to which `band_keys` gives no keys.
-    The text is processed in chunks, carrying the last ngram-1 words over, so memory
-    does not grow with the document.
+    A document of fewer than n units has one shingle of all of them. An empty document
+    keeps datasketch's empty signature, to which `band_keys` gives no keys. The text is
+    processed in chunks, carrying the last n-1 units over, so memory does not grow with
+    the document.
     """
+    if mostly_unsegmented(text):
+        units_of, width = _char_hashes, cfg.char_ngram
+    else:
+        units_of, width = _word_hashes, cfg.ngram
     minhash = _empty_minhash(cfg.num_perm, cfg.seed).copy()
-    carried = np.zeros(0, dtype=np.uint32)  # the last ngram-1 word hashes seen
-    words_seen = 0
+    carried = np.zeros(0, dtype=np.uint32)  # the last width-1 unit hashes seen
+    units_seen = 0
     for piece in _normalized_pieces(text, chunk_chars):
-        word_hashes = _word_hashes(piece)
-        words_seen += len(word_hashes)
-        window = np.concatenate([carried, word_hashes])
-        if len(window) >= cfg.ngram:
-            _update_in_batches(minhash, _shingle_hashes(window, cfg.ngram))
-        carried = window[max(0, len(window) - (cfg.ngram - 1)) :]
-    if 0 < words_seen < cfg.ngram:
-        _update_in_batches(minhash, _shingle_hashes(carried, words_seen))
+        unit_hashes = units_of(piece)
+        units_seen += len(unit_hashes)
+        window = np.concatenate([carried, unit_hashes])
+        if len(window) >= width:
+            _update_in_batches(minhash, _shingle_hashes(window, width))
+        carried = window[max(0, len(window) - (width - 1)) :]
+    if 0 < units_seen < width:
+        _update_in_batches(minhash, _shingle_hashes(carried, units_seen))
     return minhash.hashvalues
 
 
@@ -184,8 +202,10 @@ def band_keys(signature: np.ndarray, bands: int, rows: int) -> list[bytes]:
 
 
 class NearDuplicates(beam.PTransform):
-    """(doc_id, signature) -> (doc_id, cluster_id) for every document in a cluster of two or
-    more, the survivor included; cluster_id is the cluster's smallest doc_id."""
+    """(doc_id, signature) -> (doc_id, (survivor, cluster_id, similarity)) for every document
+    in a cluster of two or more; cluster_id is the cluster's smallest doc_id. For a duplicate,
+    survivor is the representative it was verified against and similarity their estimated
+    Jaccard; for a representative (kept), both are None."""
 
     def __init__(self, cfg: NearDedupConfig):
         super().__init__()
@@ -197,12 +217,42 @@ class NearDuplicates(beam.PTransform):
             signatures
             | "KeyByBand" >> beam.FlatMap(_keyed_by_band, cfg.bands, cfg.rows)
             | "GroupByBand" >> beam.GroupByKey()
-            | "StarEdgesPerBucket" >> beam.FlatMapTuple(_star_edges)
+            | "StarEdgesPerBucket" >> beam.FlatMapTuple(star_edges)
             | "DistinctPairs" >> beam.Distinct()
         )
         if cfg.verify:
             pairs = pairs | "KeepSimilarPairs" >> _KeepSimilarPairs(signatures, cfg.threshold)
-        return pairs | "Clusters" >> ConnectedComponents(cfg.max_rounds)
+        return (
+            pairs
+            | "Clusters" >> ConnectedComponents(cfg.max_rounds)
+            | "WithSignatureOfMember" >> _WithSignature(signatures)
+            | "KeyByCluster" >> beam.MapTuple(_keyed_by_cluster)
+            | "GroupByCluster" >> beam.GroupByKey()
+            | "VerifyAgainstRepresentatives" >> beam.FlatMap(lambda grouped, threshold: verify_cluster(*grouped, threshold), cfg.threshold)
+        )
+
+
+def _keyed_by_cluster(node, cluster_and_signature: tuple) -> tuple:
+    cluster, signature = cluster_and_signature
+    return cluster, (node, signature)
+
+
+def verify_cluster(cluster, members: Iterable[tuple], threshold: float) -> Iterator[tuple]:
+    """(node, (survivor, cluster, similarity)) for the members of one cluster, taken in node
+    order: each is a duplicate of the first representative whose signature it matches at
+    `threshold` or above, else a representative itself (survivor and similarity None). The
+    smallest node is always a representative. Holds the cluster's signatures in memory
+    (about 0.5 KB per member with 120 permutations)."""
+    representatives: list[tuple] = []
+    for node, signature in sorted(members, key=lambda member: member[0]):
+        for representative, representative_signature in representatives:
+            similarity = estimated_jaccard(signature, representative_signature)
+            if similarity >= threshold:
+                yield node, (representative, cluster, similarity)
+                break
+        else:
+            representatives.append((node, signature))
+            yield node, (None, cluster, None)
 
 
 def _keyed_by_band(doc: tuple, bands: int, rows: int) -> Iterator[tuple]:

@@ -1,8 +1,10 @@
-"""Heuristic document filters: Gopher quality and repetition (Rae et al. 2021, MassiveText)
-and C4 line cleaning (Raffel et al. 2020), following DataTrove's GopherQualityFilter,
-GopherRepetitionFilter and C4QualityFilter except where a docstring says otherwise.
+"""Heuristic document filters: Gopher quality and repetition (Rae et al. 2021, MassiveText),
+following DataTrove's GopherQualityFilter and GopherRepetitionFilter except where a
+docstring says otherwise, and `apply_heuristics`, which runs them and C4's line cleaning
+(c4.py) in order.
 
-Pure functions over a document's text. Each returns the reason it drops the document as
+Pure functions over a document's text and its language (as language ID gave it; the
+rules that assume English apply only where languages.py says they fit). Each returns the reason it drops the document as
 "family:rule" (e.g. "gopher_repetition:dup_7gram"), or None to keep it; a value equal to
 its threshold passes.
 
@@ -28,6 +30,8 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from strata.config import C4Config, FilterSet, GopherQualityConfig, GopherRepetitionConfig
+from strata.pipeline.c4 import c4_lines
+from strata.pipeline.languages import letter_table, spaces_between_words
 
 _BLOCK_CHARS = 1 << 18
 
@@ -73,12 +77,6 @@ _BULLETS = "•‣◦▪●○■-*"
 _BULLET_TABLE = _char_table(_BULLETS)
 
 
-@functools.cache
-def _letter_table() -> np.ndarray:
-    """str.isalpha() of every code point (1.1 MB, built on first use in about 0.1 s)."""
-    return np.fromiter((chr(c).isalpha() for c in range(0x110000)), bool, 0x110000)
-
-
 def _power_table(base: int, size: int) -> np.ndarray:
     """base**i mod 2**64 for i < size (uint64 arithmetic wraps around)."""
     powers = np.ones(size, np.uint64)
@@ -92,7 +90,7 @@ _CHAR_INVERSE_POWERS = _power_table(pow(_CHAR_BASE, -1, 2**64), 2 * _BLOCK_CHARS
 _NGRAM_BASE = np.uint64(0xD6E8FEB86659FD93)
 
 
-def _mix(values: np.ndarray) -> np.ndarray:
+def splitmix64(values: np.ndarray) -> np.ndarray:
     """The splitmix64 finalizer, in place."""
     values ^= values >> np.uint64(30)
     values *= np.uint64(0xBF58476D1CE4E5B9)
@@ -187,7 +185,7 @@ def _distinct_stop_words(text: str, stop_words: tuple[str, ...], enough: int) ->
     return len(found)
 
 
-def gopher_quality(text: str, cfg: GopherQualityConfig) -> str | None:
+def gopher_quality(text: str, cfg: GopherQualityConfig, language: str | None = "en") -> str | None:
     """Gopher's quality rules, in DataTrove's order; the reason names the rule:
 
     max_words, min_words        word count outside [min_words, max_words]; a text without
@@ -203,15 +201,20 @@ def gopher_quality(text: str, cfg: GopherQualityConfig) -> str | None:
     Unlike DataTrove (nltk tokens), words keep their punctuation and stand-alone symbols count
     as words, and line fractions ignore blank lines. A long text is scanned block by block and
     fails max_words as soon as the blocks read so far hold too many words.
+
+    In a language without spaces between words only the line and alpha_words rules apply (a
+    whitespace "word" there is a clause); the stop-word rule applies only to languages with
+    stop words in the config.
     """
     if not cfg.enabled:
         return None
-    letters = _letter_table()
+    spaced = spaces_between_words(language)
+    letters = letter_table()
     words = chars = alpha_words = lines = bullet_lines = ellipsis_lines = 0
     for block in map(_Block, _blocks(text)):
         starts, ends = block.word_starts, block.word_ends
         words += len(starts)
-        if words > cfg.max_words:
+        if spaced and words > cfg.max_words:
             return _drop("gopher_quality", "max_words")
         chars += int((ends - starts).sum())
         letters_before = np.zeros(len(block.points) + 1, np.int32)
@@ -227,8 +230,25 @@ def gopher_quality(text: str, cfg: GopherQualityConfig) -> str | None:
             )
         )
 
-    if words < max(cfg.min_words, 1):
+    if words < (max(cfg.min_words, 1) if spaced else 1):
         return _drop("gopher_quality", "min_words")
+    if spaced and (reason := _word_rules(text, words, chars, cfg)):
+        return reason
+    if bullet_lines / lines > cfg.max_bullet_lines_fraction:
+        return _drop("gopher_quality", "bullet_lines")
+    if ellipsis_lines / lines > cfg.max_ellipsis_lines_fraction:
+        return _drop("gopher_quality", "ellipsis_lines")
+    if alpha_words / words < cfg.min_alpha_words_fraction:
+        return _drop("gopher_quality", "alpha_words")
+    stop_words = cfg.stop_words_for(language) if spaced else None
+    if cfg.min_stop_words > 0 and stop_words:
+        if _distinct_stop_words(text, stop_words, cfg.min_stop_words) < cfg.min_stop_words:
+            return _drop("gopher_quality", "stop_words")
+    return None
+
+
+def _word_rules(text: str, words: int, chars: int, cfg: GopherQualityConfig) -> str | None:
+    """Gopher's rules on whitespace words, for languages written with spaces between words."""
     if chars / words < cfg.min_mean_word_length:
         return _drop("gopher_quality", "min_mean_word_length")
     if chars / words > cfg.max_mean_word_length:
@@ -237,15 +257,6 @@ def gopher_quality(text: str, cfg: GopherQualityConfig) -> str | None:
         return _drop("gopher_quality", "hash_ratio")
     if (text.count("...") + text.count("…")) / words > cfg.max_symbol_word_ratio:
         return _drop("gopher_quality", "ellipsis_ratio")
-    if bullet_lines / lines > cfg.max_bullet_lines_fraction:
-        return _drop("gopher_quality", "bullet_lines")
-    if ellipsis_lines / lines > cfg.max_ellipsis_lines_fraction:
-        return _drop("gopher_quality", "ellipsis_lines")
-    if alpha_words / words < cfg.min_alpha_words_fraction:
-        return _drop("gopher_quality", "alpha_words")
-    if cfg.min_stop_words > 0:
-        if _distinct_stop_words(text, tuple(cfg.stop_words), cfg.min_stop_words) < cfg.min_stop_words:
-            return _drop("gopher_quality", "stop_words")
     return None
 
 
@@ -311,7 +322,7 @@ class _WordNGrams:
     def __init__(self, word_hashes: np.ndarray, word_lengths: np.ndarray):
         # Mixed (in place: the caller hands them over) so that the n-gram polynomial over
         # them behaves like one over random values.
-        self.word_hashes, self.word_lengths = _mix(word_hashes), word_lengths
+        self.word_hashes, self.word_lengths = splitmix64(word_hashes), word_lengths
         self.total_chars = int(word_lengths.sum())
 
     def _ngram_occurrences(self, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -364,10 +375,13 @@ class _WordNGrams:
 
 
 def _repetition_measures(text: str, top_ns: Iterable[int], dup_ns: Iterable[int]) -> Iterator[tuple[str, float]]:
-    """(name, value) of each repetition measure in check order, computed lazily."""
+    """(name, value) of each repetition measure in check order, computed lazily; no word
+    n-gram measures when `top_ns` and `dup_ns` are empty."""
     pieces = _Pieces(text)
     yield from zip(("dup_para_frac", "dup_para_char_frac"), _duplicate_fractions(pieces.hashes["para"], pieces.lengths["para"]))
     yield from zip(("dup_line_frac", "dup_line_char_frac"), _duplicate_fractions(pieces.hashes["line"], pieces.lengths["line"]))
+    if not top_ns and not dup_ns:
+        return
     ngrams = _WordNGrams(pieces.hashes["word"], pieces.lengths["word"])
     for n in top_ns:
         yield f"top_{n}gram", ngrams.top_fraction(n)
@@ -384,7 +398,7 @@ def repetition_stats(text: str, cfg: GopherRepetitionConfig | None = None) -> di
     )
 
 
-def gopher_repetition(text: str, cfg: GopherRepetitionConfig) -> str | None:
+def gopher_repetition(text: str, cfg: GopherRepetitionConfig, language: str | None = "en") -> str | None:
     """Gopher's repetition rules, in DataTrove's order; each fraction above its maximum drops:
 
     dup_para_frac, dup_para_char_frac   paragraphs that repeat an earlier one: share of
@@ -396,12 +410,14 @@ def gopher_repetition(text: str, cfg: GopherRepetitionConfig) -> str | None:
     Character fractions are over the characters of the pieces compared (paragraphs, lines or
     words), not over the whole text. Since dup_{n}gram never grows with n, the duplicate
     n-gram checks stop at the first value within every larger n's maximum: for ordinary
-    prose one n-gram size instead of six.
+    prose one n-gram size instead of six. The word n-gram rules apply only to languages
+    written with spaces between words.
     """
     if not cfg.enabled:
         return None
-    top_ns = sorted(cfg.top_ngram_max_char_fraction)
-    dup_ns = sorted(cfg.duplicate_ngram_max_char_fraction)
+    spaced = spaces_between_words(language)
+    top_ns = sorted(cfg.top_ngram_max_char_fraction) if spaced else []
+    dup_ns = sorted(cfg.duplicate_ngram_max_char_fraction) if spaced else []
     limits = {
         "dup_para_frac": cfg.max_duplicate_paragraph_fraction,
         "dup_para_char_frac": cfg.max_duplicate_paragraph_char_fraction,
@@ -423,64 +439,17 @@ def gopher_repetition(text: str, cfg: GopherRepetitionConfig) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------- C4
-
-_TERMINAL_PUNCTUATION = (".", "?", "!", '"', "'")
-_POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
-_LINE = re.compile(r"[^\n]+")
-
-
-def _c4_keeps_line(line: str, cfg: C4Config) -> bool:
-    if cfg.remove_lines_without_terminal_punctuation and (
-        not line.endswith(_TERMINAL_PUNCTUATION) or line.endswith("...")
-    ):
-        return False
-    if len(line.split()) < cfg.min_words_per_line:
-        return False
-    if cfg.remove_javascript_lines or cfg.remove_policy_lines:
-        lowered = line.lower()
-        if cfg.remove_javascript_lines and "javascript" in lowered:
-            return False
-        if cfg.remove_policy_lines and any(phrase in lowered for phrase in _POLICY_PHRASES):
-            return False
-    return True
-
-
-def c4_lines(text: str, cfg: C4Config) -> tuple[str, str | None]:
-    """C4's line cleaning. Returns (the kept lines, stripped, joined by "\\n"; None), or
-    (`text` unchanged, reason) when the document is dropped:
-
-    lorem_ipsum     "lorem ipsum" anywhere, in any case (the paper's page rule; DataTrove
-                    only looks in lines that survived the line rules)
-    curly_brace     a "{" anywhere (drop_curly_brace, off by default: it drops code)
-    too_few_lines   fewer than min_lines lines left
-
-    A line goes when it lacks terminal punctuation (. ? ! " ') or ends with "...", has fewer
-    than min_words_per_line words, mentions "javascript", or holds a cookie or terms-of-use
-    phrase, each rule behind its C4Config switch. Blank lines always go.
-    """
-    if not cfg.enabled:
-        return text, None
-    if cfg.drop_lorem_ipsum and "lorem ipsum" in text.lower():
-        return text, _drop("c4", "lorem_ipsum")
-    if cfg.drop_curly_brace and "{" in text:
-        return text, _drop("c4", "curly_brace")
-    lines = (match.group().strip() for match in _LINE.finditer(text))
-    kept = [line for line in lines if line and _c4_keeps_line(line, cfg)]
-    if len(kept) < cfg.min_lines:
-        return text, _drop("c4", "too_few_lines")
-    return "\n".join(kept), None
-
-
 # --------------------------------------------------------------------------- all families
 
 
-def apply_heuristics(text: str, filters: FilterSet) -> tuple[str, str | None]:
+def apply_heuristics(text: str, filters: FilterSet, language: str | None = "en") -> tuple[str, str | None]:
     """Runs the enabled heuristic families in the order gopher_quality, gopher_repetition,
-    c4; the first reason wins. Returns (the C4-cleaned text, None) for a kept document and
-    (`text` unchanged, reason) for a dropped one."""
-    reason = gopher_quality(text, filters.gopher_quality) or gopher_repetition(text, filters.gopher_repetition)
+    c4, each as it applies to `language`; the first reason wins. Returns (the C4-cleaned
+    text, None) for a kept document and (`text` unchanged, reason) for a dropped one."""
+    reason = gopher_quality(text, filters.gopher_quality, language) or gopher_repetition(
+        text, filters.gopher_repetition, language
+    )
     if reason:
         return text, reason
-    cleaned, reason = c4_lines(text, filters.c4)
+    cleaned, reason = c4_lines(text, filters.c4, language)
     return (text, reason) if reason else (cleaned, None)

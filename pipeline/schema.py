@@ -20,7 +20,8 @@ import hashlib
 import pyarrow as pa
 
 # Stages in pipeline order; a dropped record's lineage row names one of them.
-STAGES = ("read", "validate", "normalize", "filter", "language", "quality", "exact_dedup", "near_dedup")
+STAGES = ("read", "validate", "normalize", "language", "filter", "quality", "decontaminate", "exact_dedup", "near_dedup",
+          "paragraph_dedup")
 
 FATE_KEPT = "kept"
 FATE_QUARANTINED = "quarantined"
@@ -52,10 +53,21 @@ COLUMNS = {
     "raw": pa.binary(),  # a quarantined record's bytes, capped at validate.quarantine_raw_bytes
     "duplicate_of": pa.string(),  # the surviving doc_id of its duplicate group
     "cluster_id": pa.string(),  # near-dup cluster (its smallest doc_id), if any
+    "similarity": pa.float32(),  # a duplicate's estimated Jaccard with duplicate_of (1 for an exact copy)
+    "paragraphs_removed": pa.int32(),  # boilerplate paragraphs paragraph dedup took out of the text
     "language": pa.string(),
     "language_score": pa.float32(),
     "quality_score": pa.float32(),
     "config_hash": pa.string(),
+    # evaluation-set text found in the document: the set with most matches, matched n-grams,
+    # characters removed (all of them when the document was dropped)
+    "contaminated_set": pa.string(),
+    "contaminated_ngrams": pa.int32(),
+    "contaminated_chars": pa.int64(),
+    # PII redacted from a kept document's text: matches per kind (pipeline/pii.py)
+    "pii_email": pa.int32(),
+    "pii_ip": pa.int32(),
+    "pii_phone": pa.int32(),
 }
 
 
@@ -65,19 +77,22 @@ def _schema(*names: str) -> pa.Schema:
 
 RECORD = ("doc_id", "source", "uri", "record_index")
 SCORES = ("language", "language_score", "quality_score")
+PII_COUNTS = ("pii_email", "pii_ip", "pii_phone")
+CONTAMINATION = ("contaminated_set", "contaminated_ngrams", "contaminated_chars")
 
 CURATED_SCHEMA = _schema("doc_id", "text", "category", "source", "uri", "record_index", "content_hash", *SCORES)
 REJECTED_SCHEMA = _schema("doc_id", "text", "category", "source", "uri", "record_index", "stage", "reason")
 QUARANTINE_SCHEMA = _schema(*RECORD, "reason", "detail", "raw", "raw_bytes")
 LINEAGE_SCHEMA = _schema(
     *RECORD, "category", "raw_bytes", "text_bytes", "content_hash", "fate", "stage", "reason",
-    "duplicate_of", "cluster_id", *SCORES, "config_hash",
+    "duplicate_of", "cluster_id", "similarity", "paragraphs_removed", *SCORES, *PII_COUNTS, *CONTAMINATION,
+    "config_hash",
 )
 # A batch of documents after the per-document stages, spooled to disk until the dedup
 # verdicts are known.
 SPOOL_SCHEMA = _schema(
     *RECORD, "category", "raw_bytes", "text", "text_bytes", "fate", "stage", "reason", "detail", "raw",
-    "content_hash", *SCORES,
+    "content_hash", *SCORES, *PII_COUNTS, *CONTAMINATION,
 )
 
 
@@ -97,9 +112,12 @@ def lineage_row(doc: dict, fate: str, stage: str | None, reason: str | None, con
         "reason": reason,
         "duplicate_of": None,
         "cluster_id": None,
+        "similarity": None,
+        "paragraphs_removed": doc.get("paragraphs_removed"),
         "language": doc.get("language"),
         "language_score": doc.get("language_score"),
         "quality_score": doc.get("quality_score"),
+        **{name: doc.get(name) for name in (*PII_COUNTS, *CONTAMINATION)},
         "config_hash": config_hash,
     }
     row.update(extra)

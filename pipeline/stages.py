@@ -17,7 +17,8 @@ import time
 import apache_beam as beam
 
 from strata.config import BuildConfig, FilterSet
-from strata.pipeline import dedup, filters, langid, quality
+from strata.pipeline import dedup, filters, langid, pii, quality
+from strata.pipeline.decontaminate import EvalNgrams, decontaminate
 from strata.pipeline.normalize import normalize_text
 from strata.pipeline.schema import FATE_DROPPED
 from strata.pipeline.validate import utf8_size, validate_record
@@ -98,20 +99,24 @@ class Normalize(DocStage):
 
 
 class HeuristicFilters(DocStage):
-    """Gopher quality, Gopher repetition and C4 line rules, per category."""
+    """Gopher quality, Gopher repetition and C4 line rules, per category, as they apply to
+    the document's language. When C4 removes lines the text as read is kept beside the
+    cleaned one (`text_as_read`) until Fingerprint has used it."""
 
     stage = "filter"
 
     def apply(self, doc):
-        text, reason = filters.apply_heuristics(doc["text"], self.filters_for(doc["category"]))
+        text, reason = filters.apply_heuristics(doc["text"], self.filters_for(doc["category"]), doc["language"])
         if text is not doc["text"]:  # C4 removed lines
+            doc["text_as_read"] = doc["text"]
             doc["text"], doc["text_bytes"] = text, utf8_size(text)
         if reason:
             self.drop(doc, reason)
 
 
 class LanguageFilter(DocStage):
-    """fastText language ID: language and score recorded for every document; the
+    """fastText language ID on the document as read (before any rule removes lines):
+    language and score recorded for every document, and seen by every later rule; the
     category's `language` rules decide which are kept."""
 
     stage = "language"
@@ -141,15 +146,56 @@ class QualityFilter(DocStage):
             self.drop(doc, reason)
 
 
+class Decontaminate(DocStage):
+    """Evaluation-set text removed (or the document dropped); the eval n-grams come as a
+    side input, decoded once per DoFn instance."""
+
+    stage = "decontaminate"
+
+    def process(self, batch, eval_ngrams):
+        if not hasattr(self, "index"):
+            self.index = EvalNgrams.from_dict(eval_ngrams)
+        yield from super().process(batch)
+
+    def apply(self, doc):
+        found = decontaminate(doc["text"], self.index, self.config.decontaminate)
+        if found.set_name is None:
+            return
+        doc.update(contaminated_set=found.set_name, contaminated_ngrams=found.ngrams,
+                   contaminated_chars=found.chars_removed)
+        if found.dropped:
+            self.drop(doc, f"contaminated:{found.set_name}")
+        else:
+            doc.setdefault("text_as_read", doc["text"])
+            doc["text"], doc["text_bytes"] = found.text, utf8_size(found.text)
+
+
 class Fingerprint(DocStage):
-    """Content hash for exact dedup; MinHash signature for near dedup."""
+    """Content hash for exact dedup; MinHash signature for near dedup. Both of the text as
+    read: two documents are duplicates if they were before line rules cut them, never
+    because what the rules left of them (a shared footer, a template) is alike."""
 
     stage = "fingerprint"
 
     def apply(self, doc):
-        doc["content_hash"] = dedup.content_hash(doc["text"])
+        text = doc.pop("text_as_read", None) or doc["text"]
+        doc["content_hash"] = dedup.content_hash(text)
         if self.config.dedup.near.enabled:
-            doc["minhash"] = dedup.minhash_signature(doc["text"], self.config.dedup.near).tobytes()
+            doc["minhash"] = dedup.minhash_signature(text, self.config.dedup.near).tobytes()
+
+
+class RedactPII(DocStage):
+    """Email addresses, IP addresses and phone numbers to typed placeholders, per category.
+    After Fingerprint: dedup compares the text as read, whatever its contact data."""
+
+    stage = "pii"
+
+    def apply(self, doc):
+        text, counts = pii.redact_pii(doc["text"], self.filters_for(doc["category"]).pii)
+        for kind, count in counts.items():
+            doc[f"pii_{kind}"] = count
+        if text is not doc["text"]:
+            doc["text"], doc["text_bytes"] = text, utf8_size(text)
 
 
 class Progress(beam.DoFn):

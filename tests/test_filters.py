@@ -16,12 +16,13 @@ import pytest
 from corpus import prose
 from strata.config import C4Config, FilterSet, GopherQualityConfig, GopherRepetitionConfig
 from strata.pipeline import filters
-from strata.pipeline.filters import apply_heuristics, c4_lines, gopher_quality, gopher_repetition, repetition_stats
+from strata.pipeline.c4 import c4_lines
+from strata.pipeline.filters import apply_heuristics, gopher_quality, gopher_repetition, repetition_stats
 
 QUALITY = GopherQualityConfig()
 REPETITION = GopherRepetitionConfig()
 C4 = C4Config()
-STOP_WORDS = set(QUALITY.stop_words)
+STOP_WORDS = set(QUALITY.stop_words_for("en"))
 
 
 def words(*parts: str, total: int = 50, filler: str = "house") -> str:
@@ -175,7 +176,7 @@ def reference_quality(text: str, cfg: GopherQualityConfig) -> str | None:
             lambda: sum(l.endswith(("...", "…")) for l in lines) / len(lines) > cfg.max_ellipsis_lines_fraction,
         ),
         ("alpha_words", lambda: sum(any(c.isalpha() for c in t) for t in tokens) / n < cfg.min_alpha_words_fraction),
-        ("stop_words", lambda: len(set(re.findall(r"\w+", text)) & set(cfg.stop_words)) < cfg.min_stop_words),
+        ("stop_words", lambda: len(set(re.findall(r"\w+", text)) & set(cfg.stop_words_for("en"))) < cfg.min_stop_words),
     ]
     return next((f"gopher_quality:{name}" for name, failed in checks if failed()), None)
 
@@ -442,7 +443,7 @@ def test_c4_keeps_sentences_and_removes_bad_lines():
             "It's what they call 'the end'",
         ]
     )
-    cleaned, reason = c4_lines(text, C4)
+    cleaned, reason = c4_lines(text, C4Config(max_removed_fraction=1.0))
     assert reason is None
     assert cleaned.split("\n") == [
         "This line is a proper sentence.",
@@ -465,8 +466,8 @@ def test_c4_keeps_sentences_and_removes_bad_lines():
 )
 def test_c4_line_rules_can_be_switched_off(switch, line):
     text = f"This line is a proper sentence.\n{line}"
-    assert c4_lines(text, C4) == ("This line is a proper sentence.", None)
-    assert c4_lines(text, C4Config(**switch)) == (text, None)
+    assert c4_lines(text, C4Config(max_removed_fraction=1.0)) == ("This line is a proper sentence.", None)
+    assert c4_lines(text, C4Config(max_removed_fraction=1.0, **switch)) == (text, None)
 
 
 @pytest.mark.parametrize(
@@ -562,3 +563,44 @@ def test_repetition_of_a_huge_document_stays_within_memory(twenty_mb_text):
     reason, peak = traced_peak(gopher_repetition, twenty_mb_text, REPETITION)
     assert reason == "gopher_repetition:dup_5gram"
     assert peak < 6 * len(twenty_mb_text)
+
+
+# --------------------------------------------------------------------------- rules that know their languages
+
+JAPANESE_LINES = "chmod はファイルのアクセス権を変更します。\n所有者だけが変更できます！\n「はい」と答えました。」\n本当ですか？"
+
+
+def test_c4_knows_unicode_sentence_terminals():
+    assert c4_lines(JAPANESE_LINES, C4, "ja") == (JAPANESE_LINES, None)
+    # a line of Japanese is one whitespace word: the words-per-line rule is off for it
+    assert c4_lines("見出し\n" + JAPANESE_LINES, C4, "ja") == (JAPANESE_LINES, None)
+    assert c4_lines("Это предложение на русском языке.\nА это вопрос?", C4, "ru")[1] is None
+
+
+def test_c4_terminal_rule_is_off_for_languages_without_terminals():
+    thai = "ภาษาไทยไม่มีเครื่องหมายจบประโยค\nประโยคถัดไปเริ่มหลังช่องว่าง"
+    assert c4_lines(thai, C4, "th") == (thai, None)
+    assert c4_lines(thai, C4, "en") == (thai, "c4:too_few_lines")
+
+
+@pytest.mark.parametrize("max_removed, reason", [(0.5, "c4:fragment"), (0.9, None)])
+def test_c4_drops_a_document_cut_by_more_than_the_fraction(max_removed, reason):
+    text = "One kept sentence is here.\nA heading without any punctuation at all\nAnother long heading line without a stop"
+    cleaned, got = c4_lines(text, C4Config(max_removed_fraction=max_removed))
+    assert got == reason
+    assert cleaned == (text if reason else "One kept sentence is here.")
+
+
+def test_gopher_word_rules_are_off_for_languages_without_spaces():
+    japanese = "日本語の文章には単語の間に空白がありません。" * 10  # one whitespace "word"
+    assert gopher_quality(japanese, QUALITY, "en") == "gopher_quality:min_words"
+    assert gopher_quality(japanese, QUALITY, "ja") is None
+    assert gopher_repetition(japanese + "\n" + japanese, REPETITION, "ja") == "gopher_repetition:dup_line_frac"
+
+
+def test_stop_words_are_per_language_and_off_without_a_list():
+    german = " ".join(["Der Hund und die Katze spielen im Garten mit dem Ball."] * 5)
+    assert gopher_quality(german, QUALITY, "de") is None  # German stop words: der? no; und, die, im...
+    assert gopher_quality(german, QUALITY, "en") == "gopher_quality:stop_words"
+    assert gopher_quality(german, QUALITY, "sv") is None  # no Swedish list: the rule is off
+    assert gopher_quality(german, GopherQualityConfig(stop_words=["the", "of"]), "de") == "gopher_quality:stop_words"

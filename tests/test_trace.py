@@ -65,14 +65,14 @@ def test_removed_records_show_their_fate_and_a_duplicate_its_survivor(shard_buil
             "duplicate", stage, f"{kind}_duplicate", min(a, b))
         assert found["placements"] == [] and found["tokens"] == 0
     junk = trace(capsys, out, doc_id("pile", "b.jsonl.zst", 16))  # "too short."
-    assert (junk["fate"], junk["stage"], junk["reason"]) == ("dropped", "filter", "gopher_quality:min_words")
+    assert (junk["fate"], junk["stage"], junk["reason"]) == ("dropped", "language", "language:low_score")
     bad = trace(capsys, out, doc_id("pile", "a.jsonl", 7))
     assert (bad["fate"], bad["stage"], bad["reason"], bad["uri"].endswith("a.jsonl")) == (
         "quarantined", "validate", "invalid_json", True)
 
     assert main(["trace", str(out), doc_id("pile", "b.jsonl.zst", 16)]) == 0
     text = capsys.readouterr().out
-    assert re.search(r"^  fate\s+dropped at filter: gopher_quality:min_words$", text, re.M)
+    assert re.search(r"^  fate\s+dropped at language: language:low_score$", text, re.M)
     assert re.search(r"b\.jsonl\.zst record 16$", text, re.M)
 
 

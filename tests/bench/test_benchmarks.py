@@ -6,6 +6,7 @@ import json
 import bench_audit
 import bench_big_doc
 import bench_curate
+import bench_decontaminate
 import bench_hostile
 import bench_shard
 import bench_tokenizer
@@ -19,6 +20,10 @@ def test_curate_against_datatrove(tmp_path):
     assert set(results) == {*bench_curate.STRATA_MODES, "datatrove"}
     for r in results.values():
         assert r["docs_in"] > 0 and r["docs_kept"] > 0
+
+
+def test_decontamination_stage_cost(tmp_path):
+    assert bench_decontaminate.main(["--out", str(tmp_path / "decontaminate")]) == 0
 
 
 def test_big_document_memory(tmp_path):
