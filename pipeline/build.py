@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 
 import fsspec
 
@@ -21,7 +22,9 @@ from strata.config import BuildConfig
 from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
 from strata.manifests.mixture import resolve_shares
 from strata.pipeline.curate import CURATE_SUMMARY, run_curate
+from strata.pipeline.progress import Progress, curate_line, shards_line, tokenizer_line
 from strata.pipeline.read import discover_inputs
+from strata.pipeline.scratch import private_tempdir
 from strata.pipeline.shard import run_shards
 from strata.storage import exists, join, remove, write_bytes_atomic
 from strata.tokenize.trainer import load_tokenizer, sample_curated_text, special_ids, train_tokenizer
@@ -49,7 +52,7 @@ def _read_json(uri: str) -> dict | None:
         return json.loads(f.read())
 
 
-def _curate(config: BuildConfig, out: str, beam_args: list[str]) -> dict:
+def _curate(config: BuildConfig, out: str, beam_args: list[str], progress: Progress | None) -> dict:
     previous = _read_json(join(out, CURATE_SUMMARY))
     key = settings_hash(config, CURATE_SECTIONS)
     if previous and previous.get("settings_hash") == key:
@@ -60,7 +63,7 @@ def _curate(config: BuildConfig, out: str, beam_args: list[str]) -> dict:
         if inputs == previous["inputs"]:
             log.info("curate: kept from the previous run (same inputs and settings)")
             return previous
-    return run_curate(config, out, beam_args, settings_hash=key)
+    return run_curate(config, out, beam_args, settings_hash=key, progress=progress)
 
 
 def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
@@ -151,17 +154,34 @@ def _proto_field(data: bytes, number: int):
     return found
 
 
-def run_build(config: BuildConfig, out: str, until: str = "shards", beam_args: list[str] | None = None) -> dict:
-    """Run the build up to `until`; returns the manifest (or the last stage's record)."""
-    beam_args = beam_args or []
+def run_build(
+    config: BuildConfig,
+    out: str,
+    until: str = "shards",
+    beam_args: list[str] | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Run the build up to `until`; returns the manifest (or the last stage's record).
+    With `progress`, shows each stage's progress and a line when it ends."""
+    with private_tempdir():
+        return _run_stages(config, out, until, beam_args or [], progress)
+
+
+def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str], progress: Progress | None) -> dict:
+    say = progress.line if progress else lambda _: None
     remove(join(out, MANIFEST))
-    curate = _curate(config, out, beam_args)
+    curate = _curate(config, out, beam_args, progress)
+    say(curate_line(curate))
     if until == "curate":
         return curate
+    started = time.monotonic()
     tokenizer = _tokenizer(config, out, curate)
+    say(tokenizer_line(tokenizer, time.monotonic() - started))
     if until == "tokenizer":
         return tokenizer
-    shards = run_shards(config, out, join(out, TOKENIZER_MODEL), beam_args)
+    started = time.monotonic()
+    shards = run_shards(config, out, join(out, TOKENIZER_MODEL), beam_args, progress)
+    say(shards_line(shards, time.monotonic() - started))
     manifest = build_manifest(config, curate, _manifest_tokenizer(tokenizer), shards)
     write_manifest(out, manifest)
     return manifest

@@ -24,6 +24,7 @@ import logging
 import re
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 
 import apache_beam as beam
 import numpy as np
@@ -33,6 +34,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig
 from strata.pipeline.dedup import ExactDuplicates, NearDuplicates
+from strata.pipeline.progress import CountDocuments, Progress, expected_bytes
 from strata.pipeline.read import InputFile, ReadSources, discover_inputs
 from strata.pipeline.schema import (
     CURATED_SCHEMA,
@@ -52,7 +54,6 @@ from strata.pipeline.stages import (
     HeuristicFilters,
     LanguageFilter,
     Normalize,
-    Progress,
     QualityFilter,
     Validate,
 )
@@ -205,11 +206,12 @@ def _only(kind: str):
 class Curate(beam.PTransform):
     """The whole curate stage; outputs (uri, rows) of every file it wrote."""
 
-    def __init__(self, config: BuildConfig, files: list[InputFile], out: str):
+    def __init__(self, config: BuildConfig, files: list[InputFile], out: str, report_folder: str | None = None):
         super().__init__()
         self.config = config
         self.files = files
         self.out = out
+        self.report_folder = report_folder  # see progress.py
 
     def expand(self, pbegin):
         config, out = self.config, self.out
@@ -223,7 +225,7 @@ class Curate(beam.PTransform):
             | "LanguageID" >> beam.ParDo(LanguageFilter(cfg))
             | "QualityClassifier" >> beam.ParDo(QualityFilter(cfg))
             | "Fingerprint" >> beam.ParDo(Fingerprint(cfg))
-            | "Progress" >> beam.ParDo(Progress("curate"))
+            | "Progress" >> beam.ParDo(CountDocuments(self.report_folder))
             | "Spool" >> beam.ParDo(SpoolBatch(out))
         )
         batches = spooled | "Batches" >> _only("batch") | "KeyBatches" >> beam.Map(lambda key: (key, None))
@@ -252,7 +254,13 @@ def default_pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return PipelineOptions(args)
 
 
-def run_curate(config: BuildConfig, out: str, beam_args: list[str] | None = None, settings_hash: str = "") -> dict:
+def run_curate(
+    config: BuildConfig,
+    out: str,
+    beam_args: list[str] | None = None,
+    settings_hash: str = "",
+    progress: Progress | None = None,
+) -> dict:
     """Run the curate pipeline into `out` and write OUT/curate.json; returns the summary.
     `settings_hash` identifies the config sections curation depends on (see build.py)."""
     files = discover_inputs(config.sources)
@@ -263,8 +271,9 @@ def run_curate(config: BuildConfig, out: str, beam_args: list[str] | None = None
     log.info("curate: %d input files, %.1f MB", len(files), sum(f.size for f in files) / 1e6)
     started = time.time()
     options = default_pipeline_options(beam_args or [])
-    with beam.Pipeline(options=options) as pipeline:
-        _ = pipeline | "Curate" >> Curate(config, files, out)
+    watching = progress.stage("curate", expected_bytes(files)) if progress else nullcontext()
+    with watching as report_folder, beam.Pipeline(options=options) as pipeline:
+        _ = pipeline | "Curate" >> Curate(config, files, out, report_folder)
     seconds = time.time() - started
     remove(join(out, "_spool"))
     summary = summarize(config, files, out, seconds)

@@ -30,6 +30,7 @@ import itertools
 import json
 import logging
 import tarfile
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Iterable, Iterator, NamedTuple
 
@@ -42,6 +43,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig, ShardsConfig
 from strata.pipeline.curate import CURATE_SUMMARY, category_folder, default_pipeline_options
+from strata.pipeline.progress import Progress, ProgressReport
 from strata.pipeline.write import write_parquet
 from strata.storage import filesystem, glob, join, remove, write_atomic, write_bytes_atomic
 
@@ -322,13 +324,15 @@ class ShardWriter(beam.DoFn):
     """ShardPlan -> its train and val tars (a split without documents writes none), their
     block-index sidecars and its lineage file; outputs one record per tar written."""
 
-    def __init__(self, out: str, model_path: str, shards: ShardsConfig):
+    def __init__(self, out: str, model_path: str, shards: ShardsConfig, report_folder: str | None = None):
         self.out = out
         self.model_path = model_path
         self.block_tokens = shards.block_tokens
         self.val_fraction = shards.val_fraction
+        self.report_folder = report_folder  # see progress.py
 
     def setup(self):
+        self.report = ProgressReport(self.report_folder)
         fs, path = filesystem(self.model_path)
         with fs.open(path, "rb") as f:
             self.sp = spm.SentencePieceProcessor(model_proto=f.read())
@@ -360,8 +364,9 @@ class ShardWriter(beam.DoFn):
                  "index": index_path(path), "sha256": tar.sha256, "bytes": tar.bytes,
                  "blocks": len(tar.index), "tokens": tar.tokens, "docs": tar.docs}
             )
-            log.info("shard %s: %d blocks, %d tokens, %d docs", path, len(tar.index), tar.tokens, tar.docs)
+            log.debug("shard %s: %d blocks, %d tokens, %d docs", path, len(tar.index), tar.tokens, tar.docs)
         write_parquet(join(self.out, lineage_path(plan.folder, plan.shard)), placements, SHARD_LINEAGE_SCHEMA)
+        self.report.flush()
         return records
 
     def encoded(self, plan: ShardPlan, val_docs: list) -> Iterator[tuple[str, np.ndarray]]:
@@ -369,7 +374,9 @@ class ShardWriter(beam.DoFn):
         share) are set aside in `val_docs` for the val tar, so every file is read and
         encoded once."""
         for doc_ids, texts in read_documents(plan.files):
-            for doc_id, ids in zip(doc_ids, self.sp.encode(texts, add_eos=True, num_threads=1)):
+            encoded = self.sp.encode(texts, add_eos=True, num_threads=1)
+            self.report.add(docs=len(texts), bytes=sum(map(len, texts)), tokens=sum(map(len, encoded)))
+            for doc_id, ids in zip(doc_ids, encoded):
                 tokens = np.array(ids, dtype=self.dtype)
                 if split_of(doc_id, self.val_fraction) == "val":
                     val_docs.append((doc_id, tokens))
@@ -400,19 +407,22 @@ class WriteShards(beam.PTransform):
     """The shard stage. Its last transform writes shards.json from every shard's record, so
     it depends on every write (runners that compute only the last node still run it all)."""
 
-    def __init__(self, plans: list[ShardPlan], out: str, model_path: str, shards: ShardsConfig):
+    def __init__(
+        self, plans: list[ShardPlan], out: str, model_path: str, shards: ShardsConfig, report_folder: str | None = None
+    ):
         super().__init__()
         self.plans = plans
         self.out = out
         self.model_path = model_path
         self.shards = shards
+        self.report_folder = report_folder
 
     def expand(self, pbegin):
         return (
             pbegin
             | "Plans" >> beam.Create(self.plans)
             | "Spread" >> beam.Reshuffle()
-            | "WriteShard" >> beam.ParDo(ShardWriter(self.out, self.model_path, self.shards))
+            | "WriteShard" >> beam.ParDo(ShardWriter(self.out, self.model_path, self.shards, self.report_folder))
             | "OneKey" >> beam.Map(lambda record: (None, record))
             | "AllRecords" >> beam.GroupByKey()
             | "WriteSummary" >> beam.ParDo(WriteShardsSummary(self.out))
@@ -429,18 +439,27 @@ def shard_pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return default_pipeline_options(args)
 
 
-def run_shards(config: BuildConfig, out: str, model_path: str, beam_args: list[str] | None = None) -> list[dict]:
+def run_shards(
+    config: BuildConfig,
+    out: str,
+    model_path: str,
+    beam_args: list[str] | None = None,
+    progress: Progress | None = None,
+) -> list[dict]:
     """Shard OUT's curated documents with the sentencepiece model at `model_path`; returns
     the shard records sorted by (category, split, shard)."""
-    plans = plan_shards(curated_files(out), config.shards.target_bytes)
+    curated = curated_files(out)
+    plans = plan_shards(curated, config.shards.target_bytes)
     # A previous, possibly killed, run may have left shards of another plan.
     for uri in [join(out, SHARDS_SUMMARY), join(out, "shards"), *glob(join(out, "lineage", "shards-*.parquet"))]:
         remove(uri)
     if not plans:
         return []
     log.info("shard: %d shards from %d curated files", len(plans), sum(len(p.files) for p in plans))
-    with beam.Pipeline(options=shard_pipeline_options(beam_args or [])) as pipeline:
-        _ = pipeline | "WriteShards" >> WriteShards(plans, out, model_path, config.shards)
+    text_chars = sum(size for files in curated.values() for _, size in files)  # about: bytes, not characters
+    watching = progress.stage("shards", text_chars) if progress else nullcontext()
+    with watching as report_folder, beam.Pipeline(options=shard_pipeline_options(beam_args or [])) as pipeline:
+        _ = pipeline | "WriteShards" >> WriteShards(plans, out, model_path, config.shards, report_folder)
     fs, path = filesystem(join(out, SHARDS_SUMMARY))
     with fs.open(path, "rb") as f:
         return json.load(f)["shards"]
