@@ -52,6 +52,11 @@ log = logging.getLogger("strata.shard")
 SHARDS_SUMMARY = "shards.json"
 SPLITS = ("train", "val")
 ENCODE_BATCH_DOCS = 256  # documents per sentencepiece call
+# A longer document is encoded in windows of about this many characters, cut after a
+# newline: sentencepiece returns a Python list (~36 bytes a token), which for a 50 MB
+# document would take ~450 MB. "\n" is a user-defined symbol of strata's tokenizers, a piece
+# of its own that no other piece spans, so the windows' tokens are the whole document's.
+ENCODE_WINDOW_CHARS = 1 << 20
 KEY_STEM_CHARS = 48
 # Planning estimate of tar bytes per byte of curated text: about 4 UTF-8 bytes per token
 # (English prose and code at a 32k vocabulary) and 2 bytes per uint16 token. Only the
@@ -320,6 +325,21 @@ def read_documents(files: list[str]) -> Iterator[tuple[list[str], list[str]]]:
                 yield batch.column("doc_id").to_pylist(), batch.column("text").to_pylist()
 
 
+def newline_windows(text: str, size: int) -> Iterator[str]:
+    """`text` in consecutive pieces of about `size` characters, each but the last ending
+    with a newline (a piece runs on to the next newline when there is none sooner)."""
+    start = 0
+    while len(text) - start > size:
+        cut = text.rfind("\n", start, start + size)
+        if cut < 0:
+            cut = text.find("\n", start + size)
+            if cut < 0:
+                break
+        yield text[start : cut + 1]
+        start = cut + 1
+    yield text[start:]
+
+
 class ShardWriter(beam.DoFn):
     """ShardPlan -> its train and val tars (a split without documents writes none), their
     block-index sidecars and its lineage file; outputs one record per tar written."""
@@ -374,14 +394,24 @@ class ShardWriter(beam.DoFn):
         share) are set aside in `val_docs` for the val tar, so every file is read and
         encoded once."""
         for doc_ids, texts in read_documents(plan.files):
-            encoded = self.sp.encode(texts, add_eos=True, num_threads=1)
+            encoded = self.encode(texts)
             self.report.add(docs=len(texts), bytes=sum(map(len, texts)), tokens=sum(map(len, encoded)))
-            for doc_id, ids in zip(doc_ids, encoded):
-                tokens = np.array(ids, dtype=self.dtype)
+            for doc_id, tokens in zip(doc_ids, encoded):
                 if split_of(doc_id, self.val_fraction) == "val":
                     val_docs.append((doc_id, tokens))
                 else:
                     yield doc_id, tokens
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        """Token arrays of the texts, each ended by EOS; long texts in windows."""
+        short = [i for i, text in enumerate(texts) if len(text) <= ENCODE_WINDOW_CHARS]
+        encoded: list = [None] * len(texts)
+        for i, ids in zip(short, self.sp.encode([texts[i] for i in short], add_eos=True, num_threads=1)):
+            encoded[i] = np.array(ids, dtype=self.dtype)
+        for i in set(range(len(texts))) - set(short):
+            pieces = [np.array(self.sp.encode(window), dtype=self.dtype) for window in newline_windows(texts[i], ENCODE_WINDOW_CHARS)]
+            encoded[i] = np.concatenate([*pieces, np.array([self.sp.eos_id()], dtype=self.dtype)])
+        return encoded
 
     def blocks(self, documents: Iterator[tuple[str, np.ndarray]], plan: ShardPlan, split: str) -> Iterator[Block]:
         packer = BlockPacker(self.block_tokens, key_prefix(plan.folder, split, plan.shard))
@@ -430,13 +460,10 @@ class WriteShards(beam.PTransform):
 
 
 def shard_pipeline_options(beam_args: list[str]) -> PipelineOptions:
-    """curate's defaults, except that the DirectRunner runs its workers as threads:
-    sentencepiece releases the GIL while it encodes (about 90% of this stage's work), so
-    threads use every core without the seconds that starting worker processes costs."""
-    args = list(beam_args)
-    if not any(a.startswith(("--runner", "--direct_running_mode")) for a in args):
-        args.append("--direct_running_mode=multi_threading")
-    return default_pipeline_options(args)
+    """The DirectRunner runs this stage's workers as threads, one per core: sentencepiece
+    releases the GIL while it encodes (about 90% of this stage's work), so threads use every
+    core without the seconds and the memory that worker processes cost."""
+    return default_pipeline_options(beam_args, mode="multi_threading", workers=0)
 
 
 def run_shards(

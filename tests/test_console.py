@@ -30,9 +30,10 @@ def _fresh_tmpdir(tmp_path):
     return folder
 
 
-def test_default_build_prints_a_line_per_stage_no_beam_noise_and_leaves_no_temp_files(corpus_config_dict, tmp_path):
+def test_build_prints_a_line_per_stage_no_beam_noise_and_leaves_no_temp_files(corpus_config_dict, tmp_path):
     tmpdir = _fresh_tmpdir(tmp_path)
-    cmd, env = _strata(corpus_config_dict, tmp_path, tmpdir=tmpdir)  # the default: multi-process DirectRunner
+    # worker processes: where most of Beam's noise comes from
+    cmd, env = _strata(corpus_config_dict, tmp_path, "--", "--direct_running_mode=multi_processing", tmpdir=tmpdir)
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert not [n for n in BEAM_NOISE if n in result.stderr], result.stderr
@@ -70,7 +71,8 @@ def test_failed_build_leaves_no_temp_files(corpus_config_dict, tmp_path):
 
 def test_interrupted_build_leaves_no_temp_files(corpus_config_dict, tmp_path):
     tmpdir = _fresh_tmpdir(tmp_path)
-    cmd, env = _strata(corpus_config_dict, tmp_path, tmpdir=tmpdir)
+    # worker processes too: the harder case to clean up after
+    cmd, env = _strata(corpus_config_dict, tmp_path, "--", "--direct_running_mode=multi_processing", tmpdir=tmpdir)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     # Beam's worker processes are up once they have made their folders in the build's temp dir
