@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Run the corpus build described by CONFIG into OUT (a folder or an object-store prefix). "
             "Arguments after `--` go to Apache Beam unchanged, e.g. "
             "`strata build cfg.yaml --out out -- --runner=FlinkRunner --flink_master=host:8081`. "
-            "Default: the DirectRunner in multi-process mode on all cores."
+            "Default: the DirectRunner, curate in one process, shards with a thread per core."
         ),
     )
     build.add_argument("config", help="YAML build config (see README, 'Config reference')")
