@@ -133,15 +133,6 @@ def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _fmix32(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 32-bit finalizer, which datasketch applies before the permutations."""
-    h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(0x85EBCA6B)
-    h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
-
-
 def minhash_signature(text: str, cfg: NearDedupConfig, *, chunk_chars: int = _CHUNK_CHARS) -> np.ndarray:
     """MinHash (datasketch's default affine32 scheme, uint32) of the document's word
     `cfg.ngram`-gram shingles, words being the whitespace split of the lowercased text.
@@ -171,7 +162,8 @@ def _update_in_batches(signature: np.ndarray, permutations, shingle_hashes: np.n
     a, b = permutations
     batch = max(1, _PERMUTATION_MATRIX_BYTES // (4 * len(signature)))
     for start in range(0, len(shingle_hashes), batch):
-        mixed = _fmix32(shingle_hashes[start : start + batch].astype(np.uint32, copy=False)).reshape(-1, 1)
+        # datasketch applies MurmurHash3's finalizer before the permutations
+        mixed = _mix32(shingle_hashes[start : start + batch].astype(np.uint32, copy=False)).reshape(-1, 1)
         np.minimum(signature, (mixed * a + b).min(axis=0), out=signature)
 
 
