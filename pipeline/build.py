@@ -1,10 +1,13 @@
-"""`strata build`: curate -> tokenizer -> shards -> manifest.
+"""`strata build`: preflight -> curate -> tokenizer -> shards -> manifest.
 
-The manifest is removed first and written last: at any moment OUT either has a manifest
-that describes complete, checksummed output, or none. Running the same command again
-resumes at stage granularity: a stage whose record (curate.json, tokenizer/tokenizer.json)
-was written by a run with the same inputs and the same settings for that stage is kept;
-the stage that was interrupted, and every stage after it, runs again from its start.
+Nothing in OUT changes before the preflight has passed (config, inputs, OUT). An earlier
+build in OUT then stays whole and verifiable until the first stage that rewrites its files
+starts: that stage withdraws the old manifest first, and the new one is written last. So
+at any moment OUT either has a manifest that describes complete, checksummed output, or
+none. Running the same command again resumes at stage granularity: a stage whose record
+(curate.json, tokenizer/tokenizer.json) was written by a run with the same inputs and the
+same settings for that stage is kept; the stage that was interrupted, and every stage
+after it, runs again from its start, after the temporary files a killed run left are removed.
 """
 
 from __future__ import annotations
@@ -16,17 +19,19 @@ import os
 import tempfile
 import time
 
-import fsspec
-
 from strata.config import BuildConfig
+from strata.errors import BuildError
 from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
 from strata.manifests.mixture import resolve_shares
 from strata.pipeline.curate import CURATE_SUMMARY, run_curate
+from strata.pipeline.preflight import preflight
 from strata.pipeline.progress import Progress, curate_line, shards_line, tokenizer_line
-from strata.pipeline.read import discover_inputs
+from strata.pipeline.read import InputFile
 from strata.pipeline.scratch import private_tempdir
 from strata.pipeline.shard import run_shards
-from strata.storage import exists, join, remove, write_bytes_atomic
+from strata.redact import redact_url
+from strata.storage import exists, join, open_file, remove, remove_leftovers, write_bytes_atomic
+from strata.tokenize.model_file import read_model_file
 from strata.tokenize.trainer import load_tokenizer, sample_curated_text, special_ids, train_tokenizer
 
 log = logging.getLogger("strata.build")
@@ -48,43 +53,57 @@ def settings_hash(config: BuildConfig, sections: tuple[str, ...]) -> str:
 def _read_json(uri: str) -> dict | None:
     if not exists(uri):
         return None
-    with fsspec.open(uri, "rb") as f:
+    with open_file(uri, "rb") as f:
         return json.loads(f.read())
 
 
-def _curate(config: BuildConfig, out: str, beam_args: list[str], progress: Progress | None) -> dict:
+def _curate(config: BuildConfig, out: str, files: list[InputFile], beam_args: list[str], progress: Progress | None) -> dict:
     previous = _read_json(join(out, CURATE_SUMMARY))
     key = settings_hash(config, CURATE_SECTIONS)
     if previous and previous.get("settings_hash") == key:
         inputs = [
             {"source": f.source, "uri": f.uri, "relpath": f.relpath, "size": f.size, "fingerprint": f.fingerprint}
-            for f in discover_inputs(config.sources)
+            for f in files
         ]
         if inputs == previous["inputs"]:
             log.info("curate: kept from the previous run (same inputs and settings)")
             return previous
-    return run_curate(config, out, beam_args, settings_hash=key, progress=progress)
+    remove(join(out, MANIFEST))
+    return run_curate(config, out, beam_args, settings_hash=key, files=files, progress=progress)
 
 
-def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
+def _check_usable(curate: dict, out: str) -> None:
+    """A build with no kept record ends here, once its quarantine and lineage are written."""
+    fates = curate["fates"]
+    if fates["kept"]:
+        return
+    raise BuildError(
+        f"no usable records: {fates['quarantined']} quarantined, {fates['dropped']} dropped, "
+        f"{fates['duplicate']} duplicates of {curate['records']}; see {redact_url(join(out, 'quarantine'))}/ "
+        f"and {redact_url(join(out, CURATE_SUMMARY))}"
+    )
+
+
+def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: bytes | None) -> dict:
     """Train a tokenizer on a mixture-weighted sample of the curated text, or take the
-    configured one; either way OUT/tokenizer/ holds the model and its record."""
+    configured one (its bytes, already checked, in `given_model`); either way OUT/tokenizer/
+    holds the model and its record."""
     cfg = config.tokenizer
     key = hashlib.sha256(
-        json.dumps([cfg.model_dump(mode="json"), curate["settings_hash"], config.seed], sort_keys=True).encode()
+        json.dumps([config.to_dict()["tokenizer"], curate["settings_hash"], config.seed], sort_keys=True).encode()
     ).hexdigest()
     previous = _read_json(join(out, TOKENIZER_RECORD))
     if previous and previous.get("settings_hash") == key:
         log.info("tokenizer: kept from the previous run")
         return previous
+    remove(join(out, MANIFEST))
     remove(join(out, TOKENIZER_DIR))
-    if cfg.model:
-        with fsspec.open(cfg.model, "rb") as src:
-            model_bytes = src.read()
+    if given_model is not None:
+        model_bytes = given_model
         write_bytes_atomic(join(out, TOKENIZER_MODEL), model_bytes)
         record = {
             "trained": False,
-            "source_model": cfg.model,
+            "source_model": redact_url(cfg.model),
             "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
             "special_ids": special_ids(join(out, TOKENIZER_MODEL)),
             "vocab_size": load_tokenizer(join(out, TOKENIZER_MODEL)).get_piece_size(),
@@ -103,10 +122,11 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
                 user_defined_symbols=cfg.user_defined_symbols,
                 seed=config.seed,
                 sample=sample,
+                vocab_key="tokenizer.vocab_size",
             )
         record["sample"].pop("path")  # a temporary file
         record["trained"] = True
-        with fsspec.open(join(out, TOKENIZER_MODEL), "rb") as f:
+        with open_file(join(out, TOKENIZER_MODEL), "rb") as f:
             model_bytes = f.read()
     record.update(path=TOKENIZER_MODEL, model_type=_model_type(model_bytes), settings_hash=key)
     write_bytes_atomic(join(out, TOKENIZER_RECORD), (json.dumps(record, indent=2) + "\n").encode())
@@ -169,16 +189,20 @@ def run_build(
 
 def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str], progress: Progress | None) -> dict:
     say = progress.line if progress else lambda _: None
-    remove(join(out, MANIFEST))
-    curate = _curate(config, out, beam_args, progress)
+    given_model = read_model_file(config.tokenizer.model) if config.tokenizer.model else None
+    files = preflight(config, out)
+    remove_leftovers(out)
+    curate = _curate(config, out, files, beam_args, progress)
     say(curate_line(curate))
+    _check_usable(curate, out)
     if until == "curate":
         return curate
     started = time.monotonic()
-    tokenizer = _tokenizer(config, out, curate)
+    tokenizer = _tokenizer(config, out, curate, given_model)
     say(tokenizer_line(tokenizer, time.monotonic() - started))
     if until == "tokenizer":
         return tokenizer
+    remove(join(out, MANIFEST))  # the shard stage rewrites what the manifest describes
     started = time.monotonic()
     shards = run_shards(config, out, join(out, TOKENIZER_MODEL), beam_args, progress)
     say(shards_line(shards, time.monotonic() - started))
