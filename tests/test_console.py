@@ -59,12 +59,12 @@ def test_quiet_build_prints_no_progress(corpus_config_dict, tmp_path):
 
 def test_failed_build_leaves_no_temp_files(corpus_config_dict, tmp_path):
     tmpdir = _fresh_tmpdir(tmp_path)
-    config = {**corpus_config_dict, "tokenizer": {"model": str(tmp_path / "no-such.model")}}
-    # curate runs on Beam, then the tokenizer fails
+    # curate runs on Beam and keeps nothing: the build fails after it
+    config = {**corpus_config_dict, "filters": {"gopher_quality": {"min_words": 20, "min_stop_words": 10**6}}}
     cmd, env = _strata(config, tmp_path, "--", "--direct_running_mode=in_memory", "--direct_num_workers=1", tmpdir=tmpdir)
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode != 0
-    assert "no-such.model" in result.stderr
+    assert "no usable records" in result.stderr
     assert (tmp_path / "out" / "curate.json").exists()
     assert os.listdir(tmpdir) == []
 
