@@ -55,6 +55,8 @@ def write_inputs(folder: Path, mb: float, tokenizer: Path) -> Path:
         with open(folder / f"{name}.jsonl", "w") as f:
             for category in ("Github", "Prose"):
                 f.write(json.dumps({"text": text, "meta": {"pile_set_name": category}}) + "\n")
+            # a small code document too: a build whose every record is quarantined stops after curate
+            f.write(json.dumps({"text": small, "meta": {"pile_set_name": "Github"}}) + "\n")
         (folder / f"{name}.yaml").write_text(
             json.dumps(
                 {
