@@ -1,6 +1,7 @@
 """`strata build`: preflight -> curate -> tokenizer -> shards -> manifest.
 
-Nothing in OUT changes before the preflight has passed (config, inputs, OUT). An earlier
+Nothing in OUT changes before the preflight has passed (config, inputs, OUT); then the
+build holds OUT's lock (OUT/build.lock, manifests/lock.py) until it ends. An earlier
 build in OUT then stays whole and verifiable until the first stage that rewrites its files
 starts: that stage withdraws the old manifest first, and the new one is written last. So
 at any moment OUT either has a manifest that describes complete, checksummed output, or
@@ -21,6 +22,7 @@ import time
 
 from strata.config import BuildConfig
 from strata.errors import BuildError
+from strata.manifests.lock import BUILD_LOCK, FolderLock
 from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
 from strata.manifests.mixture import resolve_shares
 from strata.pipeline.curate import CURATE_SUMMARY, run_curate
@@ -181,16 +183,17 @@ def run_build(
     beam_args: list[str] | None = None,
     progress: Progress | None = None,
 ) -> dict:
-    """Run the build up to `until`; returns the manifest (or the last stage's record).
-    With `progress`, shows each stage's progress and a line when it ends."""
-    with private_tempdir():
-        return _run_stages(config, out, until, beam_args or [], progress)
-
-
-def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str], progress: Progress | None) -> dict:
-    say = progress.line if progress else lambda _: None
+    """Run the build up to `until`, holding OUT's lock; returns the manifest (or the last
+    stage's record). With `progress`, shows each stage's progress and a line when it ends."""
     given_model = read_model_file(config.tokenizer.model) if config.tokenizer.model else None
     files = preflight(config, out)
+    with FolderLock(out, BUILD_LOCK, "OUT"), private_tempdir():
+        return _run_stages(config, out, until, beam_args or [], given_model, files, progress)
+
+
+def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str], given_model: bytes | None,
+                files: list[InputFile], progress: Progress | None) -> dict:
+    say = progress.line if progress else lambda _: None
     remove_leftovers(out)
     curate = _curate(config, out, files, beam_args, progress)
     say(curate_line(curate))

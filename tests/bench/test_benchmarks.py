@@ -6,6 +6,7 @@ import json
 import bench_audit
 import bench_big_doc
 import bench_curate
+import bench_hostile
 import bench_shard
 import bench_tokenizer
 import bench_trainer
@@ -45,3 +46,7 @@ def test_scale_curve(tmp_path):
 
     # the 1 GB point takes an hour or more on 2 cores: `python tests/bench/bench_scale.py` runs it
     assert bench_scale.main(["--sizes", "10", "100", "--out", str(tmp_path / "scale")]) == 0
+
+
+def test_hostile_inputs_keep_the_reader_under_600_mb(tmp_path):
+    assert bench_hostile.main(["--out", str(tmp_path / "hostile")]) == 0
