@@ -10,6 +10,7 @@ import sys
 
 from strata.config import load_config
 from strata.errors import describe_error
+from strata.pipeline.console import filtered_stderr, is_noise
 from strata.redact import RedactingFilter
 from strata.version import __version__
 
@@ -18,9 +19,11 @@ BUILD_STAGES = ("curate", "tokenizer", "shards")
 
 def _build(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # before Beam's long import: a config error shows at once
-    from strata.pipeline.build import run_build
+    with filtered_stderr(enabled=not args.verbose) as console:
+        from strata.pipeline.build import run_build  # Beam prints a notice when imported
+        from strata.pipeline.progress import Progress
 
-    result = run_build(config, args.out, args.until, args.beam_args)
+        result = run_build(config, args.out, args.until, args.beam_args, None if args.quiet else Progress(console))
     out = args.out.rstrip("/")
     if args.until == "curate":
         fates = result["fates"]
@@ -134,12 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
             "Run the corpus build described by CONFIG into OUT (a folder or an object-store prefix). "
             "Arguments after `--` go to Apache Beam unchanged, e.g. "
             "`strata build cfg.yaml --out out -- --runner=FlinkRunner --flink_master=host:8081`. "
-            "Default: the DirectRunner in multi-process mode on all cores."
+            "Default: the DirectRunner, curate in one process, shards with a thread per core."
         ),
     )
     build.add_argument("config", help="YAML build config (see README, 'Config reference')")
     build.add_argument("--out", required=True, help="output folder or s3://, gs:// prefix")
     build.add_argument("--until", choices=BUILD_STAGES, default=BUILD_STAGES[-1], help="stop after this stage")
+    build.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress and no informational messages; warnings and errors only"
+    )
     build.set_defaults(func=_build)
 
     tokenizer = commands.add_parser("tokenizer", help="sentencepiece tokenizers")
@@ -378,13 +384,18 @@ def main(argv: list[str] | None = None) -> int:
         argv, beam_args = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
     args.beam_args = beam_args
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    quiet = getattr(args, "quiet", False)
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S"
+    )
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
-        if not args.verbose:  # Beam logs some warnings on the root logger
-            handler.addFilter(lambda record: record.levelno >= logging.ERROR or "apache_beam" not in record.pathname)
+        if not args.verbose:  # Beam logs a few notices on the root logger
+            handler.addFilter(lambda record: not is_noise(record.getMessage()))
     if not args.verbose:
-        logging.getLogger("apache_beam").setLevel(logging.ERROR)
+        # Beam's own INFO messages are about its machinery; its warnings and errors still show
+        # (the few known noise lines are dropped by strata.pipeline.console).
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
         logging.getLogger("distributed").setLevel(logging.WARNING)
         logging.getLogger("botocore").setLevel(logging.WARNING)
         args.beam_args = ["--default_sdk_harness_log_level=WARNING", *args.beam_args]
@@ -396,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         code, message = describe_error(err)
         print(message, file=sys.stderr)
         return code
+    except KeyboardInterrupt:
+        print("strata: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -89,7 +89,10 @@ class CategoryConfig(Section):
 
 
 class ValidateConfig(Section):
-    max_text_bytes: int = Field(default=64 * 2**20, gt=0)
+    # Larger documents are quarantined (text_too_large). Curate holds several copies of a
+    # document at once (text, normalized text, Arrow and Parquet buffers of its spool and
+    # curated rows: about 18x its size in all), so this bounds a build's memory.
+    max_text_bytes: int = Field(default=8 * 2**20, gt=0)
     quarantine_raw_bytes: int = Field(default=4096, ge=0)
     # A compressed input may expand to at most this many times the compressed bytes read
     # so far (counting at least 1 MiB of them), and to at most max_decompressed_bytes in

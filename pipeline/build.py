@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 
 from strata.config import BuildConfig
 from strata.errors import BuildError
@@ -26,7 +27,9 @@ from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
 from strata.manifests.mixture import resolve_shares
 from strata.pipeline.curate import CURATE_SUMMARY, run_curate
 from strata.pipeline.preflight import preflight
+from strata.pipeline.progress import Progress, curate_line, shards_line, tokenizer_line
 from strata.pipeline.read import InputFile
+from strata.pipeline.scratch import private_tempdir
 from strata.pipeline.shard import run_shards
 from strata.redact import redact_url
 from strata.storage import exists, join, open_file, remove, remove_leftovers, write_bytes_atomic
@@ -57,7 +60,7 @@ def _read_json(uri: str) -> dict | None:
         return json.loads(f.read())
 
 
-def _curate(config: BuildConfig, out: str, files: list[InputFile], beam_args: list[str]) -> dict:
+def _curate(config: BuildConfig, out: str, files: list[InputFile], beam_args: list[str], progress: Progress | None) -> dict:
     previous = _read_json(join(out, CURATE_SUMMARY))
     key = settings_hash(config, CURATE_SECTIONS)
     if previous and previous.get("settings_hash") == key:
@@ -69,7 +72,7 @@ def _curate(config: BuildConfig, out: str, files: list[InputFile], beam_args: li
             log.info("curate: kept from the previous run (same inputs and settings)")
             return previous
     remove(join(out, MANIFEST))
-    return run_curate(config, out, beam_args, settings_hash=key, files=files)
+    return run_curate(config, out, beam_args, settings_hash=key, files=files, progress=progress)
 
 
 def _check_usable(curate: dict, out: str) -> None:
@@ -176,27 +179,39 @@ def _proto_field(data: bytes, number: int):
     return found
 
 
-def run_build(config: BuildConfig, out: str, until: str = "shards", beam_args: list[str] | None = None) -> dict:
+def run_build(
+    config: BuildConfig,
+    out: str,
+    until: str = "shards",
+    beam_args: list[str] | None = None,
+    progress: Progress | None = None,
+) -> dict:
     """Run the build up to `until`, holding OUT's lock; returns the manifest (or the last
-    stage's record)."""
+    stage's record). With `progress`, shows each stage's progress and a line when it ends."""
     given_model = read_model_file(config.tokenizer.model) if config.tokenizer.model else None
     files = preflight(config, out)
-    with FolderLock(out, BUILD_LOCK, "OUT"):
-        return _run_stages(config, out, until, beam_args or [], given_model, files)
+    with FolderLock(out, BUILD_LOCK, "OUT"), private_tempdir():
+        return _run_stages(config, out, until, beam_args or [], given_model, files, progress)
 
 
 def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str], given_model: bytes | None,
-                files: list[InputFile]) -> dict:
+                files: list[InputFile], progress: Progress | None) -> dict:
+    say = progress.line if progress else lambda _: None
     remove_leftovers(out)
-    curate = _curate(config, out, files, beam_args)
+    curate = _curate(config, out, files, beam_args, progress)
+    say(curate_line(curate))
     _check_usable(curate, out)
     if until == "curate":
         return curate
+    started = time.monotonic()
     tokenizer = _tokenizer(config, out, curate, given_model)
+    say(tokenizer_line(tokenizer, time.monotonic() - started))
     if until == "tokenizer":
         return tokenizer
     remove(join(out, MANIFEST))  # the shard stage rewrites what the manifest describes
-    shards = run_shards(config, out, join(out, TOKENIZER_MODEL), beam_args)
+    started = time.monotonic()
+    shards = run_shards(config, out, join(out, TOKENIZER_MODEL), beam_args, progress)
+    say(shards_line(shards, time.monotonic() - started))
     manifest = build_manifest(config, curate, _manifest_tokenizer(tokenizer), shards)
     write_manifest(out, manifest)
     return manifest

@@ -24,6 +24,7 @@ import logging
 import re
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 
 import apache_beam as beam
 import numpy as np
@@ -33,6 +34,7 @@ import pyarrow.dataset as ds
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig
+from strata.pipeline.progress import CountDocuments, Progress, expected_bytes
 from strata.pipeline.decompress import ExpansionLimit
 from strata.pipeline.decontaminate import load_eval_ngrams
 from strata.pipeline.dedup import ExactDuplicates, NearDuplicates
@@ -58,7 +60,6 @@ from strata.pipeline.stages import (
     HeuristicFilters,
     LanguageFilter,
     Normalize,
-    Progress,
     QualityFilter,
     RedactPII,
     Validate,
@@ -280,11 +281,12 @@ class _Decontaminate(beam.PTransform):
 class Curate(beam.PTransform):
     """The whole curate stage; outputs (uri, rows) of every file it wrote."""
 
-    def __init__(self, config: BuildConfig, files: list[InputFile], out: str):
+    def __init__(self, config: BuildConfig, files: list[InputFile], out: str, report_folder: str | None = None):
         super().__init__()
         self.config = config
         self.files = files
         self.out = out
+        self.report_folder = report_folder  # see progress.py
 
     def expand(self, pbegin):
         config, out = self.config, self.out
@@ -303,7 +305,7 @@ class Curate(beam.PTransform):
             | "Decontaminate" >> _Decontaminate(config)
             | "Fingerprint" >> beam.ParDo(Fingerprint(cfg))
             | "RedactPII" >> beam.ParDo(RedactPII(cfg))
-            | "Progress" >> beam.ParDo(Progress("curate"))
+            | "Progress" >> beam.ParDo(CountDocuments(self.report_folder))
             | "Spool" >> beam.ParDo(SpoolBatch(out, paragraph.min_paragraph_chars if paragraph.enabled else None))
         )
         batches = spooled | "Batches" >> _only("batch") | "KeyBatches" >> beam.Map(lambda key: (key, None))
@@ -330,15 +332,22 @@ class Curate(beam.PTransform):
 # --------------------------------------------------------------------------- running
 
 
-def default_pipeline_options(beam_args: list[str]) -> PipelineOptions:
-    """DirectRunner in multi-process mode on all cores unless the user's args say otherwise."""
+def default_pipeline_options(beam_args: list[str], mode: str = "in_memory", workers: int = 1) -> PipelineOptions:
+    """The DirectRunner in `mode` with `workers` (0: one per core) unless the user's args say
+    otherwise. Curate's default is one process: each DirectRunner worker process costs
+    ~250 MB before it holds any data (Beam's imports alone are 170 MB), and the runner's own
+    process as much again, so the multi-process mode on 2 cores peaks near three times the
+    memory of one process, for a bit under twice the speed. `-- --direct_running_mode=
+    multi_processing --direct_num_workers=0` trades memory for that speed; its worker threads
+    mode is not an option here (its shuffle coders race: "Unknown type tag" errors)."""
     args = list(beam_args)
     if not any(a.startswith("--runner") for a in args):
         args += ["--runner=DirectRunner"]
+        chosen_mode = any(a.startswith("--direct_running_mode") for a in args)
         if not any(a.startswith("--direct_num_workers") for a in args):
-            args += ["--direct_num_workers=0"]
-        if not any(a.startswith("--direct_running_mode") for a in args):
-            args += ["--direct_running_mode=multi_processing"]
+            args += [f"--direct_num_workers={0 if chosen_mode else workers}"]  # a chosen mode: every core
+        if not chosen_mode:
+            args += [f"--direct_running_mode={mode}"]
     return PipelineOptions(args)
 
 
@@ -348,6 +357,7 @@ def run_curate(
     beam_args: list[str] | None = None,
     settings_hash: str = "",
     files: list[InputFile] | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """Run the curate pipeline into `out` and write OUT/curate.json; returns the summary.
     `settings_hash` identifies the config sections curation depends on (see build.py);
@@ -360,8 +370,9 @@ def run_curate(
     log.info("curate: %d input files, %.1f MB", len(files), sum(f.size for f in files) / 1e6)
     started = time.time()
     options = default_pipeline_options(beam_args or [])
-    with beam.Pipeline(options=options) as pipeline:
-        _ = pipeline | "Curate" >> Curate(config, files, out)
+    watching = progress.stage("curate", expected_bytes(files)) if progress else nullcontext()
+    with watching as report_folder, beam.Pipeline(options=options) as pipeline:
+        _ = pipeline | "Curate" >> Curate(config, files, out, report_folder)
     seconds = time.time() - started
     remove(join(out, "_spool"))
     summary = summarize(config, files, out, seconds)

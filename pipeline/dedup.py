@@ -27,7 +27,6 @@ from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 import numpy as np
-from datasketch import MinHash
 
 from strata.config import NearDedupConfig
 from strata.pipeline.languages import mostly_unsegmented
@@ -36,7 +35,7 @@ from strata.pipeline.languages import mostly_unsegmented
 # amortise per-chunk overhead, small enough that a chunk's words stay well under a MB.
 _CHUNK_CHARS = 1 << 15
 
-# Size of the (shingles x num_perm) uint32 matrix that MinHash.update_batch builds per
+# Size of the (shingles x num_perm) uint32 matrix that _update_in_batches builds per
 # call. Bigger batches fall out of the CPU cache, and past about 1 MB glibc's malloc
 # hands every such temporary back to the OS, which made whole documents 2.5x slower.
 _PERMUTATION_MATRIX_BYTES = 1 << 19
@@ -136,28 +135,33 @@ def _shingle_hashes(word_hashes: np.ndarray, width: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _empty_minhash(num_perm: int, seed: int) -> MinHash:
-    """A template to copy: building the permutations anew for every document costs more
-    than hashing a short one."""
-    return MinHash(num_perm=num_perm, seed=seed, hashfunc=int)  # shingles come already hashed
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's (2.x) "affine32" permutations h -> a*h + b mod 2^32, a odd, drawn from
+    numpy's RandomState(seed) exactly as datasketch draws them: signatures are bit-for-bit
+    datasketch's (a test checks), without importing it (it imports scipy: 40 MB a process)."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
 def minhash_signature(text: str, cfg: NearDedupConfig, *, chunk_chars: int = _CHUNK_CHARS) -> np.ndarray:
-    """MinHash (datasketch, default affine32 scheme, uint32) of the document's shingles:
+    """MinHash (datasketch's default affine32 scheme, uint32) of the document's shingles:
     word `cfg.ngram`-grams, words being the whitespace split of the lowercased text; or,
     when most of its letters are in scripts without spaces between words (CJK, Thai),
     `cfg.char_ngram`-grams of its characters, whitespace left out.
 
     A document of fewer than n units has one shingle of all of them. An empty document
-    keeps datasketch's empty signature, to which `band_keys` gives no keys. The text is
-    processed in chunks, carrying the last n-1 units over, so memory does not grow with
-    the document.
+    keeps the empty signature (all 2^32-1), to which `band_keys` gives no keys. The text
+    is processed in chunks, carrying the last n-1 units over, so memory does not grow
+    with the document.
     """
     if mostly_unsegmented(text):
         units_of, width = _char_hashes, cfg.char_ngram
     else:
         units_of, width = _word_hashes, cfg.ngram
-    minhash = _empty_minhash(cfg.num_perm, cfg.seed).copy()
+    permutations = _permutations(cfg.num_perm, cfg.seed)
+    signature = np.full(cfg.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
     carried = np.zeros(0, dtype=np.uint32)  # the last width-1 unit hashes seen
     units_seen = 0
     for piece in _normalized_pieces(text, chunk_chars):
@@ -165,17 +169,20 @@ def minhash_signature(text: str, cfg: NearDedupConfig, *, chunk_chars: int = _CH
         units_seen += len(unit_hashes)
         window = np.concatenate([carried, unit_hashes])
         if len(window) >= width:
-            _update_in_batches(minhash, _shingle_hashes(window, width))
+            _update_in_batches(signature, permutations, _shingle_hashes(window, width))
         carried = window[max(0, len(window) - (width - 1)) :]
     if 0 < units_seen < width:
-        _update_in_batches(minhash, _shingle_hashes(carried, units_seen))
-    return minhash.hashvalues
+        _update_in_batches(signature, permutations, _shingle_hashes(carried, units_seen))
+    return signature
 
 
-def _update_in_batches(minhash: MinHash, shingle_hashes: np.ndarray) -> None:
-    batch = max(1, _PERMUTATION_MATRIX_BYTES // (4 * len(minhash)))
+def _update_in_batches(signature: np.ndarray, permutations, shingle_hashes: np.ndarray) -> None:
+    a, b = permutations
+    batch = max(1, _PERMUTATION_MATRIX_BYTES // (4 * len(signature)))
     for start in range(0, len(shingle_hashes), batch):
-        minhash.update_batch(shingle_hashes[start : start + batch].tolist())
+        # datasketch applies MurmurHash3's finalizer before the permutations
+        mixed = _mix32(shingle_hashes[start : start + batch].astype(np.uint32, copy=False)).reshape(-1, 1)
+        np.minimum(signature, (mixed * a + b).min(axis=0), out=signature)
 
 
 def estimated_jaccard(signature_a: np.ndarray, signature_b: np.ndarray) -> float:

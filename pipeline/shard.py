@@ -34,6 +34,7 @@ import itertools
 import json
 import logging
 import tarfile
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Iterable, Iterator, NamedTuple
 
@@ -48,6 +49,7 @@ from strata.config import BuildConfig, ShardsConfig
 from strata.manifests.checksums import BLOCK_CHECKSUM, block_hasher, sha256_hex
 from strata.manifests.paths import resolve_inside
 from strata.pipeline.curate import CURATE_SUMMARY, category_folder, default_pipeline_options
+from strata.pipeline.progress import Progress, ProgressReport
 from strata.pipeline.write import write_parquet
 from strata.storage import filesystem, glob, join, remove, write_atomic, write_bytes_atomic
 
@@ -56,6 +58,11 @@ log = logging.getLogger("strata.shard")
 SHARDS_SUMMARY = "shards.json"
 SPLITS = ("train", "val")
 ENCODE_BATCH_DOCS = 256  # documents per sentencepiece call
+# A longer document is encoded in windows of about this many characters, cut after a
+# newline: sentencepiece returns a Python list (~36 bytes a token), which for a 50 MB
+# document would take ~450 MB. "\n" is a user-defined symbol of strata's tokenizers, a piece
+# of its own that no other piece spans, so the windows' tokens are the whole document's.
+ENCODE_WINDOW_CHARS = 1 << 20
 KEY_STEM_CHARS = 48
 # Planning estimate of tar bytes per byte of curated text: about 4 UTF-8 bytes per token
 # (English prose and code at a 32k vocabulary) and 2 bytes per uint16 token. Only the
@@ -333,17 +340,34 @@ def read_documents(files: list[str]) -> Iterator[tuple[list[str], list[str]]]:
                 yield batch.column("doc_id").to_pylist(), batch.column("text").to_pylist()
 
 
+def newline_windows(text: str, size: int) -> Iterator[str]:
+    """`text` in consecutive pieces of about `size` characters, each but the last ending
+    with a newline (a piece runs on to the next newline when there is none sooner)."""
+    start = 0
+    while len(text) - start > size:
+        cut = text.rfind("\n", start, start + size)
+        if cut < 0:
+            cut = text.find("\n", start + size)
+            if cut < 0:
+                break
+        yield text[start : cut + 1]
+        start = cut + 1
+    yield text[start:]
+
+
 class ShardWriter(beam.DoFn):
     """ShardPlan -> its train and val tars (a split without documents writes none), their
     block-index sidecars and its lineage file; outputs one record per tar written."""
 
-    def __init__(self, out: str, model_path: str, shards: ShardsConfig):
+    def __init__(self, out: str, model_path: str, shards: ShardsConfig, report_folder: str | None = None):
         self.out = out
         self.model_path = model_path
         self.block_tokens = shards.block_tokens
         self.val_fraction = shards.val_fraction
+        self.report_folder = report_folder  # see progress.py
 
     def setup(self):
+        self.report = ProgressReport(self.report_folder)
         fs, path = filesystem(self.model_path)
         with fs.open(path, "rb") as f:
             self.sp = spm.SentencePieceProcessor(model_proto=f.read())
@@ -375,8 +399,9 @@ class ShardWriter(beam.DoFn):
                  "index": index_path(path), "index_sha256": sha256_hex(index), "sha256": tar.sha256, "bytes": tar.bytes,
                  "blocks": len(tar.index), "tokens": tar.tokens, "docs": tar.docs}
             )
-            log.info("shard %s: %d blocks, %d tokens, %d docs", path, len(tar.index), tar.tokens, tar.docs)
+            log.debug("shard %s: %d blocks, %d tokens, %d docs", path, len(tar.index), tar.tokens, tar.docs)
         write_parquet(join(self.out, lineage_path(plan.folder, plan.shard)), placements, SHARD_LINEAGE_SCHEMA)
+        self.report.flush()
         return records
 
     def encoded(self, plan: ShardPlan, val_docs: list) -> Iterator[tuple[str, np.ndarray]]:
@@ -384,12 +409,24 @@ class ShardWriter(beam.DoFn):
         share) are set aside in `val_docs` for the val tar, so every file is read and
         encoded once."""
         for doc_ids, texts in read_documents(plan.files):
-            for doc_id, ids in zip(doc_ids, self.sp.encode(texts, add_eos=True, num_threads=1)):
-                tokens = np.array(ids, dtype=self.dtype)
+            encoded = self.encode(texts)
+            self.report.add(docs=len(texts), bytes=sum(map(len, texts)), tokens=sum(map(len, encoded)))
+            for doc_id, tokens in zip(doc_ids, encoded):
                 if split_of(doc_id, self.val_fraction) == "val":
                     val_docs.append((doc_id, tokens))
                 else:
                     yield doc_id, tokens
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        """Token arrays of the texts, each ended by EOS; long texts in windows."""
+        short = [i for i, text in enumerate(texts) if len(text) <= ENCODE_WINDOW_CHARS]
+        encoded: list = [None] * len(texts)
+        for i, ids in zip(short, self.sp.encode([texts[i] for i in short], add_eos=True, num_threads=1)):
+            encoded[i] = np.array(ids, dtype=self.dtype)
+        for i in set(range(len(texts))) - set(short):
+            pieces = [np.array(self.sp.encode(window), dtype=self.dtype) for window in newline_windows(texts[i], ENCODE_WINDOW_CHARS)]
+            encoded[i] = np.concatenate([*pieces, np.array([self.sp.eos_id()], dtype=self.dtype)])
+        return encoded
 
     def blocks(self, documents: Iterator[tuple[str, np.ndarray]], plan: ShardPlan, split: str) -> Iterator[Block]:
         packer = BlockPacker(self.block_tokens, key_prefix(plan.folder, split, plan.shard))
@@ -415,19 +452,22 @@ class WriteShards(beam.PTransform):
     """The shard stage. Its last transform writes shards.json from every shard's record, so
     it depends on every write (runners that compute only the last node still run it all)."""
 
-    def __init__(self, plans: list[ShardPlan], out: str, model_path: str, shards: ShardsConfig):
+    def __init__(
+        self, plans: list[ShardPlan], out: str, model_path: str, shards: ShardsConfig, report_folder: str | None = None
+    ):
         super().__init__()
         self.plans = plans
         self.out = out
         self.model_path = model_path
         self.shards = shards
+        self.report_folder = report_folder
 
     def expand(self, pbegin):
         return (
             pbegin
             | "Plans" >> beam.Create(self.plans)
             | "Spread" >> beam.Reshuffle()
-            | "WriteShard" >> beam.ParDo(ShardWriter(self.out, self.model_path, self.shards))
+            | "WriteShard" >> beam.ParDo(ShardWriter(self.out, self.model_path, self.shards, self.report_folder))
             | "OneKey" >> beam.Map(lambda record: (None, record))
             | "AllRecords" >> beam.GroupByKey()
             | "WriteSummary" >> beam.ParDo(WriteShardsSummary(self.out))
@@ -435,27 +475,33 @@ class WriteShards(beam.PTransform):
 
 
 def shard_pipeline_options(beam_args: list[str]) -> PipelineOptions:
-    """curate's defaults, except that the DirectRunner runs its workers as threads:
-    sentencepiece releases the GIL while it encodes (about 90% of this stage's work), so
-    threads use every core without the seconds that starting worker processes costs."""
-    args = list(beam_args)
-    if not any(a.startswith(("--runner", "--direct_running_mode")) for a in args):
-        args.append("--direct_running_mode=multi_threading")
-    return default_pipeline_options(args)
+    """The DirectRunner runs this stage's workers as threads, one per core: sentencepiece
+    releases the GIL while it encodes (about 90% of this stage's work), so threads use every
+    core without the seconds and the memory that worker processes cost."""
+    return default_pipeline_options(beam_args, mode="multi_threading", workers=0)
 
 
-def run_shards(config: BuildConfig, out: str, model_path: str, beam_args: list[str] | None = None) -> list[dict]:
+def run_shards(
+    config: BuildConfig,
+    out: str,
+    model_path: str,
+    beam_args: list[str] | None = None,
+    progress: Progress | None = None,
+) -> list[dict]:
     """Shard OUT's curated documents with the sentencepiece model at `model_path`; returns
     the shard records sorted by (category, split, shard)."""
-    plans = plan_shards(curated_files(out), config.shards.target_bytes)
+    curated = curated_files(out)
+    plans = plan_shards(curated, config.shards.target_bytes)
     # A previous, possibly killed, run may have left shards of another plan.
     for uri in [join(out, SHARDS_SUMMARY), join(out, "shards"), *glob(join(out, "lineage", "shards-*.parquet"))]:
         remove(uri)
     if not plans:
         return []
     log.info("shard: %d shards from %d curated files", len(plans), sum(len(p.files) for p in plans))
-    with beam.Pipeline(options=shard_pipeline_options(beam_args or [])) as pipeline:
-        _ = pipeline | "WriteShards" >> WriteShards(plans, out, model_path, config.shards)
+    text_chars = sum(size for files in curated.values() for _, size in files)  # about: bytes, not characters
+    watching = progress.stage("shards", text_chars) if progress else nullcontext()
+    with watching as report_folder, beam.Pipeline(options=shard_pipeline_options(beam_args or [])) as pipeline:
+        _ = pipeline | "WriteShards" >> WriteShards(plans, out, model_path, config.shards, report_folder)
     fs, path = filesystem(join(out, SHARDS_SUMMARY))
     with fs.open(path, "rb") as f:
         return json.load(f)["shards"]

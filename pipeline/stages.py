@@ -10,9 +10,6 @@ ParDos. The logic lives in pure functions in the stage modules.
 
 from __future__ import annotations
 
-import os
-import sys
-import time
 
 import apache_beam as beam
 
@@ -197,34 +194,3 @@ class RedactPII(DocStage):
         if text is not doc["text"]:
             doc["text"], doc["text_bytes"] = text, utf8_size(text)
 
-
-class Progress(beam.DoFn):
-    """Prints documents/s and MB/s of the per-document stages every few seconds, per worker.
-
-    Printed to the worker's stderr rather than logged: runners route worker logs
-    differently (the DirectRunner's worker processes write to the console, Dask and
-    Flink workers to their own logs), and a progress line belongs with the worker.
-    """
-
-    def __init__(self, stage: str, every_seconds: float = 10.0):
-        self.stage = stage
-        self.every = every_seconds
-
-    def setup(self):
-        self.docs = self.bytes = 0
-        self.started = self.last = time.monotonic()
-
-    def process(self, batch):
-        self.docs += len(batch["docs"])
-        self.bytes += sum(d["raw_bytes"] or 0 for d in batch["docs"])
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
-            elapsed = now - self.started
-            print(
-                f"strata {self.stage} [worker {os.getpid()}]: {self.docs} docs, "
-                f"{self.docs / elapsed:.0f} docs/s, {self.bytes / elapsed / 1e6:.1f} MB/s",
-                file=sys.stderr,
-                flush=True,
-            )
-        yield batch

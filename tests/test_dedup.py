@@ -380,3 +380,20 @@ def test_text_without_spaces_is_shingled_by_characters():
     # As characters, the copy keeps almost all shingles, and another page shares only its footer.
     assert estimated_jaccard(minhash_signature(text, CFG), minhash_signature(edited, CFG)) >= 0.8
     assert estimated_jaccard(minhash_signature(text, CFG), minhash_signature(other, CFG)) < 0.5
+
+
+def test_minhash_signature_is_datasketchs_affine32_minhash():
+    """The signature is datasketch's MinHash (default scheme) of the same shingle hashes,
+    computed without importing datasketch in the pipeline."""
+    from datasketch import MinHash
+
+    from strata.pipeline.dedup import _normalized_pieces, _shingle_hashes, _word_hashes
+
+    for text in [*_SAMPLE_TEXTS, "two words", ""]:
+        normalized = " ".join(_normalized_pieces(text, 1 << 30))
+        words = _word_hashes(normalized)
+        reference = MinHash(num_perm=CFG.num_perm, seed=CFG.seed, hashfunc=int)
+        if normalized:
+            reference.update_batch(_shingle_hashes(words, min(CFG.ngram, len(words))).tolist())
+        assert reference.hashvalues.dtype == np.uint32
+        assert minhash_signature(text, CFG).tolist() == reference.hashvalues.tolist()

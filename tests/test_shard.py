@@ -274,3 +274,31 @@ def test_another_run_gives_byte_identical_shards(sharded, tmp_path, beam_args):
     assert run_shards(CONFIG, str(again), model, beam_args) == records
     for name in ("lineage/shards-Pile-CC-000001.parquet", records[0]["index"]):
         assert (again / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_long_documents_are_encoded_in_newline_windows_to_the_same_tokens(tmp_path, monkeypatch):
+    """A long document is encoded window by window (bounded memory); with strata's tokenizer
+    options ("\\n" a piece of its own) the tokens are exactly the whole document's."""
+    import io
+    import sysconfig
+    from pathlib import Path
+
+    from strata.config import ShardsConfig
+    from strata.pipeline import shard
+    from strata.tokenize.trainer import trainer_options
+
+    code = "".join(p.read_text(errors="replace") for p in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("a*.py")))
+    text = code + "  a last line without a newline " * 50
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(code.splitlines()[:20000]), model_writer=model,
+                                   minloglevel=2, **trainer_options(400, "bpe", threads=1))
+    (tmp_path / "sp.model").write_bytes(model.getvalue())
+    writer = shard.ShardWriter(str(tmp_path), str(tmp_path / "sp.model"), ShardsConfig())
+    writer.setup()
+    whole = writer.sp.encode(text, add_eos=True)
+    monkeypatch.setattr(shard, "ENCODE_WINDOW_CHARS", 1000)
+    assert len(list(shard.newline_windows(text, 1000))) > 100
+    assert "".join(shard.newline_windows(text, 1000)) == text
+    long, short = writer.encode([text, "short\ntext"])
+    assert long.tolist() == whole
+    assert short.tolist() == writer.sp.encode("short\ntext", add_eos=True)

@@ -1,6 +1,6 @@
 """Curate benchmark: strata against DataTrove on the same real-text corpus, in one run.
 
-    python tests/bench/bench_curate.py [--mb 60] [--only strata|strata-1proc|datatrove]
+    python tests/bench/bench_curate.py [--mb 60] [--only strata|strata-2proc|datatrove]
 
 1. makes the corpus (tests/bench/make_corpus.py) unless it is there already;
 2. runs `strata build CORPUS/strata.yaml --out OUT/strata --until curate`;
@@ -64,8 +64,8 @@ from procmon import run_monitored  # noqa: E402
 EXIT_STRATA_NOT_READY = 3
 # strata's default (the DirectRunner, one worker process per core) and a single process
 STRATA_MODES = {
-    "strata": [],
-    "strata-1proc": ["--", "--direct_running_mode=in_memory", "--direct_num_workers=1"],
+    "strata": [],  # the default: one process
+    "strata-2proc": ["--", "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
 }
 SIMILAR = 0.5  # a "false" merge whose true Jaccard reaches this is a natural near-copy
 

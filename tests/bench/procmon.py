@@ -34,7 +34,7 @@ def run_monitored(cmd, *, interval: float = 0.1, **popen_kwargs) -> RunResult:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, **popen_kwargs)
     root = psutil.Process(proc.pid)
-    peak = {"total": 0, "single": 0, "name": "", "procs": 0, "samples": 0}
+    peak = {"total": 0, "single": 0, "name": "", "procs": 0, "samples": 0, "at_total": {}}
     done = threading.Event()
 
     def sample():
@@ -44,19 +44,24 @@ def run_monitored(cmd, *, interval: float = 0.1, **popen_kwargs) -> RunResult:
             except psutil.NoSuchProcess:
                 break
             total = 0
+            sizes = {}
             for p in procs:
                 try:
                     rss = p.memory_info().rss
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     continue
                 total += rss
+                sizes[p.pid] = rss
                 if rss > peak["single"]:
                     peak["single"] = rss
                     try:
                         peak["name"] = " ".join(p.cmdline()[:3])[:120]
                     except (psutil.Error, OSError):
                         peak["name"] = "?"
-            peak["total"] = max(peak["total"], total)
+            if total > peak["total"]:
+                peak["total"] = total
+                peak["at_total"] = {f"{pid} {role_of(p)}": rss for p in procs if (pid := p.pid) in sizes
+                                    for rss in [sizes[pid]]}
             peak["procs"] = max(peak["procs"], len(procs))
             peak["samples"] += 1
             done.wait(interval)
@@ -80,4 +85,17 @@ def run_monitored(cmd, *, interval: float = 0.1, **popen_kwargs) -> RunResult:
         peak_single_name=peak["name"],
         peak_procs=peak["procs"],
         samples=peak["samples"],
+        extra={"at_peak_total_mb": {k: round(v / mb) for k, v in peak["at_total"].items()}},
     )
+
+
+def role_of(p: psutil.Process) -> str:
+    """A short name for a process of a build: its script or module and the first argument."""
+    try:
+        cmd = p.cmdline()
+    except (psutil.Error, OSError):
+        return "?"
+    words = [w for w in cmd[1:] if not w.startswith("-")] or cmd[:1]
+    if "-m" in cmd:
+        return cmd[cmd.index("-m") + 1].rsplit(".", 1)[-1]
+    return " ".join(w.rsplit("/", 1)[-1] for w in words[:2])

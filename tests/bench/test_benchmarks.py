@@ -46,5 +46,12 @@ def test_audit_and_trace_on_10_million_lineage_rows(tmp_path):
     assert bench_audit.main(["--out", str(tmp_path / "audit")]) == 0
 
 
+def test_scale_curve(tmp_path):
+    import bench_scale
+
+    # the 1 GB point takes an hour or more on 2 cores: `python tests/bench/bench_scale.py` runs it
+    assert bench_scale.main(["--sizes", "10", "100", "--out", str(tmp_path / "scale")]) == 0
+
+
 def test_hostile_inputs_keep_the_reader_under_600_mb(tmp_path):
     assert bench_hostile.main(["--out", str(tmp_path / "hostile")]) == 0
