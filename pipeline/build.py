@@ -24,6 +24,7 @@ from strata.pipeline.curate import CURATE_SUMMARY, run_curate
 from strata.pipeline.read import discover_inputs
 from strata.pipeline.shard import run_shards
 from strata.storage import exists, join, remove, write_bytes_atomic
+from strata.tokenize.spm_proto import model_type
 from strata.tokenize.trainer import load_tokenizer, sample_curated_text, special_ids, train_tokenizer
 
 log = logging.getLogger("strata.build")
@@ -105,50 +106,9 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
         record["trained"] = True
         with fsspec.open(join(out, TOKENIZER_MODEL), "rb") as f:
             model_bytes = f.read()
-    record.update(path=TOKENIZER_MODEL, model_type=_model_type(model_bytes), settings_hash=key)
+    record.update(path=TOKENIZER_MODEL, model_type=model_type(model_bytes), settings_hash=key)
     write_bytes_atomic(join(out, TOKENIZER_RECORD), (json.dumps(record, indent=2) + "\n").encode())
     return record
-
-
-SENTENCEPIECE_MODEL_TYPES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}
-
-
-def _model_type(model_bytes: bytes) -> str:
-    """ModelProto.trainer_spec.model_type, read from the protobuf wire format directly:
-    sentencepiece's generated module needs a newer protobuf runtime than Beam allows."""
-    trainer_spec = _proto_field(model_bytes, 2)
-    value = _proto_field(trainer_spec, 3) if trainer_spec is not None else None
-    return SENTENCEPIECE_MODEL_TYPES.get(value if value is not None else 1, "unknown")
-
-
-def _proto_field(data: bytes, number: int):
-    """The last value of field `number` in a protobuf message (varint or bytes), or None."""
-
-    def varint(pos: int) -> tuple[int, int]:
-        result = shift = 0
-        while True:
-            byte = data[pos]
-            result |= (byte & 0x7F) << shift
-            pos, shift = pos + 1, shift + 7
-            if byte < 0x80:
-                return result, pos
-
-    pos, found = 0, None
-    while pos < len(data):
-        key, pos = varint(pos)
-        wire = key & 7
-        if wire == 0:
-            value, pos = varint(pos)
-        elif wire == 2:
-            size, pos = varint(pos)
-            value, pos = data[pos : pos + size], pos + size
-        elif wire in (1, 5):
-            value, pos = None, pos + (8 if wire == 1 else 4)
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        if key >> 3 == number:
-            found = value
-    return found
 
 
 def run_build(config: BuildConfig, out: str, until: str = "shards", beam_args: list[str] | None = None) -> dict:

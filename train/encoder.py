@@ -1,13 +1,15 @@
 """Bidirectional encoder with a masked-language-model head (BERT/RoBERTa shape).
 
-    idx [B, L] -> token + learned position embeddings -> n_layer pre-LN blocks -> LayerNorm
+    idx [B, L] -> token + learned position embeddings -> LayerNorm -> n_layer pre-LN blocks -> LayerNorm
                -> MLM head: dense, GELU, LayerNorm, then logits [B, L, vocab] through the
                   token-embedding matrix (tied) plus an output bias
 
-The blocks are gpt.py's with `causal=False`. Differences from BERT, on purpose:
+The blocks are gpt.py's with `causal=False`. This is the definition of HF's
+RoBERTa-PreLayerNorm (`RobertaPreLayerNormForMaskedLM`), to which train/export.py maps it
+exactly. Differences from BERT, on purpose:
 - pre-LN (LayerNorm before each sublayer, one after the last) instead of BERT's post-LN:
   it trains stably without a long warm-up at every depth, and it is the same block as
-  the GPT's; for the same reason there is no LayerNorm on the embeddings;
+  the GPT's;
 - no token-type embeddings and no pooler: RoBERTa's single-segment MLM needs neither.
 
 With `segments` (document ids per position, as for the GPT) attention stays inside each
@@ -22,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from strata.train.gpt import Block, GPTConfig, init_gpt2, segment_mask
+from strata.train.gpt import ACTIVATIONS, Block, GPTConfig, init_gpt2, segment_mask
 from strata.train.objectives import IGNORE_INDEX, positions_from_segments
 
 
@@ -41,14 +43,15 @@ class Encoder(nn.Module):
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
             wpe=nn.Embedding(config.seq_len, config.n_embd),
+            ln_e=nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias),
             drop=nn.Dropout(config.dropout),
             h=nn.ModuleList([Block(config, causal=False) for _ in range(config.n_layer)]),
-            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            ln_f=nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias),
         ))
         self.head = nn.Sequential(
             nn.Linear(config.n_embd, config.n_embd, bias=config.bias),
-            nn.GELU(),
-            nn.LayerNorm(config.n_embd, bias=config.bias),
+            nn.GELU(approximate=ACTIVATIONS[config.activation]),
+            nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias),
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=True)
         self.transformer.wte.weight = self.lm_head.weight  # tied: one matrix, one gradient
@@ -70,7 +73,7 @@ class Encoder(nn.Module):
             pos, mask = torch.arange(L, device=idx.device), None
         else:
             pos, mask = positions_from_segments(segments), segment_mask(segments, causal=False)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        x = self.transformer.drop(self.transformer.ln_e(self.transformer.wte(idx) + self.transformer.wpe(pos)))
         for block in self.transformer.h:
             x = block(x, mask)
         logits = self.lm_head(self.head(self.transformer.ln_f(x)))
