@@ -17,15 +17,16 @@ import tempfile
 
 import fsspec
 
-from strata.config import BuildConfig
+from strata.config import BuildConfig, ConfigError
 from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
 from strata.manifests.mixture import resolve_shares
 from strata.pipeline.curate import CURATE_SUMMARY, run_curate
 from strata.pipeline.read import discover_inputs
 from strata.pipeline.shard import run_shards
 from strata.storage import exists, join, remove, write_bytes_atomic
+from strata.tokenize.encoders import hf_tokenizer_files, is_sentencepiece, load_encoder
 from strata.tokenize.spm_proto import model_type
-from strata.tokenize.trainer import load_tokenizer, sample_curated_text, special_ids, train_tokenizer
+from strata.tokenize.trainer import sample_curated_text, train_tokenizer
 
 log = logging.getLogger("strata.build")
 
@@ -33,6 +34,8 @@ BUILD_STAGES = ("curate", "tokenizer", "shards")
 TOKENIZER_DIR = "tokenizer"
 TOKENIZER_MODEL = "tokenizer/tokenizer.model"
 TOKENIZER_RECORD = "tokenizer/tokenizer.json"
+HF_TOKENIZER = "tokenizer/hf/tokenizer.json"  # a given HF tokenizer, with its config beside it
+HF_TOKENIZER_CONFIG = "tokenizer/hf/tokenizer_config.json"
 CURATE_SECTIONS = ("sources", "validate", "normalize", "filters", "dedup", "output")
 
 
@@ -77,16 +80,7 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
         return previous
     remove(join(out, TOKENIZER_DIR))
     if cfg.model:
-        with fsspec.open(cfg.model, "rb") as src:
-            model_bytes = src.read()
-        write_bytes_atomic(join(out, TOKENIZER_MODEL), model_bytes)
-        record = {
-            "trained": False,
-            "source_model": cfg.model,
-            "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
-            "special_ids": special_ids(join(out, TOKENIZER_MODEL)),
-            "vocab_size": load_tokenizer(join(out, TOKENIZER_MODEL)).get_piece_size(),
-        }
+        record = _given_tokenizer(cfg.model, out)
     else:
         # Curated bytes stand in for tokens, which are not known before the tokenizer.
         shares = resolve_shares(config.categories, {c: v["bytes"] for c, v in curate["categories"].items()})
@@ -106,9 +100,44 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
         record["trained"] = True
         with fsspec.open(join(out, TOKENIZER_MODEL), "rb") as f:
             model_bytes = f.read()
-    record.update(path=TOKENIZER_MODEL, model_type=model_type(model_bytes), settings_hash=key)
+        record.update(path=TOKENIZER_MODEL, model_type=model_type(model_bytes))
+    record["settings_hash"] = key
     write_bytes_atomic(join(out, TOKENIZER_RECORD), (json.dumps(record, indent=2) + "\n").encode())
     return record
+
+
+def _given_tokenizer(model: str, out: str) -> dict:
+    """Copy a given tokenizer into OUT/tokenizer/: a sentencepiece .model as tokenizer.model,
+    a HF tokenizer.json (with its tokenizer_config.json, if any) into tokenizer/hf/."""
+    if is_sentencepiece(model):
+        files, path = [(model, TOKENIZER_MODEL)], TOKENIZER_MODEL
+    else:
+        json_file, config_file = hf_tokenizer_files(model)
+        files = [(json_file, HF_TOKENIZER)] + ([(config_file, HF_TOKENIZER_CONFIG)] if config_file else [])
+        path = HF_TOKENIZER
+    for source, target in files:
+        with fsspec.open(source, "rb") as src:
+            write_bytes_atomic(join(out, target), src.read())
+    with fsspec.open(join(out, path), "rb") as f:
+        model_bytes = f.read()
+    encoder = load_encoder(join(out, path))
+    if encoder.special_ids["eos"] is None:
+        raise ConfigError(f"tokenizer.model: {model} has no EOS token, which ends every document in the shards; "
+                          "name it (eos_token) in its tokenizer_config.json")
+    return {
+        "trained": False,
+        "source_model": model,
+        "path": path,
+        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "special_ids": encoder.special_ids,
+        "vocab_size": encoder.vocab_size,
+        "model_type": model_type(model_bytes) if is_sentencepiece(model) else hf_model_type(model_bytes),
+    }
+
+
+def hf_model_type(tokenizer_json: bytes) -> str:
+    """'hf-bpe', 'hf-unigram', 'hf-wordpiece', ... from a tokenizer.json."""
+    return "hf-" + str(json.loads(tokenizer_json).get("model", {}).get("type", "unknown")).lower()
 
 
 def run_build(config: BuildConfig, out: str, until: str = "shards", beam_args: list[str] | None = None) -> dict:
@@ -121,7 +150,7 @@ def run_build(config: BuildConfig, out: str, until: str = "shards", beam_args: l
     tokenizer = _tokenizer(config, out, curate)
     if until == "tokenizer":
         return tokenizer
-    shards = run_shards(config, out, join(out, TOKENIZER_MODEL), beam_args)
+    shards = run_shards(config, out, join(out, tokenizer["path"]), beam_args)
     manifest = build_manifest(config, curate, _manifest_tokenizer(tokenizer), shards)
     write_manifest(out, manifest)
     return manifest

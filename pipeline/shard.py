@@ -37,13 +37,13 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import sentencepiece as spm
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig, ShardsConfig
 from strata.pipeline.curate import CURATE_SUMMARY, category_folder, default_pipeline_options
 from strata.pipeline.write import write_parquet
 from strata.storage import filesystem, glob, join, remove, write_atomic, write_bytes_atomic
+from strata.tokenize.encoders import load_encoder
 
 log = logging.getLogger("strata.shard")
 
@@ -329,12 +329,11 @@ class ShardWriter(beam.DoFn):
         self.val_fraction = shards.val_fraction
 
     def setup(self):
-        fs, path = filesystem(self.model_path)
-        with fs.open(path, "rb") as f:
-            self.sp = spm.SentencePieceProcessor(model_proto=f.read())
-        if self.sp.eos_id() < 0:
-            raise ValueError(f"{self.model_path}: the sentencepiece model has no EOS token")
-        self.dtype = token_dtype(self.sp.vocab_size())
+        self.encoder = load_encoder(self.model_path)
+        self.eos = self.encoder.special_ids["eos"]
+        if self.eos is None:
+            raise ValueError(f"{self.model_path}: the tokenizer has no EOS token")
+        self.dtype = token_dtype(self.encoder.vocab_size)
 
     def process(self, plan: ShardPlan):
         records, placements = [], []
@@ -369,8 +368,8 @@ class ShardWriter(beam.DoFn):
         share) are set aside in `val_docs` for the val tar, so every file is read and
         encoded once."""
         for doc_ids, texts in read_documents(plan.files):
-            for doc_id, ids in zip(doc_ids, self.sp.encode(texts, add_eos=True, num_threads=1)):
-                tokens = np.array(ids, dtype=self.dtype)
+            for doc_id, ids in zip(doc_ids, self.encoder.encode(texts)):
+                tokens = np.array(ids + [self.eos], dtype=self.dtype)
                 if split_of(doc_id, self.val_fraction) == "val":
                     val_docs.append((doc_id, tokens))
                 else:
@@ -430,7 +429,8 @@ def shard_pipeline_options(beam_args: list[str]) -> PipelineOptions:
 
 
 def run_shards(config: BuildConfig, out: str, model_path: str, beam_args: list[str] | None = None) -> list[dict]:
-    """Shard OUT's curated documents with the sentencepiece model at `model_path`; returns
+    """Shard OUT's curated documents with the tokenizer at `model_path` (a sentencepiece
+    model or a HF tokenizer.json, see tokenize/encoders.py); returns
     the shard records sorted by (category, split, shard)."""
     plans = plan_shards(curated_files(out), config.shards.target_bytes)
     # A previous, possibly killed, run may have left shards of another plan.

@@ -34,7 +34,11 @@ def model_for(objective: str, preset: str, vocab_size: int, seq_len: int, **over
     `overrides` set other config fields (dropout, bias) or replace the preset's."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    fields = {**PRESETS[preset], "vocab_size": vocab_size, "seq_len": seq_len, **overrides}
+    return model_of(objective, {**PRESETS[preset], "vocab_size": vocab_size, "seq_len": seq_len, **overrides})
+
+
+def model_of(objective: str, fields: dict) -> GPT | Encoder:
+    """The model for `objective` with these config fields (e.g. a run.json's model_config)."""
     if objective == "clm":
         return GPT(GPTConfig(**fields))
     if objective == "mlm":

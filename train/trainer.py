@@ -20,6 +20,7 @@ Run it in one process, or under torchrun (one process per GPU; NCCL on GPU, gloo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -38,6 +39,7 @@ from strata.manifests.manifest import read_manifest
 from strata.storage import write_bytes_atomic
 from strata.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from strata.train.data import BatchLoader, ConsumedWriter, StreamingWindows
+from strata.train.hf_import import init_model
 from strata.train.objectives import IGNORE_INDEX, clm_batch, mlm_batch, segments_from_eos
 from strata.train.presets import model_for
 from strata.version import __version__
@@ -296,7 +298,10 @@ class Trainer:
         self.validation = Validation(cfg, rt, manifest, sorted(self.data.plan.mix.shares), extra_token)
 
         # model and optimizer
-        self.raw = model_for(cfg.objective, cfg.model, tokenizer["vocab_size"], cfg.seq_len, dropout=cfg.dropout)
+        if cfg.init_from:
+            self.raw = init_model(cfg.init_from, cfg.objective, tokenizer["vocab_size"], cfg.seq_len, cfg.dropout)
+        else:
+            self.raw = model_for(cfg.objective, cfg.model, tokenizer["vocab_size"], cfg.seq_len, dropout=cfg.dropout)
         self.raw.to(rt.device)
         self.optimizer = make_optimizer(self.raw, cfg, rt.device)
         # A plain function: LambdaLR's state_dict then holds only numbers (weights_only loads it).
@@ -335,6 +340,7 @@ class Trainer:
             "seq_len": cfg.seq_len, "global_batch": self.global_batch, "steps": cfg.steps,
             "shares": self.data.plan.mix.shares, "window_tokens": self.data.plan.window,
             "world_size": self.rt.world_size, "precision": self.precision, "parameters": self.raw.num_params(),
+            "model_config": dataclasses.asdict(self.raw.config), "init_from": cfg.init_from,
             "stream_fingerprint": self.data.fingerprint, "manifest_config_hash": manifest.get("config_hash"),
             "strata_version": __version__,
         }

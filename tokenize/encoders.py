@@ -1,0 +1,111 @@
+"""One interface over the tokenizers strata reads: a sentencepiece model (`*.model`) or a
+Hugging Face tokenizer (`tokenizer.json`, or a folder holding one and, optionally, its
+`tokenizer_config.json`, which names the special tokens).
+
+    encode(texts)  ids of each text, nothing added (the shard stage appends EOS)
+    decode(ids)    text
+    vocab_size     every id the tokenizer can give, added tokens included
+    special_ids    {pad, unk, bos, eos, mask} -> id or None
+"""
+
+from __future__ import annotations
+
+import json
+
+from strata.storage import filesystem, join
+
+# Special tokens of a HF tokenizer without a tokenizer_config.json, by their usual names.
+USUAL_SPECIALS = {
+    "eos": ("</s>", "<|endoftext|>", "<eos>", "[SEP]"),
+    "bos": ("<s>", "<|startoftext|>", "<bos>", "[CLS]"),
+    "pad": ("<pad>", "[PAD]", "<|padding|>"),
+    "unk": ("<unk>", "[UNK]"),
+    "mask": ("<mask>", "[MASK]"),
+}
+
+
+def _read(uri: str) -> bytes:
+    fs, path = filesystem(uri)
+    with fs.open(path, "rb") as f:
+        return f.read()
+
+
+def is_sentencepiece(path: str) -> bool:
+    return path.endswith(".model")
+
+
+class SentencePieceEncoder:
+    def __init__(self, model_bytes: bytes):
+        import sentencepiece as spm
+
+        from strata.tokenize.trainer import _special_ids
+
+        self.sp = spm.SentencePieceProcessor(model_proto=model_bytes)
+        self.vocab_size = self.sp.get_piece_size()
+        self.special_ids = _special_ids(self.sp)
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        return self.sp.encode(texts, num_threads=1)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.sp.decode(ids)
+
+
+class HFTokenizerEncoder:
+    def __init__(self, tokenizer_json: bytes, config: dict | None = None):
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_str(tokenizer_json.decode("utf-8"))
+        self.vocab_size = self.tokenizer.get_vocab_size(with_added_tokens=True)
+        self.special_ids = self._specials(config or {})
+
+    def _specials(self, config: dict) -> dict[str, int | None]:
+        specials = {}
+        for name, usual in USUAL_SPECIALS.items():
+            named = config.get(f"{name}_token")
+            if isinstance(named, dict):
+                named = named.get("content")
+            candidates = [named] if named else list(usual)
+            ids = [self.tokenizer.token_to_id(t) for t in candidates if t is not None]
+            specials[name] = next((i for i in ids if i is not None), None)
+        return specials
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+
+def hf_tokenizer_files(path: str) -> tuple[str, str | None]:
+    """(tokenizer.json, tokenizer_config.json or None) of a HF tokenizer file or folder."""
+    if path.endswith(".json"):
+        folder, json_file = path.rsplit("/", 1)[0] if "/" in path else ".", path
+    else:
+        folder, json_file = path, join(path, "tokenizer.json")
+    fs, config_path = filesystem(join(folder, "tokenizer_config.json"))
+    if not fs.exists(filesystem(json_file)[1]):
+        raise FileNotFoundError(f"{path}: no tokenizer.json (give a sentencepiece .model, a tokenizer.json or its folder)")
+    return json_file, join(folder, "tokenizer_config.json") if fs.exists(config_path) else None
+
+
+def load_encoder(path: str, config_path: str | None = None) -> SentencePieceEncoder | HFTokenizerEncoder:
+    """The tokenizer at `path`: a sentencepiece .model, a HF tokenizer.json or its folder.
+    For a bare tokenizer.json, `config_path` may name its tokenizer_config.json."""
+    if is_sentencepiece(path):
+        return SentencePieceEncoder(_read(path))
+    json_file, found_config = hf_tokenizer_files(path)
+    config_path = config_path or found_config
+    return HFTokenizerEncoder(_read(json_file), json.loads(_read(config_path)) if config_path else None)
+
+
+def build_tokenizer_path(build: str, manifest: dict) -> str:
+    """The URI of a build's tokenizer (manifest["tokenizer"]["path"], kept inside the build)."""
+    relative = manifest["tokenizer"]["path"]
+    if relative.startswith("/") or "://" in relative or ".." in relative.split("/"):
+        raise ValueError(f"{build}: the manifest's tokenizer path {relative!r} leaves the build")
+    return join(build, relative)
+
+
+def load_build_encoder(build: str, manifest: dict) -> SentencePieceEncoder | HFTokenizerEncoder:
+    return load_encoder(build_tokenizer_path(build, manifest))
