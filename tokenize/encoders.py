@@ -6,11 +6,16 @@ Hugging Face tokenizer (`tokenizer.json`, or a folder holding one and, optionall
     decode(ids)    text
     vocab_size     every id the tokenizer can give, added tokens included
     special_ids    {pad, unk, bos, eos, mask} -> id or None
+    token_bytes()  UTF-8 bytes of text each id stands for (0 for control tokens), for
+                   bits per byte: a byte-fallback piece is 1, "▁" a space
 """
 
 from __future__ import annotations
 
 import json
+import re
+
+import numpy as np
 
 from strata.storage import filesystem, join
 
@@ -50,6 +55,11 @@ class SentencePieceEncoder:
     def decode(self, ids: list[int]) -> str:
         return self.sp.decode(ids)
 
+    def token_bytes(self) -> np.ndarray:
+        sp = self.sp
+        return np.array([0 if sp.is_control(i) or sp.is_unknown(i) else 1 if sp.is_byte(i) else _piece_bytes(sp.id_to_piece(i))
+                         for i in range(self.vocab_size)], dtype=np.int64)
+
 
 class HFTokenizerEncoder:
     def __init__(self, tokenizer_json: bytes, config: dict | None = None):
@@ -75,6 +85,24 @@ class HFTokenizerEncoder:
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def token_bytes(self) -> np.ndarray:
+        """Byte-level BPE pieces hold one character per byte; others are text with "▁"
+        for spaces and <0xXX> byte pieces."""
+        byte_level = '"ByteLevel"' in self.tokenizer.to_str()
+        special = {t.content for t in self.tokenizer.get_added_tokens_decoder().values() if t.special}
+        sizes = np.zeros(self.vocab_size, dtype=np.int64)
+        for piece, i in self.tokenizer.get_vocab(with_added_tokens=True).items():
+            if piece not in special:
+                sizes[i] = len(piece) if byte_level else _piece_bytes(piece)
+        return sizes
+
+
+BYTE_PIECE = re.compile(r"<0x[0-9A-Fa-f]{2}>")
+
+
+def _piece_bytes(piece: str) -> int:
+    return 1 if BYTE_PIECE.fullmatch(piece) else len(piece.replace("\u2581", " ").encode())
 
 
 def hf_tokenizer_files(path: str) -> tuple[str, str | None]:
