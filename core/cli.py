@@ -8,7 +8,9 @@ import logging
 import os
 import sys
 
-from strata.config import ConfigError, load_config
+from strata.config import load_config
+from strata.errors import describe_error
+from strata.redact import RedactingFilter
 from strata.version import __version__
 
 BUILD_STAGES = ("curate", "tokenizer", "shards")
@@ -50,7 +52,8 @@ def _tokenizer_train(args: argparse.Namespace) -> int:
         sample_path = f"{scratch}/sample.txt"
         sample = sample_curated_text(args.input, None, args.sample_bytes, args.seed, sample_path)
         record = train_tokenizer(
-            sample_path, args.out, vocab_size=args.vocab_size, model_type=args.model_type, seed=args.seed
+            sample_path, args.out, vocab_size=args.vocab_size, model_type=args.model_type, seed=args.seed,
+            vocab_key="--vocab-size",
         )
     print(json.dumps({"sample": sample, **record}, indent=2, default=str))
     return 0
@@ -95,7 +98,9 @@ def _train(args: argparse.Namespace) -> int:
     from strata.config import load_train_config
     from strata.train.trainer import train
 
-    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "func", "config", "verbose", "beam_args")}
+    overrides = {
+        k: v for k, v in vars(args).items() if k not in ("command", "func", "config", "verbose", "debug", "beam_args")
+    }
     summary = train(load_train_config(args.config, overrides))
     if int(os.environ.get("RANK", "0")) == 0 and summary["train_loss"]:
         (first_step, first), (last_step, last) = summary["train_loss"][0], summary["train_loss"][-1]
@@ -117,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"strata {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log Beam's own messages too")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the Python traceback")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     build = commands.add_parser(
@@ -224,6 +230,10 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--resume", action="store_true", help="continue from RUN's latest checkpoint")
     train.add_argument("--init-from", metavar="DIR",
                        help="start from a Hugging Face checkpoint (GPT-2 family for clm, RoBERTa-PreLayerNorm for mlm)")
+    train.add_argument(
+        "--no-verify", dest="verify", action="store_false",
+        help="do not check shards against the manifest (size, sha256, block checksums): at your own risk",
+    )
     train.set_defaults(func=_train)
 
 
@@ -406,20 +416,23 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.beam_args = beam_args
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
+        if not args.verbose:  # Beam logs some warnings on the root logger
+            handler.addFilter(lambda record: record.levelno >= logging.ERROR or "apache_beam" not in record.pathname)
     if not args.verbose:
         logging.getLogger("apache_beam").setLevel(logging.ERROR)
         logging.getLogger("distributed").setLevel(logging.WARNING)
+        logging.getLogger("botocore").setLevel(logging.WARNING)
         args.beam_args = ["--default_sdk_harness_log_level=WARNING", *args.beam_args]
-    from strata.manifests.manifest import ManifestError, ShardError
-
     try:
         return args.func(args)
-    except ConfigError as err:
-        print(f"strata: config error: {err}", file=sys.stderr)
-        return 2
-    except (ManifestError, ShardError) as err:
-        print(f"strata: error: {err}", file=sys.stderr)
-        return 1
+    except Exception as err:  # every error ends as a short message; --debug shows the traceback
+        if args.debug:
+            raise
+        code, message = describe_error(err)
+        print(message, file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -13,11 +13,19 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from strata.storage import scheme_of, unreadable_scheme
+
+from strata.errors import StrataError
+from strata.redact import redact_strings
 
 
-class ConfigError(ValueError):
+class ConfigError(StrataError, ValueError):
     """A configuration problem, with the file and the dotted key it concerns."""
+
+    label = "config error"
+    exit_code = 2
 
 
 class Section(BaseModel):
@@ -83,6 +91,11 @@ class CategoryConfig(Section):
 class ValidateConfig(Section):
     max_text_bytes: int = Field(default=64 * 2**20, gt=0)
     quarantine_raw_bytes: int = Field(default=4096, ge=0)
+    # A compressed input may expand to at most this many times the compressed bytes read
+    # so far (counting at least 1 MiB of them), and to at most max_decompressed_bytes in
+    # all; past that the rest of the file is quarantined (decompression_limit). null: no bound.
+    max_expansion_ratio: Optional[float] = Field(default=200.0, gt=1)
+    max_decompressed_bytes: Optional[int] = Field(default=None, gt=0)
 
 
 class NormalizeConfig(Section):
@@ -255,7 +268,8 @@ class BuildConfig(Section):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        """The config as recorded and hashed: every URL in it has its credentials redacted."""
+        return redact_strings(self.model_dump(mode="json", by_alias=True))
 
     @property
     def config_hash(self) -> str:
@@ -304,6 +318,24 @@ class TrainConfig(Section):
     consumed_flush_every: int = Field(default=100, ge=1)
     resume: bool = False
     init_from: Optional[str] = None  # a HF checkpoint folder (GPT-2 for clm, RoBERTa-PreLayerNorm for mlm)
+    # Check shards against the manifest as they are read (size, sha256, block checksums);
+    # --no-verify is for users who accept training on whatever the files hold.
+    verify: bool = True
+
+    @field_validator("data")
+    @classmethod
+    def _readable(cls, data: str) -> str:
+        problem = unreadable_scheme(data)
+        if problem:
+            raise ValueError(problem)
+        return data
+
+    @field_validator("out")
+    @classmethod
+    def _local(cls, out: str) -> str:
+        if scheme_of(out) not in (None, "file"):
+            raise ValueError(f"the run folder must be local (or on a shared file system), not {out.split(':', 1)[0]}:...")
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":
@@ -348,15 +380,45 @@ def parse_config(data: Any, origin: str = "<config>") -> BuildConfig:
         raise ConfigError(f"{origin}: {_describe(err)}") from None
 
 
+# A config is a few levels deep; anything far deeper is not a config (and would exhaust
+# Python's recursion limit in the YAML parser or the validator).
+MAX_CONFIG_DEPTH = 32
+MAX_CONFIG_NODES = 100_000
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
     try:
-        return yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested more than {MAX_CONFIG_DEPTH} levels deep") from None
+    _check_shape(data, path)
+    return data
+
+
+def _check_shape(data: Any, path: Path) -> None:
+    """Refuse a config nested too deeply or with too many values (YAML aliases can make a
+    small file stand for a huge tree), naming where it goes too deep."""
+    stack, nodes = [(data, ())], 0
+    while stack:
+        value, keys = stack.pop()
+        nodes += 1
+        if nodes > MAX_CONFIG_NODES:
+            raise ConfigError(f"{path}: more than {MAX_CONFIG_NODES} values; not a strata config")
+        if len(keys) > MAX_CONFIG_DEPTH:
+            where = ".".join(str(k) for k in keys[:4])
+            raise ConfigError(f"{path}: {where}...: nested more than {MAX_CONFIG_DEPTH} levels deep")
+        if isinstance(value, dict):
+            stack.extend((v, (*keys, k)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, (*keys, i)) for i, v in enumerate(value))
 
 
 def load_config(path: str | Path) -> BuildConfig:

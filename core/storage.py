@@ -2,17 +2,51 @@
 
 Writes are atomic where the store allows it: a local file is written under a temporary
 name and renamed; an object-store PUT is already all-or-nothing, so it is written in place.
-Credentials come from the environment (or the store's usual config files), never from
-strata's config or manifest.
+A temporary file is hidden beside its target (`.NAME.tmp-XXXXXXXX`): no reader's glob
+matches it (pyarrow datasets skip names starting with "." or "_"), and
+`remove_leftovers` deletes those a killed job left.
+
+Credentials come from the environment (or the store's usual config files); an `s3://`
+URL may also carry them as userinfo (`s3://KEY:SECRET@bucket/...`), which `filesystem`
+hands to the client as options, so no request or error ever sees them in a bucket name.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import uuid
 from typing import Callable, IO
+from urllib.parse import unquote
 
 import fsspec
+
+TMP_MARK = ".tmp-"
+_S3_USERINFO = re.compile(r"^(?P<scheme>s3a?://)(?P<key>[^:@/]*):(?P<secret>[^@/]*)@(?P<rest>.*)$", re.S)
+
+
+# Where a build can be read from: a local folder, or these fsspec protocols.
+READ_SCHEMES = ("file", "s3", "gs", "gcs", "http", "https")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def scheme_of(uri: str) -> str | None:
+    """The URL scheme of `uri` (`s3`, `pipe`, ...), or None for a plain local path."""
+    found = _SCHEME.match(uri)
+    return found[1].lower() if found else None
+
+
+def unreadable_scheme(uri: str) -> str | None:
+    """Why strata will not read a build at `uri` (an unsupported scheme, e.g. `pipe:`);
+    None for a local path or a supported object store."""
+    scheme = scheme_of(uri)
+    if scheme is None or (scheme in READ_SCHEMES and uri[len(scheme) + 1 :].startswith("//")):
+        return None
+    return (
+        f"unsupported scheme '{uri.split(':', 1)[0]}:' (give a folder, ./NAME for a local name with a colon, "
+        f"or a {', '.join(s + '://' for s in READ_SCHEMES)} URL)"
+    )
 
 
 def join(base: str, *parts: str) -> str:
@@ -20,8 +54,33 @@ def join(base: str, *parts: str) -> str:
 
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, path = fsspec.core.url_to_fs(uri)
-    return fs, path
+    """The fsspec filesystem of `uri` and the path inside it."""
+    s3 = _S3_USERINFO.match(uri)
+    if s3:
+        options = {"key": unquote(s3["key"]), "secret": unquote(s3["secret"])}
+        return fsspec.core.url_to_fs(s3["scheme"] + s3["rest"], **options)
+    return fsspec.core.url_to_fs(uri)
+
+
+def open_file(uri: str, mode: str = "rb"):
+    """A file of a path or URL (credentials in an s3:// URL handled as in `filesystem`)."""
+    fs, path = filesystem(uri)
+    return fs.open(path, mode)
+
+
+def userinfo(uri: str) -> str:
+    """The `user:password@` part of a URL ("" if none), to carry over to URLs found under it."""
+    scheme, sep, rest = uri.partition("://")
+    authority = rest.split("/", 1)[0]
+    return authority.rsplit("@", 1)[0] + "@" if sep and "@" in authority else ""
+
+
+def with_userinfo(uri: str, info: str) -> str:
+    """`uri` with `info` (from `userinfo`) put back, if it has none of its own."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or not info or "@" in rest.split("/", 1)[0]:
+        return uri
+    return f"{scheme}://{info}{rest}"
 
 
 def is_local(uri: str) -> bool:
@@ -38,7 +97,8 @@ def write_atomic(uri: str, write: Callable[[IO[bytes]], None]) -> None:
         with fs.open(path, "wb") as f:
             write(f)
         return
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}{TMP_MARK}{uuid.uuid4().hex[:8]}")
     try:
         with open(tmp, "wb") as f:
             write(f)
@@ -72,4 +132,25 @@ def glob(uri_pattern: str) -> list[str]:
     found = sorted(fs.glob(pattern))
     if is_local(uri_pattern):
         return found
-    return [fs.unstrip_protocol(p) for p in found]
+    return [with_userinfo(fs.unstrip_protocol(p), userinfo(uri_pattern)) for p in found]
+
+
+def remove_leftovers(root: str, owned: Callable[[str], bool] = lambda name: True) -> list[str]:
+    """Delete the temporary files and folders a killed job left under a local `root`
+    (hidden names with ".tmp-": write_atomic's files, checkpoint folders) for which
+    `owned(name)` holds; returns their paths. Object stores have none: an interrupted PUT
+    leaves nothing."""
+    if not is_local(root):
+        return []
+    removed = []
+    for folder, dirs, files in os.walk(root.removeprefix("file://")):
+        for name in [*files, *dirs]:
+            if name.startswith(".") and TMP_MARK in name and owned(name):
+                path = os.path.join(folder, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
+                removed.append(path)
+        dirs[:] = [d for d in dirs if not (d.startswith(".") and TMP_MARK in d)]
+    return removed

@@ -24,7 +24,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from strata.manifests.manifest import ManifestError
-from strata.storage import exists, filesystem, is_local, join
+from strata.storage import exists, filesystem, is_local, join, open_file
 
 LINEAGE = "lineage/part-*.parquet"
 PLACEMENTS = "lineage/shards-*.parquet"
@@ -115,7 +115,7 @@ def read_run(run: str) -> dict:
     """RUN/run.json."""
     uri = join(run, RUN_RECORD)
     try:
-        with fsspec.open(uri, "rb") as f:
+        with open_file(uri, "rb") as f:
             return json.loads(f.read())
     except FileNotFoundError:
         raise ManifestError(f"{uri}: no such file (not a training run)") from None
@@ -131,7 +131,7 @@ def read_metrics(run: str) -> list[dict]:
     if not exists(uri):
         return []
     latest: dict[tuple, dict] = {}
-    with fsspec.open(uri, "rt") as f:
+    with open_file(uri, "rt") as f:
         for line in filter(str.strip, f):
             try:
                 row = json.loads(line)

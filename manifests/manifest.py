@@ -1,8 +1,8 @@
 """The build manifest: OUT/manifest.json, written atomically and last (the commit point).
 
 Everything in it is relative to the manifest's folder, so OUT can be copied or uploaded
-whole. It holds no credentials: URIs of inputs are recorded as given, and object-store
-access comes from the environment.
+whole. It holds no credentials: URIs of inputs are recorded with their credentials
+redacted (strata.redact), and object-store access comes from the environment.
 """
 
 from __future__ import annotations
@@ -12,19 +12,22 @@ import subprocess
 from pathlib import Path
 
 from strata.config import BuildConfig
+from strata.errors import StrataError
 from strata.manifests.mixture import planned_epochs, resolve_shares
-from strata.storage import join, write_bytes_atomic
+from strata.storage import join, open_file, unreadable_scheme, write_bytes_atomic
 from strata.version import __version__
 
 MANIFEST = "manifest.json"
-SCHEMA_VERSION = 1
+# Readers refuse any other version. 2: block indexes carry a checksum per block (xxh3_64)
+# and shard records the sha256 of their block index (index_sha256).
+SCHEMA_VERSION = 2
 
 
-class ManifestError(ValueError):
+class ManifestError(StrataError, ValueError):
     """A manifest that is missing, damaged, or of a schema this strata cannot read."""
 
 
-class ShardError(RuntimeError):
+class ShardError(StrataError, RuntimeError):
     """A shard (or its block index) that is missing, truncated or corrupt; the message names it."""
 
 
@@ -87,11 +90,12 @@ def write_manifest(out: str, manifest: dict) -> str:
 
 def read_manifest(out_or_manifest: str) -> dict:
     """The manifest of a build folder (or a manifest.json path / URI), checked for its schema."""
-    import fsspec
-
+    problem = unreadable_scheme(out_or_manifest)
+    if problem:
+        raise ManifestError(f"cannot read a build there: {problem}")
     uri = out_or_manifest if out_or_manifest.endswith(".json") else join(out_or_manifest, MANIFEST)
     try:
-        with fsspec.open(uri, "rb") as f:
+        with open_file(uri, "rb") as f:
             manifest = json.loads(f.read())
     except FileNotFoundError:
         raise ManifestError(f"{uri}: no manifest (the build has not finished, or this is not a build folder)") from None

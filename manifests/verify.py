@@ -1,8 +1,9 @@
 """`strata verify OUT`: every shard against the manifest, each read once from start to end.
 
 Per shard: it exists; its size and sha256 are the manifest's; its block-index sidecar agrees
-with the manifest (path, size, sha256, blocks, tokens); the indexed blocks lie end to end
-from byte 0 and are followed by the two zero blocks that end a tar; each block's bytes hold
+with the manifest (path, size, sha256, blocks, tokens, and the sidecar's own sha256); the
+indexed blocks lie end to end from byte 0 and are followed by the two zero blocks that end a
+tar; each block's bytes match the index's checksum (xxh3_64) and hold
 exactly its three members (KEY.json, KEY.offsets.npy, KEY.tokens.npy) with valid tar
 headers, parseable JSON and npy arrays, token and document counts as indexed, document
 offsets in order and token ids below the vocabulary size. The tokenizer model's sha256 is
@@ -22,8 +23,10 @@ import tarfile
 
 import numpy as np
 
+from strata.manifests.checksums import BLOCK_CHECKSUM, block_checksum, sha256_hex, stream_sha256
 from strata.manifests.manifest import read_manifest
-from strata.storage import filesystem, join
+from strata.manifests.paths import resolve_inside, shard_files
+from strata.storage import filesystem
 
 CHUNK = 1 << 20
 TAR_END = 2 * tarfile.BLOCKSIZE  # the zero blocks after a tar's last member
@@ -40,7 +43,7 @@ def verify_build(out: str) -> dict:
             shards.append({"path": shard["path"], "category": name, "split": shard["split"], "blocks": shard["blocks"],
                            "ok": not problems, "problems": problems})
     tokenizer = manifest["tokenizer"]
-    tokenizer_problems = file_problems(join(out, tokenizer["path"]), tokenizer["sha256"])
+    tokenizer_problems = file_problems(resolve_inside(out, tokenizer["path"], "manifest tokenizer path"), tokenizer["sha256"])
     return {
         "build": out,
         "ok": not tokenizer_problems and all(s["ok"] for s in shards),
@@ -51,10 +54,11 @@ def verify_build(out: str) -> dict:
 
 def verify_shard(out: str, shard: dict, vocab_size: int) -> list[str]:
     """What is wrong with one shard of the manifest: nothing is an empty list."""
-    fs, path = filesystem(join(out, shard["path"]))
+    shard_uri, index_uri = shard_files(out, shard)
+    fs, path = filesystem(shard_uri)
     if not fs.exists(path):
         return ["missing"]
-    blocks, problems = index_problems(out, shard)
+    blocks, problems = index_problems(index_uri, shard)
     digest = hashlib.sha256()
     with fs.open(path, "rb") as f:
         size, block_issues = _read_blocks(f, blocks, shard, vocab_size, digest)
@@ -100,13 +104,13 @@ def _size_and_hash_problems(size: int, sha256: str, expected_size: int | None, e
     return problems
 
 
-def index_problems(out: str, shard: dict) -> tuple[list[dict], list[str]]:
+def index_problems(uri: str, shard: dict) -> tuple[list[dict], list[str]]:
     """(the sidecar's blocks, what is wrong with it): no blocks if it is unusable."""
-    uri = join(out, shard["index"])
     fs, path = filesystem(uri)
     try:
         with fs.open(path, "rb") as f:
-            index = json.loads(f.read())
+            raw = f.read()
+        index = json.loads(raw)
         blocks = index["blocks"]
         found = (index["path"], index["bytes"], index["sha256"], len(blocks), sum(b["tokens"] for b in blocks))
     except FileNotFoundError:
@@ -118,6 +122,8 @@ def index_problems(out: str, shard: dict) -> tuple[list[dict], list[str]]:
         names = ("path", "bytes", "sha256", "blocks", "tokens")
         differ = ", ".join(f"{n} {a!r} (manifest {b!r})" for n, a, b in zip(names, found, expected) if a != b)
         return blocks, [f"its block index {shard['index']} does not match the manifest: {differ}"]
+    if sha256_hex(raw) != shard.get("index_sha256"):
+        return blocks, [f"its block index {shard['index']} has sha256 {sha256_hex(raw)[:16]}..., not the manifest's"]
     return blocks, []
 
 
@@ -125,13 +131,15 @@ def block_problems(data: bytes, block: dict, shard: dict, vocab_size: int) -> li
     """What is wrong with the bytes of one indexed block."""
     if len(data) < block["length"]:
         return [f"only {len(data):,} of its {block['length']:,} bytes (the shard is truncated)"]
+    problems = []
+    if block_checksum(data) != block.get(BLOCK_CHECKSUM):
+        problems.append(f"its bytes do not match the block index's {BLOCK_CHECKSUM} checksum")
     try:
         members = block_members(data, block["key"])
         meta = json.loads(members[".json"])
         offsets, tokens = (np.load(io.BytesIO(members[m]), allow_pickle=False) for m in MEMBERS[1:])
     except (ValueError, OSError, EOFError) as err:
-        return [f"does not parse: {err}"]
-    problems = []
+        return problems + [f"does not parse: {err}"]
     if len(tokens) != block["tokens"]:
         problems.append(f"{len(tokens)} tokens where the index has {block['tokens']}")
     doc_ids = len(meta.get("doc_ids", ()))
@@ -169,10 +177,9 @@ def file_problems(uri: str, sha256: str) -> list[str]:
     fs, path = filesystem(uri)
     if not fs.exists(path):
         return ["missing"]
-    digest = hashlib.sha256()
     with fs.open(path, "rb") as f:
-        size, _ = _read_rest(f, digest)
-    return _size_and_hash_problems(size, digest.hexdigest(), None, sha256)
+        size, digest = stream_sha256(f)
+    return _size_and_hash_problems(size, digest, None, sha256)
 
 
 def format_verify(result: dict) -> str:

@@ -1,10 +1,13 @@
-"""`strata build`: curate -> tokenizer -> shards -> manifest.
+"""`strata build`: preflight -> curate -> tokenizer -> shards -> manifest.
 
-The manifest is removed first and written last: at any moment OUT either has a manifest
-that describes complete, checksummed output, or none. Running the same command again
-resumes at stage granularity: a stage whose record (curate.json, tokenizer/tokenizer.json)
-was written by a run with the same inputs and the same settings for that stage is kept;
-the stage that was interrupted, and every stage after it, runs again from its start.
+Nothing in OUT changes before the preflight has passed (config, inputs, OUT). An earlier
+build in OUT then stays whole and verifiable until the first stage that rewrites its files
+starts: that stage withdraws the old manifest first, and the new one is written last. So
+at any moment OUT either has a manifest that describes complete, checksummed output, or
+none. Running the same command again resumes at stage granularity: a stage whose record
+(curate.json, tokenizer/tokenizer.json) was written by a run with the same inputs and the
+same settings for that stage is kept; the stage that was interrupted, and every stage
+after it, runs again from its start, after the temporary files a killed run left are removed.
 """
 
 from __future__ import annotations
@@ -15,16 +18,18 @@ import logging
 import os
 import tempfile
 
-import fsspec
-
 from strata.config import BuildConfig, ConfigError
+from strata.errors import BuildError
 from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
 from strata.manifests.mixture import resolve_shares
 from strata.pipeline.curate import CURATE_SUMMARY, run_curate
-from strata.pipeline.read import discover_inputs
+from strata.pipeline.preflight import preflight
+from strata.pipeline.read import InputFile
 from strata.pipeline.shard import run_shards
-from strata.storage import exists, join, remove, write_bytes_atomic
-from strata.tokenize.encoders import hf_tokenizer_files, is_sentencepiece, load_encoder
+from strata.redact import redact_url
+from strata.storage import exists, join, open_file, remove, remove_leftovers, write_bytes_atomic
+from strata.tokenize.encoders import HFTokenizerEncoder, hf_tokenizer_files, is_sentencepiece, load_encoder
+from strata.tokenize.model_file import read_model_file
 from strata.tokenize.spm_proto import model_type
 from strata.tokenize.trainer import sample_curated_text, train_tokenizer
 
@@ -49,38 +54,53 @@ def settings_hash(config: BuildConfig, sections: tuple[str, ...]) -> str:
 def _read_json(uri: str) -> dict | None:
     if not exists(uri):
         return None
-    with fsspec.open(uri, "rb") as f:
+    with open_file(uri, "rb") as f:
         return json.loads(f.read())
 
 
-def _curate(config: BuildConfig, out: str, beam_args: list[str]) -> dict:
+def _curate(config: BuildConfig, out: str, files: list[InputFile], beam_args: list[str]) -> dict:
     previous = _read_json(join(out, CURATE_SUMMARY))
     key = settings_hash(config, CURATE_SECTIONS)
     if previous and previous.get("settings_hash") == key:
         inputs = [
             {"source": f.source, "uri": f.uri, "relpath": f.relpath, "size": f.size, "fingerprint": f.fingerprint}
-            for f in discover_inputs(config.sources)
+            for f in files
         ]
         if inputs == previous["inputs"]:
             log.info("curate: kept from the previous run (same inputs and settings)")
             return previous
-    return run_curate(config, out, beam_args, settings_hash=key)
+    remove(join(out, MANIFEST))
+    return run_curate(config, out, beam_args, settings_hash=key, files=files)
 
 
-def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
+def _check_usable(curate: dict, out: str) -> None:
+    """A build with no kept record ends here, once its quarantine and lineage are written."""
+    fates = curate["fates"]
+    if fates["kept"]:
+        return
+    raise BuildError(
+        f"no usable records: {fates['quarantined']} quarantined, {fates['dropped']} dropped, "
+        f"{fates['duplicate']} duplicates of {curate['records']}; see {redact_url(join(out, 'quarantine'))}/ "
+        f"and {redact_url(join(out, CURATE_SUMMARY))}"
+    )
+
+
+def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: dict[str, bytes] | None) -> dict:
     """Train a tokenizer on a mixture-weighted sample of the curated text, or take the
-    configured one; either way OUT/tokenizer/ holds the model and its record."""
+    configured one (its files, already checked, in `given_model`); either way OUT/tokenizer/
+    holds the model and its record."""
     cfg = config.tokenizer
     key = hashlib.sha256(
-        json.dumps([cfg.model_dump(mode="json"), curate["settings_hash"], config.seed], sort_keys=True).encode()
+        json.dumps([config.to_dict()["tokenizer"], curate["settings_hash"], config.seed], sort_keys=True).encode()
     ).hexdigest()
     previous = _read_json(join(out, TOKENIZER_RECORD))
     if previous and previous.get("settings_hash") == key:
         log.info("tokenizer: kept from the previous run")
         return previous
+    remove(join(out, MANIFEST))
     remove(join(out, TOKENIZER_DIR))
     if cfg.model:
-        record = _given_tokenizer(cfg.model, out)
+        record = _given_tokenizer(cfg.model, given_model, out)
     else:
         # Curated bytes stand in for tokens, which are not known before the tokenizer.
         shares = resolve_shares(config.categories, {c: v["bytes"] for c, v in curate["categories"].items()})
@@ -95,10 +115,11 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
                 user_defined_symbols=cfg.user_defined_symbols,
                 seed=config.seed,
                 sample=sample,
+                vocab_key="tokenizer.vocab_size",
             )
         record["sample"].pop("path")  # a temporary file
         record["trained"] = True
-        with fsspec.open(join(out, TOKENIZER_MODEL), "rb") as f:
+        with open_file(join(out, TOKENIZER_MODEL), "rb") as f:
             model_bytes = f.read()
         record.update(path=TOKENIZER_MODEL, model_type=model_type(model_bytes))
     record["settings_hash"] = key
@@ -106,32 +127,46 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict) -> dict:
     return record
 
 
-def _given_tokenizer(model: str, out: str) -> dict:
-    """Copy a given tokenizer into OUT/tokenizer/: a sentencepiece .model as tokenizer.model,
-    a HF tokenizer.json (with its tokenizer_config.json, if any) into tokenizer/hf/."""
+def read_given_tokenizer(model: str) -> dict[str, bytes]:
+    """The files of a given tokenizer (`tokenizer.model`), by their path in OUT, read and
+    checked before the build starts: a sentencepiece .model becomes tokenizer/tokenizer.model;
+    a HF tokenizer.json (and the tokenizer_config.json beside it, which names its special
+    tokens) go to tokenizer/hf/. A tokenizer that does not load or has no EOS is a config error."""
     if is_sentencepiece(model):
-        files, path = [(model, TOKENIZER_MODEL)], TOKENIZER_MODEL
-    else:
+        return {TOKENIZER_MODEL: read_model_file(model)}
+    try:
         json_file, config_file = hf_tokenizer_files(model)
-        files = [(json_file, HF_TOKENIZER)] + ([(config_file, HF_TOKENIZER_CONFIG)] if config_file else [])
-        path = HF_TOKENIZER
-    for source, target in files:
-        with fsspec.open(source, "rb") as src:
-            write_bytes_atomic(join(out, target), src.read())
-    with fsspec.open(join(out, path), "rb") as f:
-        model_bytes = f.read()
-    encoder = load_encoder(join(out, path))
+        files = {HF_TOKENIZER: _read(json_file)}
+        if config_file:
+            files[HF_TOKENIZER_CONFIG] = _read(config_file)
+        encoder = HFTokenizerEncoder(files[HF_TOKENIZER], json.loads(files.get(HF_TOKENIZER_CONFIG, b"{}")))
+    except Exception as err:  # tokenizers raises its own exception types for a file that is not its format
+        raise ConfigError(f"tokenizer.model: {redact_url(model)} is not a sentencepiece .model or a HF tokenizer ({err})") from None
     if encoder.special_ids["eos"] is None:
-        raise ConfigError(f"tokenizer.model: {model} has no EOS token, which ends every document in the shards; "
-                          "name it (eos_token) in its tokenizer_config.json")
+        raise ConfigError(f"tokenizer.model: {redact_url(model)} has no EOS token, which ends every document in the "
+                          "shards; name it (eos_token) in its tokenizer_config.json")
+    return files
+
+
+def _read(uri: str) -> bytes:
+    with open_file(uri, "rb") as f:
+        return f.read()
+
+
+def _given_tokenizer(model: str, files: dict[str, bytes], out: str) -> dict:
+    """Copy a given tokenizer's files into OUT/tokenizer/; its record."""
+    for target, data in files.items():
+        write_bytes_atomic(join(out, target), data)
+    path = TOKENIZER_MODEL if TOKENIZER_MODEL in files else HF_TOKENIZER
+    encoder = load_encoder(join(out, path))
     return {
         "trained": False,
-        "source_model": model,
+        "source_model": redact_url(model),
         "path": path,
-        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "model_sha256": hashlib.sha256(files[path]).hexdigest(),
         "special_ids": encoder.special_ids,
         "vocab_size": encoder.vocab_size,
-        "model_type": model_type(model_bytes) if is_sentencepiece(model) else hf_model_type(model_bytes),
+        "model_type": model_type(files[path]) if path == TOKENIZER_MODEL else hf_model_type(files[path]),
     }
 
 
@@ -143,13 +178,17 @@ def hf_model_type(tokenizer_json: bytes) -> str:
 def run_build(config: BuildConfig, out: str, until: str = "shards", beam_args: list[str] | None = None) -> dict:
     """Run the build up to `until`; returns the manifest (or the last stage's record)."""
     beam_args = beam_args or []
-    remove(join(out, MANIFEST))
-    curate = _curate(config, out, beam_args)
+    given_model = read_given_tokenizer(config.tokenizer.model) if config.tokenizer.model else None
+    files = preflight(config, out)
+    remove_leftovers(out)
+    curate = _curate(config, out, files, beam_args)
+    _check_usable(curate, out)
     if until == "curate":
         return curate
-    tokenizer = _tokenizer(config, out, curate)
+    tokenizer = _tokenizer(config, out, curate, given_model)
     if until == "tokenizer":
         return tokenizer
+    remove(join(out, MANIFEST))  # the shard stage rewrites what the manifest describes
     shards = run_shards(config, out, join(out, tokenizer["path"]), beam_args)
     manifest = build_manifest(config, curate, _manifest_tokenizer(tokenizer), shards)
     write_manifest(out, manifest)

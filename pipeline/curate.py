@@ -33,6 +33,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig
 from strata.pipeline.dedup import ExactDuplicates, NearDuplicates
+from strata.pipeline.decompress import ExpansionLimit
 from strata.pipeline.read import InputFile, ReadSources, discover_inputs
 from strata.pipeline.schema import (
     CURATED_SCHEMA,
@@ -214,9 +215,11 @@ class Curate(beam.PTransform):
     def expand(self, pbegin):
         config, out = self.config, self.out
         cfg = config.to_dict()
+        expansion = ExpansionLimit(config.validate_.max_expansion_ratio, config.validate_.max_decompressed_bytes)
         spooled = (
             pbegin
-            | "Read" >> ReadSources(self.files, config.validate_.max_text_bytes * 2 + 1024, BATCH_DOCS, BATCH_BYTES)
+            | "Read" >> ReadSources(self.files, config.validate_.max_text_bytes * 2 + 1024, BATCH_DOCS, BATCH_BYTES,
+                                    expansion)
             | "Validate" >> beam.ParDo(Validate(cfg))
             | "Normalize" >> beam.ParDo(Normalize(cfg))
             | "HeuristicFilters" >> beam.ParDo(HeuristicFilters(cfg))
@@ -252,10 +255,17 @@ def default_pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return PipelineOptions(args)
 
 
-def run_curate(config: BuildConfig, out: str, beam_args: list[str] | None = None, settings_hash: str = "") -> dict:
+def run_curate(
+    config: BuildConfig,
+    out: str,
+    beam_args: list[str] | None = None,
+    settings_hash: str = "",
+    files: list[InputFile] | None = None,
+) -> dict:
     """Run the curate pipeline into `out` and write OUT/curate.json; returns the summary.
-    `settings_hash` identifies the config sections curation depends on (see build.py)."""
-    files = discover_inputs(config.sources)
+    `settings_hash` identifies the config sections curation depends on (see build.py);
+    `files`: the inputs, if already discovered."""
+    files = discover_inputs(config.sources) if files is None else files
     # A previous, possibly killed, run may have left files of another input layout.
     remove(join(out, CURATE_SUMMARY))
     for folder in CURATE_OUTPUTS:

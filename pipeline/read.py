@@ -6,31 +6,34 @@ workers. Every reader streams: no file is ever loaded whole, and a record larger
 `validate.max_text_bytes` is skipped without being held in memory.
 
 A reader yields raw records (the bytes of one JSON line, a Parquet row, a text file)
-and read-level failures (a truncated or corrupt compressed file, an oversized record)
-as records with `error` set; the Validate stage turns both into documents or
-quarantine entries.
+and read-level failures (a truncated or corrupt compressed file, an oversized record, a
+file that expands past the decompression limit, a path that is not a regular file) as
+records with `error` set; the Validate stage turns both into documents or quarantine
+entries.
+
+An input file's `uri` (recorded in every output) is its URL with credentials redacted;
+`location`, used only to open it, keeps them.
 """
 
 from __future__ import annotations
 
 import ast
 import fnmatch
-import json
 import os
+import stat
 import sysconfig
-import zlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Iterator, Optional
 
 import apache_beam as beam
-import fsspec
-import zstandard
 
 from strata.config import ConfigError, SourceConfig
+from strata.pipeline.decompress import ExpansionLimit, InputError, decompressed_chunks
 from strata.pipeline.schema import make_doc_id
+from strata.redact import redact_text, redact_url
+from strata.storage import filesystem, is_local, userinfo, with_userinfo
 
-READ_CHUNK = 1 << 20
 STDLIB_CODE_CATEGORY = "Github"
 STDLIB_PROSE_CATEGORY = "Docstrings"
 
@@ -42,25 +45,17 @@ class InputFile:
     index: int  # position in the build's sorted file list; names the file's batches
     source: str
     format: str
-    uri: str
+    uri: str  # credentials redacted: what every output records
     relpath: str  # relative to the source root; part of every doc_id
     size: int
     fingerprint: str  # etag or mtime, for the manifest
     text_field: str
     category: Optional[str]
     category_path: Optional[tuple[str, ...]]
+    location: str = ""  # the URL to open, credentials included; never recorded
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-class InputError(Exception):
-    """A read-level failure of a file (not of one record)."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 # --------------------------------------------------------------------------- discovery
@@ -91,7 +86,7 @@ def discover_inputs(sources: list[SourceConfig]) -> list[InputFile]:
         for pattern in patterns:
             matches = _expand(source, pattern)
             if not matches:
-                raise ConfigError(f"sources[{i}] ({source.name}).paths: {pattern!r} matched no files")
+                raise ConfigError(f"sources[{i}] ({source.name}).paths: {redact_url(pattern)!r} matched no files")
             for f in matches:
                 if not any(fnmatch.fnmatchcase(f.relpath, x) for x in source.exclude):
                     found.setdefault(f.uri, f)
@@ -106,83 +101,45 @@ def _expand(source: SourceConfig, pattern: str) -> list[InputFile]:
         protocol_root = root
     else:
         protocol_root = _glob_root(pattern)
-    fs, _, _ = fsspec.get_fs_token_paths(pattern)
+    fs, fs_pattern = filesystem(pattern)
     has_glob = any(ch in pattern for ch in "*?[")
     if has_glob:
-        paths = fs.glob(pattern, detail=True)
+        paths = fs.glob(fs_pattern, detail=True)
     else:
-        paths = {pattern: fs.info(pattern)} if fs.exists(pattern) else {}
+        paths = {fs_pattern: fs.info(fs_pattern)} if fs.exists(fs_pattern) else {}
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    root = fs._strip_protocol(protocol_root) if protocol_root else ""
+    root = filesystem(protocol_root)[1] if protocol_root else ""
+    credentials = userinfo(pattern)
     files = []
     for path, info in paths.items():
         if info.get("type") == "directory":
             continue
         if source.format == "stdlib" and "site-packages" in path:
             continue
-        uri = path if protocol in ("file", "local") else fs.unstrip_protocol(path)
+        location = path if protocol in ("file", "local") else fs.unstrip_protocol(path)
         if protocol in ("http", "https"):
-            uri = path
-        rel = path[len(root):].lstrip("/") if root and path.startswith(root) else os.path.basename(path)
+            location = path
+        location = with_userinfo(location, credentials)
+        # a signed URL's query is part of its path here: relpaths (and doc_ids) hold it redacted
+        shown, shown_root = redact_url(path), redact_url(root)
+        rel = shown[len(shown_root):].lstrip("/") if root and shown.startswith(shown_root) else os.path.basename(shown)
         fingerprint = str(info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or "")
         files.append(
             InputFile(
                 index=-1,
                 source=source.name,
                 format=source.format,
-                uri=uri,
+                uri=redact_url(location),
                 relpath=rel,
                 size=int(info.get("size") or 0),
                 fingerprint=fingerprint.strip('"'),
                 text_field=source.text_field,
                 category=source.category,
                 category_path=tuple(source.category_path) if source.category_path else None,
+                location=location,
             )
         )
     return files
-
-
-# --------------------------------------------------------------------------- decompression
-
-
-def _frames_chunks(raw: IO[bytes], new_decoder, errors, codec: str) -> Iterator[bytes]:
-    """Decompress a stream of one or more frames (zstd frames, gzip members); a cut inside
-    a frame raises InputError.
-
-    python-zstandard's stream_reader treats a truncated frame as a clean end of file,
-    which silently loses the tail of the file. A decoder per frame lets us check that the
-    last frame was complete, and yields every byte before the damage.
-    """
-    decoder, frame_open = new_decoder(), False
-    while chunk := raw.read(READ_CHUNK):
-        while chunk:
-            try:
-                out = decoder.decompress(chunk)
-            except errors as err:
-                raise InputError("corrupt_compressed_file", f"{codec}: {err}") from None
-            frame_open = True
-            if out:
-                yield out
-            if decoder.eof:
-                chunk = decoder.unused_data
-                decoder, frame_open = new_decoder(), False
-            else:
-                chunk = b""
-    if frame_open:
-        raise InputError("truncated_compressed_file", f"{codec} stream ends inside a frame")
-
-
-def _plain_chunks(raw: IO[bytes]) -> Iterator[bytes]:
-    while chunk := raw.read(READ_CHUNK):
-        yield chunk
-
-
-def _decompressed_chunks(uri: str, raw: IO[bytes]) -> Iterator[bytes]:
-    if uri.endswith(".zst") or uri.endswith(".zstd"):
-        return _frames_chunks(raw, zstandard.ZstdDecompressor().decompressobj, zstandard.ZstdError, "zstd")
-    if uri.endswith(".gz"):
-        return _frames_chunks(raw, lambda: zlib.decompressobj(wbits=31), zlib.error, "gzip")
-    return _plain_chunks(raw)
 
 
 # --------------------------------------------------------------------------- readers
@@ -239,10 +196,10 @@ def _lines(chunks: Iterator[bytes], max_line_bytes: int) -> Iterator[tuple[int, 
         yield number, bytes(pending)
 
 
-def read_jsonl(f: InputFile, raw: IO[bytes], max_record_bytes: int) -> Iterator[dict]:
+def read_jsonl(f: InputFile, raw: IO[bytes], max_record_bytes: int, expansion: ExpansionLimit) -> Iterator[dict]:
     next_index = 0
     try:
-        for index, line in _lines(_decompressed_chunks(f.uri, raw), max_record_bytes):
+        for index, line in _lines(decompressed_chunks(f.uri, raw, expansion), max_record_bytes):
             if line is None:
                 yield _raw_record(f, index, error="record_too_large", detail=f"line over {max_record_bytes} bytes")
             else:
@@ -253,11 +210,11 @@ def read_jsonl(f: InputFile, raw: IO[bytes], max_record_bytes: int) -> Iterator[
         yield _raw_record(f, next_index, error=err.reason, detail=err.detail)
 
 
-def read_text(f: InputFile, raw: IO[bytes], max_record_bytes: int) -> Iterator[dict]:
+def read_text(f: InputFile, raw: IO[bytes], max_record_bytes: int, expansion: ExpansionLimit) -> Iterator[dict]:
     """A text file is one document."""
     data = bytearray()
     try:
-        for chunk in _decompressed_chunks(f.uri, raw):
+        for chunk in decompressed_chunks(f.uri, raw, expansion):
             data += chunk
             if len(data) > max_record_bytes:
                 yield _raw_record(f, 0, error="record_too_large", detail=f"file over {max_record_bytes} bytes")
@@ -268,7 +225,7 @@ def read_text(f: InputFile, raw: IO[bytes], max_record_bytes: int) -> Iterator[d
     yield _raw_record(f, 0, raw=bytes(data), raw_bytes=len(data))
 
 
-def read_parquet(f: InputFile, raw: IO[bytes], max_record_bytes: int) -> Iterator[dict]:
+def read_parquet(f: InputFile, raw: IO[bytes], max_record_bytes: int, expansion: ExpansionLimit) -> Iterator[dict]:
     import pyarrow.parquet as pq
 
     try:
@@ -292,7 +249,7 @@ def _row_size(row: dict) -> int:
     return sum(len(v.encode("utf-8", "surrogatepass")) if isinstance(v, str) else 8 for v in row.values())
 
 
-def read_stdlib(f: InputFile, raw: IO[bytes], max_record_bytes: int) -> Iterator[dict]:
+def read_stdlib(f: InputFile, raw: IO[bytes], max_record_bytes: int, expansion: ExpansionLimit) -> Iterator[dict]:
     """A standard-library module: record 0 is its source code (category Github), record 1,
     if it parses and has any, its module, class and function docstrings as one prose
     document (category Docstrings)."""
@@ -330,23 +287,44 @@ READERS = {
 }
 
 
-def read_records(f: InputFile, max_record_bytes: int) -> Iterator[dict]:
-    """All raw records of one file, opened through fsspec (local, s3://, gs://, http(s)://)."""
+def read_records(f: InputFile, max_record_bytes: int, expansion: ExpansionLimit = ExpansionLimit()) -> Iterator[dict]:
+    """All raw records of one file, opened through fsspec (local, s3://, gs://, http(s)://).
+    A local path that is not a regular file (a FIFO, socket or device) is never opened."""
+    location = f.location or f.uri
     try:
-        opened = fsspec.open(f.uri, "rb").open()
+        kind = _not_regular(location)
+        if kind:
+            yield _raw_record(f, 0, error="not_a_regular_file", detail=f"a {kind}, not read")
+            return
+        fs, path = filesystem(location)
+        opened = fs.open(path, "rb")
     except (OSError, ValueError) as err:
-        yield _raw_record(f, 0, error="unreadable_file", detail=str(err)[:500])
+        yield _raw_record(f, 0, error="unreadable_file", detail=redact_text(str(err))[:500])
         return
     with opened as raw:
-        yield from READERS[f.format](f, raw, max_record_bytes)
+        yield from READERS[f.format](f, raw, max_record_bytes, expansion)
 
 
-def read_batches(f: InputFile, max_record_bytes: int, batch_docs: int, batch_bytes: int) -> Iterator[dict]:
+NON_REGULAR = {stat.S_ISFIFO: "FIFO", stat.S_ISSOCK: "socket", stat.S_ISCHR: "character device",
+               stat.S_ISBLK: "block device", stat.S_ISDIR: "directory"}
+
+
+def _not_regular(location: str) -> str | None:
+    """What a local path is when it is not a regular file (following symlinks), else None."""
+    if not is_local(location):
+        return None
+    mode = os.stat(location.removeprefix("file://")).st_mode
+    return next((kind for test, kind in NON_REGULAR.items() if test(mode)), None)
+
+
+def read_batches(
+    f: InputFile, max_record_bytes: int, batch_docs: int, batch_bytes: int, expansion: ExpansionLimit = ExpansionLimit()
+) -> Iterator[dict]:
     """The file's raw records in batches of at most `batch_docs` records or about
     `batch_bytes` bytes. A batch is the unit that flows through the per-document stages and
     is spooled to disk, so no stage ever holds more than one batch of text."""
     records, size, number = [], 0, 0
-    for record in read_records(f, max_record_bytes):
+    for record in read_records(f, max_record_bytes, expansion):
         records.append(record)
         size += record["raw_bytes"]
         if len(records) >= batch_docs or size >= batch_bytes:
@@ -363,10 +341,11 @@ def batch_key(file_index: int, number: int) -> str:
 class ReadSources(beam.PTransform):
     """Batches of raw records of every input file, one file per work item."""
 
-    def __init__(self, files: list[InputFile], max_record_bytes: int, batch_docs: int, batch_bytes: int):
+    def __init__(self, files: list[InputFile], max_record_bytes: int, batch_docs: int, batch_bytes: int,
+                 expansion: ExpansionLimit):
         super().__init__()
         self.files = files
-        self.limits = (max_record_bytes, batch_docs, batch_bytes)
+        self.limits = (max_record_bytes, batch_docs, batch_bytes, expansion)
 
     def expand(self, pbegin):
         limits = self.limits

@@ -20,6 +20,10 @@ Tar format (read by `tar tf` and stock `webdataset.WebDataset`): USTAR, members 
 
 KEY = <folder, dots as '-', cut to 48 chars>_<split>_<shard:06d>_<block:06d> (no dots, so
 WebDataset groups the three members; short enough for USTAR's 100-byte names).
+
+Block index (TAR.idx.json): {path, sha256, bytes, blocks: [{key, offset, length, tokens,
+docs, xxh3_64}]}, xxh3_64 being the checksum of the block's bytes (manifests/checksums.py);
+the shard's record holds the sidecar's own sha256 (`index_sha256`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig, ShardsConfig
+from strata.manifests.checksums import BLOCK_CHECKSUM, block_hasher, sha256_hex
+from strata.manifests.paths import resolve_inside
 from strata.pipeline.curate import CURATE_SUMMARY, category_folder, default_pipeline_options
 from strata.pipeline.write import write_parquet
 from strata.storage import filesystem, glob, join, remove, write_atomic, write_bytes_atomic
@@ -119,7 +125,10 @@ def curated_files(out: str) -> dict[str, list[tuple[str, int]]]:
     with fs.open(path, "rb") as f:
         categories = json.load(f)["categories"]
     return {
-        category: [(uri, _text_bytes(uri)) for uri in glob(join(out, entry["folder"], "*.parquet"))]
+        category: [
+            (uri, _text_bytes(uri))
+            for uri in glob(join(resolve_inside(out, entry["folder"], f"{CURATE_SUMMARY} {category}: folder"), "*.parquet"))
+        ]
         for category, entry in sorted(categories.items())
     }
 
@@ -260,19 +269,25 @@ class ShardTar:
         out = HashingWriter(file)
         for block in self.blocks:
             start = out.tell()
+            checksum = block_hasher()
             for name, data in sorted(self.members(block).items()):
-                out.write(self._member_info(name, len(data)).tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict"))
-                out.write(data)
-                out.write(bytes(-len(data) % tarfile.BLOCKSIZE))
+                header = self._member_info(name, len(data)).tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+                for part in (header, data, bytes(-len(data) % tarfile.BLOCKSIZE)):
+                    out.write(part)
+                    checksum.update(part)
             self.index.append(
                 {"key": block.key, "offset": start, "length": out.tell() - start,
-                 "tokens": block.size, "docs": len(block.doc_ids)}
+                 "tokens": block.size, "docs": len(block.doc_ids), BLOCK_CHECKSUM: checksum.hexdigest()}
             )
             self.placements += [(block.key, *placement) for placement in block.placements()]
             self.docs += len(block.doc_ids) - block.first_continues
         out.write(bytes(2 * tarfile.BLOCKSIZE))
         self.sha256 = out.sha256.hexdigest()
         self.bytes = out.bytes
+
+    def index_bytes(self, path: str) -> bytes:
+        """The block-index sidecar of this tar (once written), stored at `path`."""
+        return json.dumps({"path": path, "sha256": self.sha256, "bytes": self.bytes, "blocks": self.index}, indent=1).encode()
 
     def members(self, block: Block) -> dict[str, bytes]:
         meta = {
@@ -347,8 +362,8 @@ class ShardWriter(beam.DoFn):
             path = shard_path(plan.folder, split, plan.shard)
             tar = ShardTar(plan.category, split, plan.shard, itertools.chain([first], blocks))
             write_atomic(join(self.out, path), tar.write)
-            index = {"path": path, "sha256": tar.sha256, "bytes": tar.bytes, "blocks": tar.index}
-            write_bytes_atomic(join(self.out, index_path(path)), json.dumps(index, indent=1).encode())
+            index = tar.index_bytes(path)
+            write_bytes_atomic(join(self.out, index_path(path)), index)
             placements += [
                 {"doc_id": doc_id, "category": plan.category, "split": split, "shard": path,
                  "block_key": key, "token_start": start, "token_end": end}
@@ -356,7 +371,7 @@ class ShardWriter(beam.DoFn):
             ]
             records.append(
                 {"category": plan.category, "split": split, "shard": plan.shard, "path": path,
-                 "index": index_path(path), "sha256": tar.sha256, "bytes": tar.bytes,
+                 "index": index_path(path), "index_sha256": sha256_hex(index), "sha256": tar.sha256, "bytes": tar.bytes,
                  "blocks": len(tar.index), "tokens": tar.tokens, "docs": tar.docs}
             )
             log.info("shard %s: %d blocks, %d tokens, %d docs", path, len(tar.index), tar.tokens, tar.docs)

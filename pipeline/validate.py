@@ -11,7 +11,8 @@ Pure functions, no Beam. Reasons (each counted in the manifest):
     text_too_large      the text is over validate.max_text_bytes
     missing_category    category_field is absent or not a string
     record_too_large, truncated_compressed_file, corrupt_compressed_file,
-    corrupt_parquet_file, unreadable_file      read-level failures, passed through
+    corrupt_parquet_file, unreadable_file, decompression_limit,
+    not_a_regular_file                         read-level failures, passed through
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import sentencepiece as spm
 from PIL import Image
 
 from strata.cli import main
+from strata.manifests.manifest import SCHEMA_VERSION
 
 from conftest import JUNK, MALFORMED, SMALL_SHARDS
 from corpus import kept_documents
@@ -222,7 +223,7 @@ def test_a_manifest_of_another_schema_version_fails_with_a_clear_message(shard_b
     (old / "manifest.json").write_text(json.dumps(manifest))
     code, text, err = run_cli(capsys, command, old)
     assert code == 1 and text == ""
-    assert f"manifest schema version {version!r}; this strata 0.1.0 reads version 1" in err
+    assert f"manifest schema version {version!r}; this strata 0.1.0 reads version {SCHEMA_VERSION}" in err
     assert str(old / "manifest.json") in err
 
 

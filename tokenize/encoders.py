@@ -17,6 +17,7 @@ import re
 
 import numpy as np
 
+from strata.manifests.paths import resolve_inside
 from strata.storage import filesystem, join
 
 # Special tokens of a HF tokenizer without a tokenizer_config.json, by their usual names.
@@ -129,10 +130,7 @@ def load_encoder(path: str, config_path: str | None = None) -> SentencePieceEnco
 
 def build_tokenizer_path(build: str, manifest: dict) -> str:
     """The URI of a build's tokenizer (manifest["tokenizer"]["path"], kept inside the build)."""
-    relative = manifest["tokenizer"]["path"]
-    if relative.startswith("/") or "://" in relative or ".." in relative.split("/"):
-        raise ValueError(f"{build}: the manifest's tokenizer path {relative!r} leaves the build")
-    return join(build, relative)
+    return resolve_inside(build, manifest["tokenizer"]["path"], "manifest tokenizer path")
 
 
 def load_build_encoder(build: str, manifest: dict) -> SentencePieceEncoder | HFTokenizerEncoder:

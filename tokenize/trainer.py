@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import sentencepiece as spm
 
 from strata.storage import filesystem, glob, join, write_atomic, write_bytes_atomic
+from strata.tokenize.vocab import check_vocab_size, meta_pieces, required_characters
 from strata.version import __version__
 
 log = logging.getLogger("strata.tokenize")
@@ -295,17 +296,24 @@ def train_tokenizer(
     seed: int,
     threads: int | None = None,
     sample: dict | None = None,
+    vocab_key: str = "vocab_size",
 ) -> dict:
     """Train sentencepiece on `sample_path` (a local file, e.g. from sample_curated_text,
     whose record may be passed as `sample`); write OUT_DIR/tokenizer.model and
     OUT_DIR/tokenizer.json and return the latter's record.
 
+    A `vocab_size` below what the sample needs is a ConfigError naming `vocab_key`.
     `seed` seeds sentencepiece's generator, which it uses only to subsample its input
     (never here: the sample is already sized). The same sample and options give the same
     model bytes, wherever the sample file is: the model stores its trainer options, and
     an `input` option would put the sample's path in them. `threads`: default all cores.
     """
     options = trainer_options(vocab_size, model_type, user_defined_symbols, threads)
+    needed = meta_pieces(len(SPECIALS), options["user_defined_symbols"]) + required_characters(
+        sample_path, options["character_coverage"]
+    )
+    check_vocab_size(vocab_size, needed, vocab_key, "this corpus (256 byte pieces, the special and user-defined "
+                     "pieces, and the characters that cover 99.99% of the sample)")
     log.info("training a %s tokenizer, vocab %d, on %.1f MB", model_type, vocab_size, os.path.getsize(sample_path) / 1e6)
     started = time.monotonic()
     spm.set_random_generator_seed(seed)

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
 
+from strata.errors import CheckpointError
 from strata.storage import write_bytes_atomic
 
 LATEST = "latest"
@@ -56,15 +59,28 @@ def latest_checkpoint(run: str | Path) -> Path | None:
         return None
     folder = pointer.parent / pointer.read_text().strip()
     if not (folder / "train.pt").exists():
-        raise FileNotFoundError(f"{pointer} names {folder.name}, which is missing or incomplete")
+        raise CheckpointError(f"{pointer} names {folder.name}, which is missing or incomplete")
     return folder
 
 
 def load_checkpoint(folder: Path, device: torch.device) -> tuple[dict, dict]:
-    """(model state_dict, training state) of a checkpoint, tensors on `device`."""
-    model = torch.load(folder / "model.pt", map_location=device, weights_only=True)
-    train = torch.load(folder / "train.pt", map_location="cpu", weights_only=True)
-    return model, train
+    """(model state_dict, training state) of a checkpoint, tensors on `device`. A file that
+    holds anything but tensors and plain values is refused, never unpickled."""
+    return _load(folder / "model.pt", device), _load(folder / "train.pt", torch.device("cpu"))
+
+
+def _load(path: Path, device: torch.device) -> dict:
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of a foreign file
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: refused: it holds objects other than tensors and plain values (a pickle that could run code)"
+        ) from None
+    except (RuntimeError, EOFError, ValueError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
 
 
 def run_model(run: str | Path, step: int | None = None) -> tuple[torch.nn.Module, dict, dict]:
@@ -88,5 +104,5 @@ def run_model(run: str | Path, step: int | None = None) -> tuple[torch.nn.Module
         cfg = record["config"]
         model = model_for(record["objective"], cfg["model"], read_manifest(record["data"])["tokenizer"]["vocab_size"],
                           cfg["seq_len"])
-    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    model.load_state_dict(_load(folder / "model.pt", torch.device("cpu")))
     return model.eval(), record, json.loads((folder / "meta.json").read_text())

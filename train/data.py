@@ -46,7 +46,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,9 +53,12 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from strata.manifests.checksums import BLOCK_CHECKSUM, block_checksum_value, sha256_hex
 from strata.manifests.manifest import ShardError, read_manifest
+from strata.manifests.paths import shard_files
 from strata.pipeline.write import read_parquet, write_table
-from strata.storage import glob, is_local, join, remove
+from strata.storage import filesystem, glob, is_local, join, remove, remove_leftovers
+from strata.train.integrity import ShardVerifier
 from strata.train.mixing import Interleave, block_order
 
 log = logging.getLogger("strata.data")
@@ -74,39 +76,48 @@ class BlockTable:
 
     uris: list[str]  # shard URIs
     paths: list[str]  # shard paths relative to the build, as the manifest has them
+    sizes: list[int]  # shard bytes, as the manifest has them
+    sha256s: list[str]  # shard sha256, as the manifest has them
     shard: np.ndarray  # block id -> index into uris/paths
     offset: np.ndarray  # byte offset of the block's first tar header
     length: np.ndarray  # bytes
     tokens: np.ndarray
     docs: np.ndarray
     keys: list[str]
+    checksums: np.ndarray  # block id -> its xxh3_64 as uint64
     categories: dict[str, range]
 
     @classmethod
-    def load(cls, build: str, manifest: dict, split: str, categories: list[str]) -> "BlockTable":
+    def load(cls, build: str, manifest: dict, split: str, categories: list[str], verify: bool = True) -> "BlockTable":
         """Reads the block-index sidecar of every shard of `categories` in `split`, checked
-        against the manifest's record of the shard."""
+        against the manifest's record of the shard (and its sha256, if `verify`)."""
         shards = [s for c in categories for s in manifest["categories"][c]["shards"] if s["split"] == split]
-        fs, root = fsspec.core.url_to_fs(build)
+        uris = [shard_files(build, s)[0] for s in shards]  # every recorded path confined to the build first
+        fs, root = filesystem(build)
         index_paths = [join(root, s["index"]) for s in shards]
         try:
             sidecars = fs.cat(index_paths, on_error="raise") if index_paths else {}
         except FileNotFoundError as err:
             raise ShardError(f"a block index is missing ({err}); the build is incomplete or damaged") from None
-        columns: dict[str, list] = {"shard": [], "offset": [], "length": [], "tokens": [], "docs": [], "key": []}
-        ranges, uris = {}, []
-        for i, (shard, index_path) in enumerate(zip(shards, index_paths)):
-            uri = join(build, shard["path"])
-            uris.append(uri)
-            index = json.loads(sidecars[index_path])
-            blocks = index["blocks"]
-            if (index["path"], index["bytes"], len(blocks), sum(b["tokens"] for b in blocks)) != (
-                shard["path"], shard["bytes"], shard["blocks"], shard["tokens"]
-            ):
-                raise ShardError(f"{uri}: its block index {shard['index']} does not match the manifest")
-            columns["shard"] += [i] * len(blocks)
-            for name in ("offset", "length", "tokens", "docs", "key"):
-                columns[name] += [b[name] for b in blocks]
+        columns: dict[str, list] = {"shard": [], "offset": [], "length": [], "tokens": [], "docs": [], "key": [],
+                                    BLOCK_CHECKSUM: []}
+        ranges = {}
+        for i, (shard, index_path, uri) in enumerate(zip(shards, index_paths, uris)):
+            raw = sidecars[index_path]
+            if verify and sha256_hex(raw) != shard.get("index_sha256"):
+                raise ShardError(f"{uri}: its block index {shard['index']} is not the one the manifest records (sha256); refused")
+            try:
+                index = json.loads(raw)
+                blocks = index["blocks"]
+                if (index["path"], index["bytes"], len(blocks), sum(b["tokens"] for b in blocks)) != (
+                    shard["path"], shard["bytes"], shard["blocks"], shard["tokens"]
+                ):
+                    raise ShardError(f"{uri}: its block index {shard['index']} does not match the manifest")
+                columns["shard"] += [i] * len(blocks)
+                for name in columns.keys() - {"shard"}:
+                    columns[name] += [b[name] for b in blocks]
+            except (ValueError, KeyError, TypeError) as err:
+                raise ShardError(f"{uri}: its block index {shard['index']} is damaged ({err!r})") from None
         start = 0
         for category in categories:
             n = sum(s["blocks"] for s in shards if s["category"] == category)
@@ -115,9 +126,12 @@ class BlockTable:
         return cls(
             uris=uris,
             paths=[s["path"] for s in shards],
+            sizes=[s["bytes"] for s in shards],
+            sha256s=[s["sha256"] for s in shards],
             shard=np.array(columns["shard"], dtype=np.int32),
             **{name: np.array(columns[name], dtype=np.int64) for name in ("offset", "length", "tokens", "docs")},
             keys=columns["key"],
+            checksums=np.array([int(h, 16) for h in columns[BLOCK_CHECKSUM]], dtype=np.uint64),
             categories=ranges,
         )
 
@@ -236,9 +250,10 @@ PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirector
 
 
 class BlockReader:
-    """Reads blocks by id through fsspec byte ranges, checks and decodes them, keeps decoded
-    blocks in an LRU cache of at most `cache_bytes` and fetches ahead on `threads` threads.
-    Holds threads and open filesystems: make one per process (each DataLoader worker)."""
+    """Reads blocks by id through fsspec byte ranges, checks (against the index's checksum,
+    if `verify`) and decodes them, keeps decoded blocks in an LRU cache of at most
+    `cache_bytes` and fetches ahead on `threads` threads. Holds threads and open
+    filesystems: make one per process (each DataLoader worker)."""
 
     def __init__(
         self,
@@ -249,14 +264,16 @@ class BlockReader:
         threads: int = 8,
         attempts: int = 4,
         backoff: float = 0.2,
+        verify: bool = True,
     ):
-        self.fs, root = fsspec.core.url_to_fs(build)
+        self.fs, root = filesystem(build)
         self.paths = [join(root, path) for path in table.paths]
         self.table = table
         self.vocab_size = vocab_size
         self.cache_bytes = cache_bytes
         self.attempts = attempts
         self.backoff = backoff
+        self.verify = verify
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cached = 0
         self._pending: dict[int, Future] = {}
@@ -299,6 +316,8 @@ class BlockReader:
         where = f"{uri}: block {key} (bytes {start}-{start + length})"
         if len(data) != length:
             raise ShardError(f"{where}: read {len(data)} bytes; the shard is truncated or not the manifest's")
+        if self.verify and block_checksum_value(data) != int(t.checksums[b]):
+            raise ShardError(f"{where} is corrupt: its bytes do not match the block index's {BLOCK_CHECKSUM}; refused")
         try:
             tokens, offsets = decode_block(data, key)
         except ValueError as err:
@@ -411,6 +430,11 @@ class StreamingWindows(IterableDataset):
     start_step at the step after the last batch it handed out. state_dict() is that step;
     with a plain DataLoader, set start_step from the batches' "step" yourself. rank and
     world_size default to torch.distributed's.
+
+    With `verify` (the default), every block read is checked against its index checksum,
+    and the shards the batches come from against the manifest's size and sha256 (see
+    train/integrity.py): a batch is handed out only once each of its shards has the
+    manifest's size; finish_checks() waits for the sha256 of every shard touched.
     """
 
     def __init__(
@@ -430,6 +454,7 @@ class StreamingWindows(IterableDataset):
         cache_bytes: int = 64 << 20,
         readahead: int = 8,
         io_threads: int | None = None,
+        verify: bool = True,
     ):
         super().__init__()
         default_rank, default_world = _distributed()
@@ -448,7 +473,9 @@ class StreamingWindows(IterableDataset):
         manifest = read_manifest(self.build)
         self.vocab_size = manifest["tokenizer"]["vocab_size"]
         shares = self._shares(manifest, split, weights)
-        self.table = BlockTable.load(self.build, manifest, split, sorted(shares))
+        self.verify = verify
+        self.table = BlockTable.load(self.build, manifest, split, sorted(shares), verify)
+        self._verifier: ShardVerifier | None = None
         self.plan = Plan(self.table, shares, seed, seq_len, extra_token)
         shards = [s["sha256"] for c in sorted(shares) for s in manifest["categories"][c]["shards"] if s["split"] == split]
         stream = [split, self.plan.mix.shares, seed, seq_len, extra_token, global_batch, shards]
@@ -465,6 +492,21 @@ class StreamingWindows(IterableDataset):
         if unknown:
             raise ValueError(f"weights name categories without {split} data: {unknown}; the build has {sorted(has_data)}")
         return {c: w for c, w in weights.items() if w > 0}
+
+    def check_shards(self, cut: Cut) -> None:
+        """Before the cut's batches are handed out: the size of each shard they come from,
+        the first time; its sha256 is queued (raises the first mismatch found so far)."""
+        if not self.verify:
+            return
+        if self._verifier is None:
+            t = self.table
+            self._verifier = ShardVerifier(self.build, t.uris, t.paths, t.sizes, t.sha256s)
+        self._verifier.touch(np.unique(self.table.shard[cut.block]).tolist())
+
+    def finish_checks(self) -> None:
+        """Wait for the sha256 of every shard touched so far; raise the first mismatch."""
+        if self._verifier is not None:
+            self._verifier.wait()
 
     @functools.cached_property
     def shard_of(self) -> dict[str, str]:
@@ -514,7 +556,8 @@ class StreamingWindows(IterableDataset):
         """(cut, tokens [windows, L] as token_dtype) for each of `cuts(deal, size)`; the
         tokens of the i-th go into out(i)[:windows] if given. The blocks of the next
         `readahead` steps are being fetched meanwhile (from object stores)."""
-        reader = BlockReader(self.build, self.table, self.vocab_size, self.cache_bytes, self.io_threads)
+        reader = BlockReader(self.build, self.table, self.vocab_size, self.cache_bytes, self.io_threads,
+                             verify=self.verify)
         made = itertools.count()
         ahead: deque[Cut] = deque()
         planned = 0
@@ -561,6 +604,7 @@ class StreamingWindows(IterableDataset):
     def batches(self) -> Iterator[dict]:
         """This process's local batches, one a step."""
         for cut, tokens in self.gathered():
+            self.check_shards(cut)
             yield from self.split(cut, tokens)
 
     def __iter__(self) -> Iterator[dict]:
@@ -651,11 +695,14 @@ class _Messages(IterableDataset):
     def __init__(self, windows: StreamingWindows, ring: _Ring, chunk: int):
         self.windows, self.ring, self.chunk = windows, ring, chunk
 
-    def __iter__(self) -> Iterator[tuple[Cut, tuple[int, int]]]:
+    def __iter__(self) -> Iterator[tuple[Cut, tuple[int, int]] | ShardError]:
         worker = get_worker_info().id
         gathered = self.windows.gathered(self.chunk, self.chunk, out=lambda n: self.ring.slot(worker, n))
-        for n, (cut, _) in enumerate(gathered):
-            yield cut, (worker, n)
+        try:
+            for n, (cut, _) in enumerate(gathered):
+                yield cut, (worker, n)
+        except ShardError as err:  # as a message: the DataLoader would wrap it in a traceback
+            yield err
 
 
 def _as_is(message: tuple) -> tuple:
@@ -698,7 +745,11 @@ class BatchLoader:
             num_workers=self.num_workers,
             prefetch_factor=self.prefetch_factor,
         )
-        for cut, (worker, n) in messages:
+        for message in messages:
+            if isinstance(message, ShardError):
+                raise message
+            cut, (worker, n) = message
+            w.check_shards(cut)
             batches = w.split(cut, ring.take(worker, n))  # copies the tokens out
             ring.release(worker, n)
             for batch in batches:
@@ -732,6 +783,7 @@ CONSUMED_SCHEMA = pa.schema(
     ]
 )
 PART = re.compile(r"part-r(\d+)-(\d+)-(\d+)\.parquet$")
+LEFTOVER = re.compile(r"^\.part-r(\d+)-")  # a part's temporary file, left by a killed run
 
 
 class ConsumedWriter:
@@ -763,6 +815,7 @@ class ConsumedWriter:
         self._forget_from(start_step, world_size)
 
     def _forget_from(self, step: int, world_size: int) -> None:
+        remove_leftovers(self.folder, lambda name: (m := LEFTOVER.search(name)) and int(m[1]) % world_size == self.rank)
         for uri in glob(join(self.folder, "part-r*.parquet")):
             rank, first, last = map(int, PART.search(uri).groups())
             if rank % world_size != self.rank or last < step:

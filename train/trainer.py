@@ -36,9 +36,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from strata.config import ConfigError, TrainConfig
 from strata.manifests.manifest import read_manifest
-from strata.storage import write_bytes_atomic
+from strata.redact import redact_strings, redact_url
+from strata.storage import remove_leftovers, write_bytes_atomic
 from strata.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from strata.train.data import BatchLoader, ConsumedWriter, StreamingWindows
+from strata.train.data import LEFTOVER, BatchLoader, ConsumedWriter, StreamingWindows
 from strata.train.hf_import import init_model
 from strata.train.objectives import IGNORE_INDEX, clm_batch, mlm_batch, segments_from_eos
 from strata.train.presets import model_for
@@ -211,7 +212,7 @@ class Validation:
             ds = StreamingWindows(
                 cfg.data, "val", seq_len=cfg.seq_len, extra_token=extra_token,
                 global_batch=cfg.batch_size * rt.world_size, rank=rt.rank, world_size=rt.world_size,
-                seed=cfg.seed, weights={category: 1.0}, end_step=batches, readahead=2,
+                seed=cfg.seed, weights={category: 1.0}, end_step=batches, readahead=2, verify=cfg.verify,
             )
             self.streams[category] = (ds, batches)
 
@@ -277,6 +278,8 @@ class Trainer:
         self.cfg, self.rt = cfg, rt
         self.run = Path(cfg.out)
         self.run.mkdir(parents=True, exist_ok=True)
+        if rt.rank == 0:  # what a killed run left; each rank clears its own consumed parts
+            remove_leftovers(str(self.run), lambda name: not LEFTOVER.search(name))
         checkpoint = latest_checkpoint(self.run)
         if checkpoint is not None and not cfg.resume:
             raise ConfigError(f"out: {self.run} already holds checkpoints; pass --resume to continue it, or choose a new --out")
@@ -289,6 +292,7 @@ class Trainer:
         self.data = StreamingWindows(
             cfg.data, "train", seq_len=cfg.seq_len, extra_token=extra_token, global_batch=self.global_batch,
             rank=rt.rank, world_size=rt.world_size, seed=cfg.seed, weights=cfg.weights, end_step=cfg.steps,
+            verify=cfg.verify,
         )
         workers = cfg.num_workers if cfg.num_workers is not None else (2 if rt.device.type == "cuda" else 0)
         self.loader = BatchLoader(self.data, num_workers=workers, pin_memory=rt.device.type == "cuda")
@@ -336,7 +340,8 @@ class Trainer:
     def _write_run_record(self, manifest: dict) -> None:
         cfg = self.cfg
         record = {
-            "config": cfg.model_dump(mode="json"), "data": cfg.data, "objective": cfg.objective, "seed": cfg.seed,
+            "config": redact_strings(cfg.model_dump(mode="json")), "data": redact_url(cfg.data),
+            "objective": cfg.objective, "seed": cfg.seed,
             "seq_len": cfg.seq_len, "global_batch": self.global_batch, "steps": cfg.steps,
             "shares": self.data.plan.mix.shares, "window_tokens": self.data.plan.window,
             "world_size": self.rt.world_size, "precision": self.precision, "parameters": self.raw.num_params(),
@@ -383,7 +388,7 @@ class Trainer:
             state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "data": self.loader.state_dict(), "step": self.step, "tokens": self.tokens, "rng": rng}
             meta = {"step": self.step, "world_size": self.rt.world_size, "tokens": self.tokens,
-                    "config": self.cfg.model_dump(mode="json")}
+                    "config": redact_strings(self.cfg.model_dump(mode="json"))}
             save_checkpoint(self.run, self.step, self.raw.state_dict(), state, meta, self.cfg.keep_checkpoints)
         if self.rt.world_size > 1:
             dist.barrier()
@@ -428,6 +433,8 @@ class Trainer:
                 self.save()
                 window.start = time.perf_counter()
 
+        for stream in [self.data, *(ds for ds, _ in self.validation.streams.values())]:
+            stream.finish_checks()  # a run ends well only if every shard it read is the manifest's
         self.consumed.close()
         self.metrics.close()
         summary = {

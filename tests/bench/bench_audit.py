@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from strata.manifests.manifest import SCHEMA_VERSION
 from strata.pipeline.schema import LINEAGE_SCHEMA
 from strata.pipeline.shard import SHARD_LINEAGE_SCHEMA
 from strata.pipeline.write import write_table
@@ -271,7 +272,7 @@ def generate(root: Path, rows: int, seed: int = 0) -> dict:
     })
     categories, files = placements(table, rng)
     write_all(out, {f"lineage/{name}": part for name, part in files.items()})
-    manifest = {"schema_version": 1, "strata_version": "bench", "config_hash": "ab" * 32,
+    manifest = {"schema_version": SCHEMA_VERSION, "strata_version": "bench", "config_hash": "ab" * 32,
                 "tokenizer": {"path": "tokenizer/tokenizer.model", "sha256": "0" * 64, "vocab_size": 32000},
                 "categories": categories, "lineage": "lineage"}
     (out / "manifest.json").write_text(json.dumps(manifest))

@@ -40,6 +40,7 @@ The machine's other load matters: run it idle. The page cache is warm after the 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -76,6 +77,7 @@ WARMUP = 20
 
 def write_synthetic_build(out: Path, tokens: dict[str, int], seed: int = 0) -> dict:
     """Random-token documents per category through the real shard writer; returns the manifest."""
+    from strata.manifests.manifest import SCHEMA_VERSION
     from strata.pipeline.shard import BlockPacker, ShardTar, index_path, key_prefix, shard_path
     from strata.storage import write_atomic
 
@@ -100,17 +102,17 @@ def write_synthetic_build(out: Path, tokens: dict[str, int], seed: int = 0) -> d
             path = shard_path(category, "train", shard)
             tar = ShardTar(category, "train", shard, blocks)
             write_atomic(str(out / path), tar.write)
-            index = {"path": path, "sha256": tar.sha256, "bytes": tar.bytes, "blocks": tar.index}
-            (out / index_path(path)).write_text(json.dumps(index))
+            index = tar.index_bytes(path)
+            (out / index_path(path)).write_bytes(index)
             shards.append(
                 {"category": category, "split": "train", "shard": shard, "path": path, "index": index_path(path),
-                 "sha256": tar.sha256, "bytes": tar.bytes, "blocks": len(tar.index), "tokens": tar.tokens, "docs": tar.docs}
+                 "index_sha256": hashlib.sha256(index).hexdigest(), "sha256": tar.sha256, "bytes": tar.bytes, "blocks": len(tar.index), "tokens": tar.tokens, "docs": tar.docs}
             )
             shard += 1
         categories[category] = {"share": SHARES[category], "tokens": total, "val_tokens": 0, "shards": shards}
     np.concatenate(flat).tofile(out / "train.bin")
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "tokenizer": {"vocab_size": VOCAB, "special_ids": {"eos": EOS}},
         "categories": categories,
     }

@@ -1,0 +1,114 @@
+"""The shards a training stream reads, checked against the manifest once per run.
+
+When the stream first touches a shard, its size is checked at once (a stat, or a HEAD request
+to an object store: bytes appended or cut off are refused before any batch of it is trained
+on), and its sha256 is queued for a background thread that reads the shard once from start
+to end, overlapped with training. A mismatch is raised at the next touch, or by wait() at
+the end of the run, as a ShardError naming the shard. Each block is also checked against its
+index checksum as it is read (BlockReader); see manifests/checksums.py for who catches what.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Iterable
+
+import fsspec
+
+from strata.manifests.checksums import stream_sha256
+from strata.manifests.manifest import ShardError
+from strata.storage import is_local, join
+
+log = logging.getLogger("strata.integrity")
+
+ATTEMPTS = 3  # whole-shard reads of an object store, retried on transient errors
+
+
+class ShardVerifier:
+    """Checks shards i of a block table as the stream touches them (see the module doc).
+    `paths` are relative to `build` and already confined to it; `sizes` and `sha256s` are
+    the manifest's. Threads start on the first touch, in the process that touches."""
+
+    def __init__(self, build: str, uris: list[str], paths: list[str], sizes: list[int], sha256s: list[str]):
+        self.fs, root = fsspec.core.url_to_fs(build)
+        self.paths = [join(root, path) for path in paths]
+        self.uris, self.sizes, self.sha256s = uris, sizes, sha256s
+        self.threads = 1 if is_local(build) else 4  # a local disk reads best in one stream
+        self._touched: set[int] = set()
+        self._queue: queue.Queue[int] = queue.Queue()
+        self._failures: list[ShardError] = []
+        self._workers: list[threading.Thread] = []
+
+    def touch(self, shards: Iterable[int]) -> None:
+        """Check the size of each shard not touched before and queue its sha256; raise the
+        first failure found so far."""
+        self.check()
+        for i in shards:
+            if i in self._touched:
+                continue
+            self._touched.add(i)
+            self._check_size(i)
+            self._start()
+            self._queue.put(i)
+
+    def check(self) -> None:
+        """Raise the first sha256 mismatch found so far (does not wait)."""
+        if self._failures:
+            raise self._failures[0]
+
+    def wait(self) -> None:
+        """Wait for every queued sha256, then raise the first mismatch."""
+        self._queue.join()
+        self.check()
+
+    def _check_size(self, i: int) -> None:
+        try:
+            size = self.fs.size(self.paths[i])
+        except FileNotFoundError:
+            raise ShardError(f"{self.uris[i]}: shard is missing") from None
+        if size != self.sizes[i]:
+            raise ShardError(
+                f"{self.uris[i]}: {size:,} bytes where the manifest has {self.sizes[i]:,} "
+                f"({'truncated' if size < self.sizes[i] else 'bytes appended'}); refused"
+            )
+
+    def _start(self) -> None:
+        while len(self._workers) < self.threads:
+            worker = threading.Thread(target=self._work, name="strata-sha256", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+
+    def _work(self) -> None:
+        while True:
+            i = self._queue.get()
+            try:
+                self._verify(i)
+            except ShardError as err:
+                self._failures.append(err)
+            except Exception as err:  # noqa: BLE001 - whatever stops the check stops the run, named
+                self._failures.append(ShardError(f"{self.uris[i]}: cannot read it to check its sha256: {err!r}"))
+            finally:
+                self._queue.task_done()
+
+    def _verify(self, i: int) -> None:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with self.fs.open(self.paths[i], "rb") as f:
+                    size, sha256 = stream_sha256(f)
+                break
+            except (FileNotFoundError, PermissionError):
+                raise
+            except (OSError, TimeoutError) as err:
+                if attempt == ATTEMPTS:
+                    raise
+                log.warning("%s: reading it for its sha256 failed (%r); retrying", self.uris[i], err)
+                time.sleep(0.5 * attempt)
+        if (size, sha256) != (self.sizes[i], self.sha256s[i]):
+            raise ShardError(
+                f"{self.uris[i]}: sha256 {sha256[:16]}... ({size:,} bytes) is not the manifest's "
+                f"{self.sha256s[i][:16]}... ({self.sizes[i]:,} bytes): the shard is damaged or was replaced; refused"
+            )
+        log.debug("%s: sha256 checked", self.uris[i])
