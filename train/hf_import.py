@@ -31,7 +31,7 @@ def load_hf_model(folder: str, dropout: float = 0.0) -> tuple[str, torch.nn.Modu
         raise ArchitectureError(f"{folder}: model_type {config.model_type!r}; strata loads {sorted(SUPPORTED)} "
                                 "(GPT-2 family for clm, RoBERTa-PreLayerNorm for mlm)")
     auto = getattr(transformers, AUTO_CLASSES[SUPPORTED[config.model_type][0]])
-    hf = auto.from_pretrained(folder, torch_dtype=torch.float32)
+    hf = auto.from_pretrained(folder)  # the weights are copied into strata's fp32 model
     objective, model = from_hf(hf, dropout)
     return objective, model.eval()
 

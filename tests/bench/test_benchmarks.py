@@ -6,6 +6,7 @@ import json
 import bench_audit
 import bench_big_doc
 import bench_curate
+import bench_generate
 import bench_shard
 import bench_tokenizer
 import bench_trainer
@@ -38,3 +39,7 @@ def test_trainer_overhead_against_in_memory_batches():
 
 def test_audit_and_trace_on_10_million_lineage_rows(tmp_path):
     assert bench_audit.main(["--out", str(tmp_path / "audit")]) == 0
+
+
+def test_generation_against_transformers():
+    assert bench_generate.main([]) == 0
