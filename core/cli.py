@@ -310,10 +310,9 @@ def _add_model_parsers(commands) -> None:
     evaluate.add_argument("source", metavar="RUN|DIR")
     evaluate.add_argument("--data", nargs="+", metavar="BUILD|FILE", help="default: a RUN's build")
     evaluate.add_argument("--split", choices=("val",), default="val")
-    evaluate.add_argument("--seq-len", type=int)
-    evaluate.add_argument("--batch-size", type=int)
-    evaluate.add_argument("--eval-batches", type=int)
-    evaluate.add_argument("--seed", type=int)
+    for flag, meaning in (("--seq-len", "window tokens"), ("--batch-size", "windows per batch"),
+                          ("--eval-batches", "batches per category"), ("--seed", "val order and MLM masks")):
+        evaluate.add_argument(flag, type=int, help=f"{meaning} (default: a RUN's own)")
     evaluate.add_argument("--step", type=int, help="for a RUN: the checkpoint of this step")
     evaluate.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     evaluate.set_defaults(func=_eval)
