@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_train_parser(commands) -> None:
     train = commands.add_parser(
         "train",
-        help="pretrain a CLM (GPT) or MLM (BERT) model on a build's shards",
+        help="pretrain a model on a build's shards with an objective of the literature",
         description=(
             "Streams the shards of a build (folder, s3://, gs://, https://), mixed by the manifest's category "
             "shares or --weights, and trains. Every setting can also come from a YAML file (--config; its keys "
@@ -202,8 +202,8 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--config", default=None, help="YAML file of settings")
     train.add_argument("--data", help="the build's OUT")
     train.add_argument("--out", help="the run folder RUN")
-    train.add_argument("--objective", choices=("clm", "mlm"))
-    train.add_argument("--model", help="preset: tiny, gpt2-small, bert-base, gpt-350m, gpt-1b")
+    train.add_argument("--objective", help="clm, mlm, prefix_lm, span_corruption, ul2, bart (README: Objectives)")
+    train.add_argument("--model", help="preset: tiny, gpt2-small, bert-base, gpt-350m, gpt-1b, t5-tiny, t5-small")
     train.add_argument("--seq-len", type=int)
     train.add_argument("--batch-size", type=int, help="windows per rank per micro-batch")
     train.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
@@ -217,7 +217,17 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--seed", type=int)
     train.add_argument("--weights", type=_weights, help="CATEGORY=WEIGHT,... (default: the manifest's shares)")
     train.add_argument("--doc-mask", action="store_true", help="attention and positions stay within each document")
-    train.add_argument("--mlm-rate", type=float)
+    train.add_argument("--mlm-rate", type=float, help="MLM: share of tokens chosen (0.15)")
+    train.add_argument("--prefix-split", choices=("uniform", "document"), help="prefix LM split point (uniform)")
+    train.add_argument("--noise-density", type=float, help="span corruption: share of tokens dropped (0.15)")
+    train.add_argument("--mean-span", type=float, help="span corruption: mean span length (3)")
+    train.add_argument("--decoder-only", action="store_true",
+                       help="span_corruption, ul2: train the GPT through the prefix mask, not the encoder-decoder")
+    train.add_argument("--ul2-mixture", type=_weights, help="UL2 mode weights, e.g. R=2,X=4,S=1 (the paper's)")
+    train.add_argument("--bart-rate", type=float, help="BART text infilling: share of tokens masked (0.3)")
+    train.add_argument("--bart-poisson", type=float, help="BART: mean span length, Poisson (3)")
+    train.add_argument("--no-bart-permute", dest="bart_permute", action="store_false",
+                       help="BART: no sentence permutation")
     train.add_argument("--precision", choices=("auto", "bf16", "fp32"))
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
     train.add_argument("--device", help="auto, cpu, cuda, cuda:N")

@@ -223,6 +223,10 @@ class TokenizerConfig(Section):
     vocab_size: int = Field(default=32000, ge=64)
     sample_bytes: int = Field(default=200 * 2**20, gt=0)
     user_defined_symbols: list[str] = Field(default_factory=list)
+    # add the objectives' special tokens: <cls>, <sep>, UL2's [NLU] [NLG] [S2S], and T5's
+    # sentinels <extra_id_0..sentinels-1> (tokenize/specials.py)
+    objective_specials: bool = False
+    sentinels: int = Field(default=100, ge=1)
 
 
 class ShardsConfig(Section):
@@ -286,7 +290,7 @@ class TrainConfig(Section):
 
     data: str  # a build's OUT: folder, s3://, gs://, http(s)://
     out: str  # the run folder (local, or a shared file system for multi-node)
-    objective: Literal["clm", "mlm"]
+    objective: str  # a name of strata.train.objectives.OBJECTIVES
     model: str = "tiny"  # a preset of strata.train.presets
     seq_len: int = Field(default=1024, ge=8)
     batch_size: int = Field(default=8, ge=1)  # windows per rank per micro-batch
@@ -306,6 +310,15 @@ class TrainConfig(Section):
     weights: Optional[dict[str, float]] = None  # category -> weight; default: the manifest's shares
     doc_mask: bool = False  # attention stays inside a document; positions restart per document
     mlm_rate: float = Field(default=0.15, gt=0, lt=1)
+    # objective options (train/objectives/): prefix_lm, span_corruption, ul2, bart
+    prefix_split: Literal["uniform", "document"] = "uniform"  # prefix LM split point
+    noise_density: float = Field(default=0.15, gt=0, lt=1)  # T5 span corruption: share of tokens dropped
+    mean_span: float = Field(default=3.0, ge=1)  # T5 span corruption: mean span length
+    decoder_only: bool = False  # span_corruption, ul2: the GPT through the prefix mask, not the encoder-decoder
+    ul2_mixture: dict[str, float] = Field(default_factory=lambda: {"R": 2 / 7, "X": 4 / 7, "S": 1 / 7})
+    bart_rate: float = Field(default=0.3, gt=0, lt=1)  # BART text infilling: share of tokens masked
+    bart_poisson: float = Field(default=3.0, gt=0)  # BART: span lengths ~ Poisson(this)
+    bart_permute: bool = True  # BART: sentence permutation
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     compile: bool = False
     device: str = "auto"  # auto: cuda (LOCAL_RANK's GPU) if available, else cpu
@@ -336,6 +349,22 @@ class TrainConfig(Section):
         if scheme_of(out) not in (None, "file"):
             raise ValueError(f"the run folder must be local (or on a shared file system), not {out.split(':', 1)[0]}:...")
         return out
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, name: str) -> str:
+        from strata.train.objectives.registry import OBJECTIVES  # imports torch: only when training
+
+        if name not in OBJECTIVES:
+            raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(sorted(OBJECTIVES))}")
+        return name
+
+    @field_validator("ul2_mixture")
+    @classmethod
+    def _ul2_modes(cls, mixture: dict[str, float]) -> dict[str, float]:
+        if set(mixture) - {"R", "X", "S"} or any(w < 0 for w in mixture.values()) or sum(mixture.values()) <= 0:
+            raise ValueError("give weights >= 0 of the modes R, X, S with a positive sum")
+        return mixture
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":

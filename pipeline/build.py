@@ -30,6 +30,7 @@ from strata.redact import redact_url
 from strata.storage import exists, join, open_file, remove, remove_leftovers, write_bytes_atomic
 from strata.tokenize.encoders import HFTokenizerEncoder, hf_tokenizer_files, is_sentencepiece, load_encoder
 from strata.tokenize.model_file import read_model_file
+from strata.tokenize.specials import objective_pieces, with_control_pieces
 from strata.tokenize.spm_proto import model_type
 from strata.tokenize.trainer import sample_curated_text, train_tokenizer
 
@@ -99,8 +100,9 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: dict[st
         return previous
     remove(join(out, MANIFEST))
     remove(join(out, TOKENIZER_DIR))
+    control_pieces = objective_pieces(cfg.sentinels) if cfg.objective_specials else []
     if cfg.model:
-        record = _given_tokenizer(cfg.model, given_model, out)
+        record = _given_tokenizer(cfg.model, given_model, out, control_pieces)
     else:
         # Curated bytes stand in for tokens, which are not known before the tokenizer.
         shares = resolve_shares(config.categories, {c: v["bytes"] for c, v in curate["categories"].items()})
@@ -113,6 +115,7 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: dict[st
                 vocab_size=cfg.vocab_size,
                 model_type=cfg.model_type,
                 user_defined_symbols=cfg.user_defined_symbols,
+                control_pieces=control_pieces,
                 seed=config.seed,
                 sample=sample,
                 vocab_key="tokenizer.vocab_size",
@@ -153,8 +156,14 @@ def _read(uri: str) -> bytes:
         return f.read()
 
 
-def _given_tokenizer(model: str, files: dict[str, bytes], out: str) -> dict:
-    """Copy a given tokenizer's files into OUT/tokenizer/; its record."""
+def _given_tokenizer(model: str, files: dict[str, bytes], out: str, control_pieces: list[str]) -> dict:
+    """Copy a given tokenizer's files into OUT/tokenizer/ (a sentencepiece model with the
+    objectives' control pieces added); its record."""
+    if control_pieces and TOKENIZER_MODEL not in files:
+        raise ConfigError("tokenizer.objective_specials: the objectives' special pieces can be added to a "
+                          "sentencepiece model only, not to a HF tokenizer")
+    if control_pieces:
+        files = {TOKENIZER_MODEL: with_control_pieces(files[TOKENIZER_MODEL], control_pieces)}
     for target, data in files.items():
         write_bytes_atomic(join(out, target), data)
     path = TOKENIZER_MODEL if TOKENIZER_MODEL in files else HF_TOKENIZER

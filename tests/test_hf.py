@@ -282,5 +282,4 @@ def test_eval_on_jsonl_files_is_reproduced_by_transformers(clm_export, tmp_path)
     assert figures["all"]["loss"] == pytest.approx(nats / count, abs=1e-4)
     # the bytes the targets stand for: all the text but the first token's, which nothing predicts
     text_bytes = sum(len(t.encode()) for t in docs) - len(tokenizer.decode(stream[:1]).encode())
-    assert figures["all"]["bytes"] == text_bytes
     assert figures["all"]["bpb"] == pytest.approx(nats / np.log(2) / text_bytes, rel=1e-4)

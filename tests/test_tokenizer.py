@@ -4,11 +4,15 @@ import hashlib
 import random
 import shutil
 
+import numpy as np
 import pyarrow as pa
 import pytest
+import sentencepiece as spm
 
 from strata.pipeline.schema import CURATED_SCHEMA, make_doc_id
 from strata.pipeline.write import write_table
+from strata.tokenize.pieces import PieceTable
+from strata.tokenize.specials import objective_pieces, objective_special_ids, with_control_pieces
 from strata.tokenize.stats import format_stats_table, tokenizer_stats
 from strata.tokenize.trainer import (
     MAX_LINE_BYTES,
@@ -228,3 +232,57 @@ def test_curated_root_may_be_an_fsspec_uri(curated, tmp_path):
     local = sample_curated_text(curated, None, 20_000, 1, str(tmp_path / "local.txt"))
     assert remote["doc_id_digest"] == local["doc_id_digest"]
     assert (tmp_path / "remote.txt").read_bytes() == (tmp_path / "local.txt").read_bytes()
+
+
+# --------------------------------------------------------------------------- objective specials and piece table
+
+
+def test_objective_specials_are_appended_as_control_pieces(trained, tmp_path):
+    out, record = trained
+    before = (out / "tokenizer.model").read_bytes()
+    sp = load_tokenizer(str(out / "tokenizer.model"))
+    n = sp.get_piece_size()
+    model = with_control_pieces(before, objective_pieces(8))
+    assert with_control_pieces(model, objective_pieces(8)) == model  # pieces it has are not added twice
+    grown = spm.SentencePieceProcessor(model_proto=model)
+    assert grown.get_piece_size() == n + 5 + 8
+    assert [grown.id_to_piece(i) for i in range(n)] == [sp.id_to_piece(i) for i in range(n)]  # no id moves
+    assert objective_special_ids(grown) == {
+        "cls": n, "sep": n + 1, "mode_nlu": n + 2, "mode_nlg": n + 3, "mode_s2s": n + 4, "sentinels": [n + 5, 8]}
+    assert grown.id_to_piece(n + 5 + 7) == "<extra_id_7>" and all(grown.is_control(i) for i in range(n, n + 13))
+    # text never becomes a control piece: a document cannot inject a sentinel or a mode token
+    for text in [*make_documents()["Prose"][:3], "<extra_id_0> [NLU] <cls> x <sep>"]:
+        assert grown.encode(text) == sp.encode(text)
+        assert max(grown.encode(text)) < n
+    assert grown.decode([n, n + 5, 7]) == grown.decode([7])  # and they decode to nothing
+
+
+def test_a_tokenizer_trained_with_objective_specials_records_their_ids(trained, tmp_path):
+    out, record = trained
+    runs = [
+        train_tokenizer(record["sample"]["path"], str(tmp_path / name), vocab_size=500,
+                        model_type=record["parameters"]["model_type"], user_defined_symbols=["<tool>"],
+                        control_pieces=objective_pieces(100), seed=1, threads=2)
+        for name in ("a", "b")
+    ]
+    assert runs[0]["model_sha256"] == runs[1]["model_sha256"]  # deterministic
+    ids = runs[0]["special_ids"]
+    assert ids == special_ids(str(tmp_path / "a" / "tokenizer.model"))
+    assert ids["mask"] == 4 and ids["sentinels"] == [record["vocab_size"] + 5, 100]
+    assert ids["cls"] == record["vocab_size"] and runs[0]["vocab_size"] == record["vocab_size"] + 105
+
+
+def test_piece_table_counts_the_bytes_and_words_of_any_text(trained):
+    out, _ = trained
+    sp = load_tokenizer(str(out / "tokenizer.model"))
+    table = PieceTable.of(sp)
+    documents = make_documents()
+    texts = [documents["Prose"][0], documents["Code"][0], documents["Greek"][0], "emoji 😀🧪 and CJK 漢字かな, 2024",
+             "  indented\n\tlines  and <mask> too \n"]
+    for text in texts:
+        ids = np.array(sp.encode(text))
+        assert table.bytes[ids].sum() == len(text.encode()), text
+        previous = np.concatenate([[3], ids[:-1]])  # after an EOS (a control piece: 0 bytes, ends a word)
+        assert table.words(previous, ids) == len(text.split()), text
+    assert table.bytes[[0, 1, 2, 3]].tolist() == [0, 0, 0, 0]
+    assert table.bytes[sp.encode("😀")].tolist() == [1, 1, 1, 1]  # byte fallback

@@ -6,19 +6,20 @@ Hugging Face tokenizer (`tokenizer.json`, or a folder holding one and, optionall
     decode(ids)    text
     vocab_size     every id the tokenizer can give, added tokens included
     special_ids    {pad, unk, bos, eos, mask} -> id or None
-    token_bytes()  UTF-8 bytes of text each id stands for (0 for control tokens), for
-                   bits per byte: a byte-fallback piece is 1, "▁" a space
+    piece_texts()  the text each id stands for, for bits per byte and words
+                   (tokenize/pieces.py): "" for control tokens, one "\x00" per byte of a
+                   byte-fallback piece or of a byte-level BPE piece's non-ASCII bytes
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
-import numpy as np
-
 from strata.manifests.paths import resolve_inside
 from strata.storage import filesystem, join
+from strata.tokenize.pieces import piece_text
 
 # Special tokens of a HF tokenizer without a tokenizer_config.json, by their usual names.
 USUAL_SPECIALS = {
@@ -56,10 +57,8 @@ class SentencePieceEncoder:
     def decode(self, ids: list[int]) -> str:
         return self.sp.decode(ids)
 
-    def token_bytes(self) -> np.ndarray:
-        sp = self.sp
-        return np.array([0 if sp.is_control(i) or sp.is_unknown(i) else 1 if sp.is_byte(i) else _piece_bytes(sp.id_to_piece(i))
-                         for i in range(self.vocab_size)], dtype=np.int64)
+    def piece_texts(self) -> list[str]:
+        return [piece_text(self.sp, i) for i in range(self.vocab_size)]
 
 
 class HFTokenizerEncoder:
@@ -87,23 +86,42 @@ class HFTokenizerEncoder:
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False)
 
-    def token_bytes(self) -> np.ndarray:
-        """Byte-level BPE pieces hold one character per byte; others are text with "▁"
-        for spaces and <0xXX> byte pieces."""
+    def piece_texts(self) -> list[str]:
+        """Byte-level BPE pieces hold one character per byte (GPT-2's byte-to-character
+        table); others are text with "▁" for spaces and <0xNN> byte pieces."""
         byte_level = '"ByteLevel"' in self.tokenizer.to_str()
         special = {t.content for t in self.tokenizer.get_added_tokens_decoder().values() if t.special}
-        sizes = np.zeros(self.vocab_size, dtype=np.int64)
+        texts = [""] * self.vocab_size
         for piece, i in self.tokenizer.get_vocab(with_added_tokens=True).items():
             if piece not in special:
-                sizes[i] = len(piece) if byte_level else _piece_bytes(piece)
-        return sizes
+                texts[i] = _byte_level_text(piece) if byte_level else _piece_text(piece)
+        return texts
 
 
 BYTE_PIECE = re.compile(r"<0x[0-9A-Fa-f]{2}>")
 
 
-def _piece_bytes(piece: str) -> int:
-    return 1 if BYTE_PIECE.fullmatch(piece) else len(piece.replace("\u2581", " ").encode())
+def _piece_text(piece: str) -> str:
+    return "\x00" if BYTE_PIECE.fullmatch(piece) else piece.replace("\u2581", " ")
+
+
+@functools.cache
+def _byte_of_char() -> dict[str, int]:
+    """GPT-2's printable character for every byte, inverted."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1), *range(ord("\u00ae"), ord("\u00ff") + 1)]
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[chr(b)] = b
+        else:
+            chars[chr(256 + extra)] = b
+            extra += 1
+    return chars
+
+
+def _byte_level_text(piece: str) -> str:
+    table = _byte_of_char()
+    return "".join(chr(table[c]) if table.get(c, 128) < 128 else "\x00" for c in piece)
 
 
 def hf_tokenizer_files(path: str) -> tuple[str, str | None]:

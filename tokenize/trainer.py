@@ -25,6 +25,7 @@ import sentencepiece as spm
 
 from strata.storage import filesystem, glob, join, write_atomic, write_bytes_atomic
 from strata.tokenize.vocab import check_vocab_size, meta_pieces, required_characters
+from strata.tokenize.specials import objective_special_ids, with_control_pieces
 from strata.version import __version__
 
 log = logging.getLogger("strata.tokenize")
@@ -293,6 +294,7 @@ def train_tokenizer(
     vocab_size: int,
     model_type: str,
     user_defined_symbols: Sequence[str] = (),
+    control_pieces: Sequence[str] = (),
     seed: int,
     threads: int | None = None,
     sample: dict | None = None,
@@ -307,6 +309,7 @@ def train_tokenizer(
     (never here: the sample is already sized). The same sample and options give the same
     model bytes, wherever the sample file is: the model stores its trainer options, and
     an `input` option would put the sample's path in them. `threads`: default all cores.
+    `control_pieces` are appended to the trained vocabulary (tokenize/specials.py).
     """
     options = trainer_options(vocab_size, model_type, user_defined_symbols, threads)
     needed = meta_pieces(len(SPECIALS), options["user_defined_symbols"]) + required_characters(
@@ -322,7 +325,7 @@ def train_tokenizer(
         sentence_iterator=_sample_lines(sample_path), model_writer=model, minloglevel=1, **options
     )
     seconds = time.monotonic() - started
-    model_bytes = model.getvalue()
+    model_bytes = with_control_pieces(model.getvalue(), list(control_pieces))
     processor = spm.SentencePieceProcessor(model_proto=model_bytes)
     if processor.get_piece_size() < vocab_size:
         log.warning("the sample allows only %d pieces of the %d asked for", processor.get_piece_size(), vocab_size)
@@ -332,7 +335,7 @@ def train_tokenizer(
         "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
         "vocab_size": processor.get_piece_size(),
         "special_ids": _special_ids(processor),
-        "parameters": {**options, "seed": seed},
+        "parameters": {**options, "seed": seed, "control_pieces": len(control_pieces)},
         "sample": {**(sample or {}), "path": sample_path, "file_bytes": os.path.getsize(sample_path),
                    "sha256": file_sha256(sample_path)},
         "seconds": round(seconds, 3),
@@ -365,17 +368,18 @@ def load_tokenizer_record(out_dir: str) -> dict:
         return json.load(f)
 
 
-def special_ids(model_path: str) -> dict[str, int | None]:
-    """{pad, unk, bos, eos, mask} ids of a model (None for one it lacks)."""
+def special_ids(model_path: str) -> dict:
+    """{pad, unk, bos, eos, mask} ids of a model (None for one it lacks), and those of the
+    objective specials it has (tokenize/specials.py)."""
     return _special_ids(load_tokenizer(model_path))
 
 
-def _special_ids(processor: spm.SentencePieceProcessor) -> dict[str, int | None]:
+def _special_ids(processor: spm.SentencePieceProcessor) -> dict:
     ids = {"pad": processor.pad_id(), "unk": processor.unk_id(), "bos": processor.bos_id(), "eos": processor.eos_id()}
     mask = processor.piece_to_id(MASK)
     ids = {name: (i if i >= 0 else None) for name, i in ids.items()}
     ids["mask"] = mask if processor.id_to_piece(mask) == MASK else None
-    return ids
+    return {**ids, **objective_special_ids(processor)}
 
 
 def file_sha256(uri: str) -> str:

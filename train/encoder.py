@@ -24,8 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from strata.train.gpt import ACTIVATIONS, Block, GPTConfig, init_gpt2, segment_mask
-from strata.train.objectives import IGNORE_INDEX, positions_from_segments
+from strata.train.attention import positions_and_mask
+from strata.train.gpt import ACTIVATIONS, IGNORE_INDEX, Block, GPTConfig, init_gpt2
 
 
 @dataclass
@@ -62,22 +62,19 @@ class Encoder(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(
-        self, idx: torch.Tensor, labels: torch.Tensor | None = None, segments: torch.Tensor | None = None
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, segments: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx, labels, segments: int64 [B, L]; labels are -100 except at the positions to
-        predict (see objectives.mlm_mask). Returns logits [B, L, vocab] and, with labels, the
-        mean cross-entropy over the labelled positions (else None)."""
+        """idx, targets, segments: int64 [B, L]; targets are -100 except at the positions to
+        predict (see objectives.mlm_mask). Returns logits [B, L, vocab] and, with targets,
+        the mean cross-entropy over the labelled positions (else None)."""
         B, L = idx.shape
         assert L <= self.config.seq_len, f"window of {L} tokens, the model holds {self.config.seq_len}"
-        if segments is None:
-            pos, mask = torch.arange(L, device=idx.device), None
-        else:
-            pos, mask = positions_from_segments(segments), segment_mask(segments, causal=False)
+        pos, mask = positions_and_mask(idx, segments, causal=False)
         x = self.transformer.drop(self.transformer.ln_e(self.transformer.wte(idx) + self.transformer.wpe(pos)))
         for block in self.transformer.h:
             x = block(x, mask)
         logits = self.lm_head(self.head(self.transformer.ln_f(x)))
         loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX)
         return logits, loss

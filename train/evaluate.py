@@ -13,15 +13,15 @@ window may be shorter) and [u*S, (u+1)*S) for mlm (masked as in training with th
 sample id u). To reproduce a clm figure with transformers on the export: the same windows,
 mean cross-entropy of logits[:-1] against ids[1:] over all of them.
 
-loss is the mean in nats per target token; perplexity exp(loss); bits per byte the summed
-loss / ln 2 / the UTF-8 bytes the target tokens stand for (EOS: none; tokenize/encoders.py).
+The figures are validation.py's: loss the mean in nats per target token, perplexity
+exp(loss), bpb the summed loss / ln 2 / the UTF-8 bytes the target tokens stand for (EOS:
+none; tokenize/pieces.py), and for clm word_perplexity.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -29,22 +29,13 @@ import torch
 
 from strata.config import TrainConfig
 from strata.manifests.manifest import read_manifest
+from strata.tokenize.pieces import PieceTable
 from strata.train.load import Loaded
-from strata.train.objectives import IGNORE_INDEX, clm_batch, mlm_batch
-from strata.train.trainer import Objective, Runtime, Validation
+from strata.train.objectives import objective_for
+from strata.train.runtime import Runtime, on_device
+from strata.train.validation import Totals, Validation
 
 CPU = Runtime(rank=0, world_size=1, device=torch.device("cpu"))
-
-
-def _finish(sums: dict[str, list[float]]) -> dict[str, dict]:
-    """{category: [nats, targets, bytes]} -> figures, with "all"."""
-    if sums:
-        sums["all"] = [sum(v[i] for v in sums.values()) for i in range(3)]
-    return {
-        c: {"loss": nats / n, "perplexity": math.exp(min(nats / n, 50.0)), "bpb": nats / math.log(2) / b if b else None,
-            "tokens": int(n), "bytes": int(b)}
-        for c, (nats, n, b) in sums.items() if n
-    }
 
 
 def eval_settings(loaded: Loaded, build: str, **flags) -> TrainConfig:
@@ -58,26 +49,15 @@ def eval_settings(loaded: Loaded, build: str, **flags) -> TrainConfig:
 
 
 def eval_build(loaded: Loaded, build: str, split: str = "val", **flags) -> dict[str, dict]:
+    """The trainer's validation of `loaded` on the build's val blocks."""
     if split != "val":
         raise ValueError(f"split: only the val split is evaluated, got {split!r}")
     cfg = eval_settings(loaded, build, **flags)
     manifest = read_manifest(build)
-    tokenizer = manifest["tokenizer"]
-    objective = Objective(cfg.objective, cfg.seed, tokenizer["vocab_size"], tokenizer["special_ids"], cfg.mlm_rate, cfg.doc_mask)
+    objective = objective_for(cfg.objective, cfg, manifest["tokenizer"])
     categories = sorted(c for c, v in manifest["categories"].items() if v.get("val_tokens"))
-    validation = Validation(cfg, CPU, manifest, categories, extra_token=cfg.objective == "clm")
-    figures = validation.run(loaded.model, objective, CPU, contextlib.nullcontext())
-    sizes = torch.from_numpy(loaded.encoder.token_bytes())
-    sums = {}
-    for category, (ds, _) in validation.streams.items():  # the same targets again, for their bytes
-        ds.start_step = 0
-        target_bytes = 0
-        for batch in ds.batches():
-            _, y, _ = objective(batch, CPU.device)
-            target_bytes += int(sizes[y[y != IGNORE_INDEX]].sum())
-        r = figures[category]
-        sums[category] = [r["loss"] * r["tokens"], r["tokens"], target_bytes]
-    return _finish(sums)
+    validation = Validation(cfg, CPU, manifest, categories, objective)
+    return validation.run(loaded.model, objective, CPU, contextlib.nullcontext())
 
 
 def read_documents(files: list[str]) -> dict[str, list[str]]:
@@ -105,46 +85,45 @@ def file_windows(ids: np.ndarray, seq_len: int, extra_token: bool) -> list[np.nd
 
 
 @torch.no_grad()
-def eval_files(loaded: Loaded, files: list[str], seq_len: int | None = None, seed: int = 0, mlm_rate: float = 0.15,
+def eval_files(loaded: Loaded, files: list[str], seq_len: int | None = None, seed: int = 0,
                batch_size: int = 8) -> dict[str, dict]:
+    """The objective's loss on documents of files, through the trainer's objective and
+    validation sums (window u of a category is sample u, epoch 0, for MLM's masks)."""
     model, encoder = loaded.model.eval(), loaded.encoder
     seq_len = seq_len or (loaded.run["seq_len"] if loaded.run else min(model.config.seq_len, 1024))
-    clm = loaded.objective == "clm"
-    eos, sizes = encoder.special_ids["eos"], encoder.token_bytes()
-    specials = encoder.special_ids
-    sums = {}
+    cfg = TrainConfig(data=".", out=".", objective=loaded.objective, steps=1, seq_len=seq_len, seed=seed)
+    objective = objective_for(cfg.objective, cfg, {"vocab_size": encoder.vocab_size, "special_ids": encoder.special_ids})
+    pieces = PieceTable.of_texts(encoder.piece_texts())
+    eos = encoder.special_ids["eos"]
+    results, overall = {}, Totals()
     for category, texts in sorted(read_documents(files).items()):
         stream = np.concatenate([np.array(ids + [eos], dtype=np.int64) for ids in encoder.encode(texts)])
-        windows = file_windows(stream, seq_len, clm)
-        nats = count = nbytes = 0.0
+        windows = file_windows(stream, seq_len, objective.extra_token)
+        totals = Totals()
         for start in range(0, len(windows), batch_size):
-            group = windows[start:start + batch_size]
-            for same in {len(w) for w in group}:  # equal lengths batch together
-                rows = np.stack([w for w in group if len(w) == same])
-                if clm:
-                    x, y = clm_batch(rows)
-                else:
-                    ids = [start + i for i, w in enumerate(group) if len(w) == same]
-                    x, y = mlm_batch(rows, ids, seed=seed, epoch=0, vocab_size=encoder.vocab_size,
-                                     special_ids=[i for i in specials.values() if i is not None],
-                                     mask_id=specials["mask"], rate=mlm_rate)
-                _, loss = model(x, y)
-                n = int((y != IGNORE_INDEX).sum())
-                nats, count = nats + float(loss) * n, count + n
-                nbytes += int(sizes[y[y != IGNORE_INDEX].numpy()].sum())
-        sums[category] = [nats, count, nbytes]
-    return _finish(sums)
+            for length in sorted({len(w) for w in windows[start:start + batch_size]}):  # equal lengths batch together
+                ids = [start + i for i, w in enumerate(windows[start:start + batch_size]) if len(w) == length]
+                rows = torch.from_numpy(np.stack([windows[i] for i in ids]))
+                inputs = on_device(objective.batch(rows, torch.tensor(ids), torch.zeros(len(ids), dtype=torch.long)),
+                                   CPU.device)
+                loss, n, _ = objective.loss(model, inputs)
+                totals.add(objective, pieces, inputs, float(loss), n)
+        overall = overall + totals
+        results[category] = totals.row(objective)
+    if overall.targets:
+        results["all"] = overall.row(objective)
+    return results
 
 
 def format_eval(figures: dict[str, dict]) -> str:
     lines = [f"{'category':<28} {'loss':>8} {'perplexity':>11} {'bpb':>7} {'tokens':>10}"]
     for category, r in figures.items():
-        bpb = f"{r['bpb']:.4f}" if r["bpb"] is not None else "-"
+        bpb = f"{r['bpb']:.4f}" if r.get("bpb") is not None else "-"
         lines.append(f"{category:<28} {r['loss']:>8.4f} {r['perplexity']:>11.2f} {bpb:>7} {r['tokens']:>10,}")
     return "\n".join(lines)
 
 
 def as_json(figures: dict[str, dict]) -> dict:
     """One object: the overall figures at the top, and per category."""
-    overall = figures.get("all", {"loss": None, "perplexity": None, "bpb": None, "tokens": 0, "bytes": 0})
+    overall = figures.get("all", {"loss": None, "perplexity": None, "bpb": None, "tokens": 0})
     return {**overall, "categories": {c: r for c, r in figures.items() if c != "all"}}

@@ -6,10 +6,11 @@
 Attention is `F.scaled_dot_product_attention`, so PyTorch picks the fused kernel for the
 device and dtype. Plain windows (GPT-2 style: documents run into each other, positions
 0..L-1) use `is_causal=True`. With `segments` (one document id per position, e.g. from
-`objectives.segments_from_eos`) attention stays inside each document and positions restart
-at each document start, so a document reads the same whether it is packed or alone. The
-explicit boolean mask this needs rules out the flash kernel; the memory-efficient one
-still applies.
+`attention.segments_from_eos`) attention stays inside each document and positions restart
+at each document start, so a document reads the same whether it is packed or alone. With
+`prefix` (a length per sample) the first prefix[b] positions are fully visible: the prefix
+LM of T5 and UL2 (see attention.py). The explicit boolean mask either needs rules out the
+flash kernel; the memory-efficient one still applies.
 
 For generation, `forward(..., cache=KVCache(...))` keeps every layer's keys and values, so
 each new token costs one position's work (plain mode only).
@@ -18,8 +19,7 @@ The model is GPT-2's definition (HF `GPT2LMHeadModel`): with `activation="gelu"`
 GPT-2 with `activation_function="gelu"`, with "gelu_tanh" GPT-2's own "gelu_new"; the
 LayerNorm epsilon is `norm_eps` (GPT-2: 1e-5). train/export.py maps the weights exactly.
 
-`SelfAttention`, `Block`, `segment_mask` and `init_gpt2` are shared with encoder.py, whose
-blocks are the same with bidirectional attention.
+`SelfAttention`, `MLP`, `Block` and `init_gpt2` are shared with encoder.py and t5.py.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from strata.train.objectives import IGNORE_INDEX, positions_from_segments
+from strata.train.attention import positions_and_mask
+
+IGNORE_INDEX = -100  # label of positions the loss skips (F.cross_entropy's default)
 
 
 @dataclass
@@ -141,17 +143,6 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-def segment_mask(segments: torch.Tensor, causal: bool) -> torch.Tensor:
-    """Bool [B, 1, L, L] attention mask from segment ids [B, L]: a query attends only to keys
-    of its own segment (and, if causal, not to later ones). Every query sees itself, so no
-    row is empty."""
-    mask = segments[:, :, None] == segments[:, None, :]
-    if causal:
-        L = segments.shape[1]
-        mask = mask & torch.ones(L, L, dtype=torch.bool, device=segments.device).tril()
-    return mask[:, None]
-
-
 def init_gpt2(model: nn.Module, n_layer: int) -> None:
     """GPT-2 init: N(0, 0.02) for Linear and Embedding weights, zero biases, and the
     projections that write into the residual stream (`c_proj`) scaled by 1/sqrt(2 n_layer),
@@ -186,20 +177,24 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None, segments: torch.Tensor | None = None,
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        segments: torch.Tensor | None = None,
+        prefix: torch.Tensor | None = None,
         cache: KVCache | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx, targets, segments: int64 [B, L]. Returns logits [B, L, vocab] and, with
-        targets, the mean cross-entropy over targets != -100 (else None). With `cache`,
-        idx continues the positions it holds."""
+        """idx, targets, segments: int64 [B, L]; prefix: int64 [B] (fully visible positions).
+        Returns logits [B, L, vocab] and, with targets, the mean cross-entropy over
+        targets != -100 (else None). With `cache`, idx continues the positions it holds."""
         B, L = idx.shape
         start = cache.length if cache is not None else 0
         assert start + L <= self.config.seq_len, f"window of {start + L} tokens, the model holds {self.config.seq_len}"
-        if segments is None:
-            pos, mask = torch.arange(start, start + L, device=idx.device), None
+        if cache is None:
+            pos, mask = positions_and_mask(idx, segments, causal=True, prefix=prefix)
         else:
-            assert cache is None, "document masking and the KV cache do not mix"
-            pos, mask = positions_from_segments(segments), segment_mask(segments, causal=True)
+            assert segments is None and prefix is None, "the KV cache decodes plain windows"
+            pos, mask = torch.arange(start, start + L, device=idx.device), None
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         layers = cache.layers if cache is not None else [None] * len(self.transformer.h)
         for block, layer in zip(self.transformer.h, layers):

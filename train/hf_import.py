@@ -36,14 +36,19 @@ def load_hf_model(folder: str, dropout: float = 0.0) -> tuple[str, torch.nn.Modu
     return objective, model.eval()
 
 
-def init_model(folder: str, objective: str, vocab_size: int, seq_len: int, dropout: float) -> torch.nn.Module:
-    """The model `--init-from DIR` starts from, checked against the run's objective and build."""
+ARCHITECTURES = {"clm": "gpt", "mlm": "encoder"}  # presets.ARCHITECTURES' names
+
+
+def init_model(folder: str, architecture: str, vocab_size: int, seq_len: int, dropout: float) -> torch.nn.Module:
+    """The model `--init-from DIR` starts from, checked against the architecture the run's
+    objective trains and the build."""
     try:
         found, model = load_hf_model(folder, dropout)
     except (ArchitectureError, FileNotFoundError) as err:
         raise ConfigError(f"init_from: {err}") from None
-    if found != objective:
-        raise ConfigError(f"init_from: {folder} holds a {found} model ({type(model).__name__}); the run's objective is {objective}")
+    if ARCHITECTURES[found] != architecture:
+        raise ConfigError(f"init_from: {folder} holds a {found} model ({type(model).__name__}); the run's objective "
+                          f"trains the {architecture} architecture")
     if model.config.vocab_size != vocab_size:
         raise ConfigError(f"init_from: {folder} has a vocabulary of {model.config.vocab_size} ids, the build's tokenizer "
                           f"{vocab_size}: build the data with this model's tokenizer (tokenizer.model: {folder})")

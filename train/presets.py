@@ -1,4 +1,5 @@
-"""Model sizes by name; `model_for` builds the GPT (clm) or the encoder (mlm) of a size.
+"""Model sizes by name; `build_model` builds an architecture (gpt, encoder) of a size,
+`model_for` the one an objective trains.
 
     preset       layers  heads  dims   parameters
     tiny              2      2    64   0.11M at vocab 64, seq 64 (CPU tests: seconds)
@@ -7,7 +8,7 @@
     gpt-350m         24     16  1024   354.8M at vocab 50257, seq 1024 (GPT-2 medium)
     gpt-1b           24     16  2048   1.32B at vocab 50257, seq 2048 (GPT-3 XL: 1.3B)
 
-Every preset works with either objective (gpt2-small and bert-base are the same shape);
+Every preset works with every architecture (gpt2-small and bert-base are the same shape);
 the names say what they are usually paired with. To count a big model's parameters
 without allocating it, build it on the meta device:
 
@@ -29,18 +30,30 @@ PRESETS: dict[str, dict[str, int]] = {
 }
 
 
-def model_for(objective: str, preset: str, vocab_size: int, seq_len: int, **overrides) -> GPT | Encoder:
-    """The model of `preset`'s shape for `objective` ('clm' -> GPT, 'mlm' -> Encoder);
-    `overrides` set other config fields (dropout, bias) or replace the preset's."""
+ARCHITECTURES = {"gpt": (GPT, GPTConfig), "encoder": (Encoder, EncoderConfig)}
+
+
+def build_model(architecture: str, preset: str, vocab_size: int, seq_len: int, **overrides):
+    """The model of `architecture` in `preset`'s shape; `overrides` set other config
+    fields (dropout, bias) or replace the preset's."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return model_of(objective, {**PRESETS[preset], "vocab_size": vocab_size, "seq_len": seq_len, **overrides})
+    model, config = ARCHITECTURES[architecture]
+    return model(config(**{**PRESETS[preset], "vocab_size": vocab_size, "seq_len": seq_len, **overrides}))
 
 
-def model_of(objective: str, fields: dict) -> GPT | Encoder:
-    """The model for `objective` with these config fields (e.g. a run.json's model_config)."""
-    if objective == "clm":
-        return GPT(GPTConfig(**fields))
-    if objective == "mlm":
-        return Encoder(EncoderConfig(**fields))
-    raise ValueError(f"objective must be 'clm' or 'mlm', got {objective!r}")
+def model_for(objective: str, preset: str, vocab_size: int, seq_len: int, **overrides):
+    """The model `objective` trains (its `architecture`), of `preset`'s shape."""
+    from strata.train.objectives.registry import OBJECTIVES  # the objectives build their models here
+
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose one of {sorted(OBJECTIVES)}")
+    return build_model(OBJECTIVES[objective].architecture, preset, vocab_size, seq_len, **overrides)
+
+
+def model_of(objective: str, fields: dict):
+    """The model `objective` trains with these config fields (e.g. a run.json's model_config)."""
+    from strata.train.objectives.registry import OBJECTIVES
+
+    model, config = ARCHITECTURES[OBJECTIVES[objective].architecture]
+    return model(config(**fields))

@@ -1,4 +1,5 @@
-"""The training loop of `strata train`: CLM or MLM pretraining on a build's shard stream.
+"""The training loop of `strata train`: pretraining on a build's shard stream with any
+objective of train/objectives/ (each turns windows into model inputs and a loss).
 
     data        the train split's windows mixed by category shares (StreamingWindows),
                 made by a BatchLoader; stream step s is optimizer step s: its global batch
@@ -6,8 +7,8 @@
                 number of ranks (same global batch) continues the same sample order
     step        grad_accum micro-batches (DDP all-reduces on the last one only), gradient
                 clipping, AdamW (fused on CUDA), linear warmup then cosine to min_lr
-    eval        every eval_every steps and at the end: loss and perplexity per category on
-                the val shards (the same val windows every time)
+    eval        every eval_every steps and at the end: loss, perplexity and bits per byte per
+                category on the val shards (the same val windows every time; validation.py)
     checkpoint  every save_every steps and at the end (train/checkpoint.py); the lineage of
                 every step it includes is flushed first
     records     RUN/run.json, RUN/metrics.jsonl, RUN/tensorboard/, RUN/consumed/*.parquet
@@ -24,9 +25,8 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -41,88 +41,15 @@ from strata.storage import remove_leftovers, write_bytes_atomic
 from strata.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from strata.train.data import LEFTOVER, BatchLoader, ConsumedWriter, StreamingWindows
 from strata.train.hf_import import init_model
-from strata.train.objectives import IGNORE_INDEX, clm_batch, mlm_batch, segments_from_eos
-from strata.train.presets import model_for
+from strata.train.objectives import objective_for
+from strata.train.runtime import Runtime, all_reduce_sum, on_device, start_runtime, stop_runtime
+from strata.train.validation import Validation
 from strata.version import __version__
 
 log = logging.getLogger("strata.train")
 
 
-# --------------------------------------------------------------------------- processes and devices
-
-
-@dataclass
-class Runtime:
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def start_runtime(device: str) -> Runtime:
-    """One process, or one of torchrun's (WORLD_SIZE, RANK, LOCAL_RANK in the environment)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-        torch.set_float32_matmul_precision("high")  # TF32 for the fp32 matmuls autocast leaves
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    return Runtime(rank, world_size, dev)
-
-
-def stop_runtime() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def all_reduce_sum(rt: Runtime, *values: float) -> list[float]:
-    if rt.world_size == 1:
-        return list(values)
-    t = torch.tensor(values, dtype=torch.float64, device=rt.device)
-    dist.all_reduce(t)
-    return t.tolist()
-
-
 # --------------------------------------------------------------------------- batches and loss
-
-
-@dataclass
-class Objective:
-    """Turns a batch of windows into (inputs, labels, segments) on the device."""
-
-    name: str
-    seed: int
-    vocab_size: int
-    specials: dict
-    mlm_rate: float
-    doc_mask: bool
-
-    def __call__(self, batch: Mapping, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        tokens = batch["tokens"]
-        if self.name == "clm":
-            x, y = clm_batch(tokens)
-        else:
-            x, y = mlm_batch(
-                tokens, batch["sample_id"].tolist(), seed=self.seed, epoch=batch["epoch"].tolist(),
-                vocab_size=self.vocab_size, special_ids=self.special_ids, mask_id=self.specials["mask"],
-                rate=self.mlm_rate,
-            )
-        segments = segments_from_eos(x, self.specials["eos"]) if self.doc_mask else None
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return move(x), move(y), move(segments)
-
-    @property
-    def special_ids(self) -> list[int]:
-        """Tokens MLM never chooses: control pieces (user-defined symbols stay maskable)."""
-        return [i for name, i in self.specials.items() if name in ("pad", "unk", "bos", "eos", "mask") and i is not None]
 
 
 def micro_batches(batch: Mapping, count: int) -> Iterator[dict]:
@@ -157,8 +84,9 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
 class Metrics:
     """RUN/metrics.jsonl and RUN/tensorboard/ (rank 0 only). Rows: {"kind": "train", "step",
     "loss" (mean of the steps since the previous row), "lr", "grad_norm" (of the step),
-    "tokens", "tokens_per_s", "time"} and {"kind": "val", "step",
-    "category" (or "all"), "loss", "perplexity", "tokens"}. A resumed run appends rows for
+    "tokens", "tokens_per_s", "time", and the objective's extras} and {"kind": "val", "step",
+    "category" (or "all"), "loss", "perplexity", "tokens", "bpb", "word_perplexity"
+    (validation.py)}; in TensorBoard train/NAME, val/NAME (all) and val/CATEGORY/NAME. A resumed run appends rows for
     steps after its checkpoint again: the last row of a (kind, step, category) counts."""
 
     def __init__(self, run: Path, enabled: bool):
@@ -175,10 +103,10 @@ class Metrics:
             return
         self.file.write(json.dumps(row) + "\n")
         self.file.flush()
-        tag = row["kind"] if row["kind"] == "train" else f"val/{row['category']}"
-        for name in ("loss", "lr", "grad_norm", "tokens_per_s", "perplexity"):
-            if name in row:
-                self.board.add_scalar(f"{tag}/{name}", row[name], row["step"])
+        tag = "train" if row["kind"] == "train" else "val" if row["category"] == "all" else f"val/{row['category']}"
+        for name, value in row.items():
+            if name not in ("kind", "step", "category", "tokens", "time"):
+                self.board.add_scalar(f"{tag}/{name}", value, row["step"])
 
     def close(self) -> None:
         if self.enabled:
@@ -192,54 +120,6 @@ def progress_line(step: int, steps: int, loss: float, lr: float, tokens_per_s: f
         f"step {step:>{len(str(steps))}}/{steps}  loss {loss:.4f}  lr {lr:.2e}  "
         f"{tokens_per_s / 1e3:,.1f}k tok/s  eta {int(eta // 60)}m{int(eta % 60):02d}s"
     )
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-class Validation:
-    """Per-category val streams, read from their start at every evaluation: at most
-    eval_batches global batches of a category, and no more than its val tokens hold."""
-
-    def __init__(self, cfg: TrainConfig, rt: Runtime, manifest: dict, categories: list[str], extra_token: bool):
-        self.streams: dict[str, tuple[StreamingWindows, int]] = {}
-        for category in categories:
-            val_tokens = manifest["categories"][category].get("val_tokens", 0)
-            window = cfg.seq_len + int(extra_token)
-            batches = min(cfg.eval_batches, val_tokens // (window * cfg.batch_size * rt.world_size))
-            if batches == 0:
-                continue
-            ds = StreamingWindows(
-                cfg.data, "val", seq_len=cfg.seq_len, extra_token=extra_token,
-                global_batch=cfg.batch_size * rt.world_size, rank=rt.rank, world_size=rt.world_size,
-                seed=cfg.seed, weights={category: 1.0}, end_step=batches, readahead=2, verify=cfg.verify,
-            )
-            self.streams[category] = (ds, batches)
-
-    @torch.no_grad()
-    def run(self, model: torch.nn.Module, objective: Objective, rt: Runtime, autocast) -> dict[str, dict]:
-        model.eval()
-        results = {}
-        total_loss = total_count = 0.0
-        for category, (ds, _) in self.streams.items():
-            ds.start_step = 0
-            loss_sum = count = 0.0
-            for batch in ds.batches():
-                x, y, segments = objective(batch, rt.device)
-                with autocast:
-                    _, loss = model(x, y, segments)
-                n = int((y != IGNORE_INDEX).sum())
-                loss_sum += float(loss) * n
-                count += n
-            loss_sum, count = all_reduce_sum(rt, loss_sum, count)
-            total_loss, total_count = total_loss + loss_sum, total_count + count
-            results[category] = {"loss": loss_sum / count, "tokens": int(count)}
-        if total_count:
-            results["all"] = {"loss": total_loss / total_count, "tokens": int(total_count)}
-        for r in results.values():
-            r["perplexity"] = math.exp(min(r["loss"], 50.0))
-        model.train()
-        return results
 
 
 # --------------------------------------------------------------------------- the run
@@ -264,9 +144,14 @@ class LogWindow:
     loss: torch.Tensor
     steps: int = 0
     tokens: int = 0
+    extras: dict[str, float] = field(default_factory=dict)
+
+    def add_extras(self, extras: dict[str, float]) -> None:
+        for name, value in extras.items():
+            self.extras[name] = self.extras.get(name, 0.0) + value
 
     def reset(self) -> None:
-        self.start, self.steps, self.tokens = time.perf_counter(), 0, 0
+        self.start, self.steps, self.tokens, self.extras = time.perf_counter(), 0, 0, {}
         self.loss.zero_()
 
 
@@ -287,7 +172,9 @@ class Trainer:
 
         # data
         manifest = read_manifest(cfg.data)
-        extra_token = cfg.objective == "clm"
+        tokenizer = manifest["tokenizer"]
+        self.objective = objective_for(cfg.objective, cfg, tokenizer)
+        extra_token = self.objective.extra_token
         self.global_batch = cfg.batch_size * cfg.grad_accum * rt.world_size
         self.data = StreamingWindows(
             cfg.data, "train", seq_len=cfg.seq_len, extra_token=extra_token, global_batch=self.global_batch,
@@ -296,16 +183,14 @@ class Trainer:
         )
         workers = cfg.num_workers if cfg.num_workers is not None else (2 if rt.device.type == "cuda" else 0)
         self.loader = BatchLoader(self.data, num_workers=workers, pin_memory=rt.device.type == "cuda")
-        tokenizer = manifest["tokenizer"]
-        self.objective = Objective(cfg.objective, cfg.seed, tokenizer["vocab_size"], tokenizer["special_ids"],
-                                   cfg.mlm_rate, cfg.doc_mask)
-        self.validation = Validation(cfg, rt, manifest, sorted(self.data.plan.mix.shares), extra_token)
+        self.validation = Validation(cfg, rt, manifest, sorted(self.data.plan.mix.shares), self.objective)
 
         # model and optimizer
         if cfg.init_from:
-            self.raw = init_model(cfg.init_from, cfg.objective, tokenizer["vocab_size"], cfg.seq_len, cfg.dropout)
+            self.raw = init_model(cfg.init_from, self.objective.architecture, tokenizer["vocab_size"], cfg.seq_len,
+                                  cfg.dropout)
         else:
-            self.raw = model_for(cfg.objective, cfg.model, tokenizer["vocab_size"], cfg.seq_len, dropout=cfg.dropout)
+            self.raw = self.objective.build_model(cfg.model, tokenizer["vocab_size"], cfg.seq_len, dropout=cfg.dropout)
         self.raw.to(rt.device)
         self.optimizer = make_optimizer(self.raw, cfg, rt.device)
         # A plain function: LambdaLR's state_dict then holds only numbers (weights_only loads it).
@@ -351,33 +236,39 @@ class Trainer:
         }
         write_bytes_atomic(str(self.run / "run.json"), json.dumps(record, indent=2, sort_keys=True).encode())
 
-    def train_step(self, batch: Mapping) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """One optimizer step on a local batch: (loss, grad norm) as device tensors, and the lr used."""
+    def train_step(self, batch: Mapping) -> tuple[torch.Tensor, torch.Tensor, float, dict[str, float]]:
+        """One optimizer step on a local batch: (loss, grad norm) as device tensors, the lr
+        used, and the objective's extras (means over the micro-batches)."""
         cfg, rt = self.cfg, self.rt
-        parts = [self.objective(part, rt.device) for part in micro_batches(batch, cfg.grad_accum)]
-        labelled = sum(int((y != IGNORE_INDEX).sum()) for _, y, _ in parts)
+        parts = [self.objective.batch(part["tokens"], part["sample_id"], part["epoch"])
+                 for part in micro_batches(batch, cfg.grad_accum)]
+        labelled = sum(self.objective.num_targets(inputs) for inputs in parts)
         total = torch.zeros((), device=rt.device)
-        for i, (x, y, segments) in enumerate(parts):
+        extras: dict[str, float] = {}
+        for i, inputs in enumerate(parts):
             sync = i == len(parts) - 1 or rt.world_size == 1  # DDP all-reduces on the last micro-batch only
             with (contextlib.nullcontext() if sync else self.model.no_sync()), self.autocast:
-                _, loss = self.model(x, y, segments)
-                # Mean over the local batch's labelled tokens: MLM micro-batches hold unequal counts.
-                share = loss * (int((y != IGNORE_INDEX).sum()) / labelled)
+                loss, n, more = self.objective.loss(self.model, on_device(inputs, rt.device))
+                # Mean over the local batch's targets: micro-batches may hold unequal counts.
+                share = loss * (n / labelled)
             share.backward()
             total += share.detach()
+            for name, value in more.items():
+                extras[name] = extras.get(name, 0.0) + float(value) / len(parts)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.raw.parameters(), cfg.grad_clip or float("inf"))
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return total, grad_norm, lr
+        return total, grad_norm, lr, extras
 
     def evaluate(self) -> dict[str, dict]:
         val = self.validation.run(self.model, self.objective, self.rt, self.autocast)
         for category, r in val.items():
             self.metrics.write({"kind": "val", "step": self.step, "category": category, **r})
         if self.rt.main and val:
-            print(f"val step {self.step}: " + "  ".join(f"{c} {r['loss']:.4f}" for c, r in val.items()), flush=True)
+            print(f"val step {self.step}: " + "  ".join(
+                f"{c} {r['loss']:.4f}" + (f" ({r['bpb']:.3f} bpb)" if "bpb" in r else "") for c, r in val.items()), flush=True)
         return val
 
     def save(self) -> None:
@@ -405,23 +296,25 @@ class Trainer:
         while self.step < last:
             batch = next(batches)
             assert batch["step"] == self.step, f"the loader gave step {batch['step']} at step {self.step}"
-            loss, grad_norm, lr = self.train_step(batch)
+            loss, grad_norm, lr, extras = self.train_step(batch)
             self.consumed.write(self.step, batch)
             self.step += 1
             self.tokens += self.global_batch * cfg.seq_len
             window.loss += loss
             window.steps += 1
             window.tokens += self.global_batch * cfg.seq_len
+            window.add_extras(extras)
 
             if self.step % cfg.log_every == 0 or self.step == last:
                 # the mean loss of the window's steps, over all ranks
-                mean_loss = all_reduce_sum(rt, float(window.loss) / window.steps)[0] / rt.world_size
+                mean_loss, *means = (v / window.steps / rt.world_size for v in all_reduce_sum(
+                    rt, float(window.loss), *window.extras.values()))
                 now = time.perf_counter()
                 rate = window.tokens / (now - window.start)
                 losses.append((self.step, mean_loss))
                 self.metrics.write({"kind": "train", "step": self.step, "loss": mean_loss, "lr": lr,
                                     "grad_norm": float(grad_norm), "tokens": self.tokens, "tokens_per_s": rate,
-                                    "time": time.time()})
+                                    "time": time.time(), **dict(zip(window.extras, means))})
                 if rt.main:
                     print(progress_line(self.step, cfg.steps, mean_loss, lr, rate, now - started, self.step - first),
                           flush=True)

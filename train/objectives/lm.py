@@ -1,4 +1,4 @@
-"""Training objectives as pure functions of a window of token ids.
+"""CLM and MLM: the two objectives strata started with.
 
 CLM (GPT): teacher forcing. A window of L+1 tokens gives inputs = tokens[:-1] and
 targets = tokens[1:]: position t predicts token t+1 from the true tokens 0..t.
@@ -14,9 +14,8 @@ data-loader workers and in any batch order, draws the same mask for the same sam
 loader must therefore give every sample an id that belongs to the sample (e.g. its index
 in the training stream), never one that depends on the worker.
 
-Document-boundary masking: `segments_from_eos` numbers the documents of a packed window;
-the models turn these ids into a block-diagonal attention mask and into positions that
-restart at each document (`positions_from_segments`).
+With --doc-mask both add the window's document ids (`segments`): attention stays inside
+each document and positions restart at each one (attention.py).
 """
 
 from __future__ import annotations
@@ -26,7 +25,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-IGNORE_INDEX = -100  # label of positions the loss skips (F.cross_entropy's default)
+from strata.train.objectives.core import IGNORE_INDEX, Inputs, Objective, sample_rng
+
 MASK_FRACTION = 0.8  # of the chosen positions: -> mask token
 RANDOM_FRACTION = 0.1  # -> random non-special token; the remaining 0.1 stay unchanged
 
@@ -73,7 +73,7 @@ def mlm_mask(
     ids = np.array(tokens.cpu() if as_torch else tokens, dtype=np.int64)
     assert ids.ndim == 1, f"one sample at a time, got shape {ids.shape}"
     specials = np.array(sorted({*special_ids, mask_id}), dtype=np.int64)
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, epoch, sample_id])))
+    rng = sample_rng(seed, epoch, sample_id)
 
     candidates = np.flatnonzero(~np.isin(ids, specials))
     share = rate * candidates.size
@@ -129,34 +129,36 @@ def mlm_batch(
     return torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(labels))
 
 
-# --------------------------------------------------------------------------- document boundaries
+# --------------------------------------------------------------------------- the objectives
 
 
-def segments_from_eos(window, eos_id: int) -> torch.Tensor:
-    """Document number of every position of a packed window [..., L]: a document is its
-    tokens up to and including its EOS, and the next one starts right after. For CLM pass
-    the inputs: an EOS position stays in its own document, so it still predicts the first
-    token of the next document, as in unmasked packing."""
-    eos = (torch.as_tensor(window) == eos_id).long()
-    return eos.cumsum(-1) - eos
+class CLM(Objective):
+    """GPT: every position predicts the next token, causal attention."""
+
+    name = "clm"
+    architecture = "gpt"
+    extra_token = True
+    words = True
+
+    def batch(self, tokens, sample_id, epoch) -> Inputs:
+        idx, targets = clm_batch(tokens)
+        return self.with_segments({"idx": idx, "targets": targets})
 
 
-def positions_from_segments(segments: torch.Tensor) -> torch.Tensor:
-    """Position of every token within its segment [..., L] -> [..., L]: 0 at each segment
-    start (wherever the id changes), counting up to the next. Vectorized, on any device."""
-    index = torch.arange(segments.shape[-1], device=segments.device).expand_as(segments)
-    starts = torch.ones_like(segments, dtype=torch.bool)
-    starts[..., 1:] = segments[..., 1:] != segments[..., :-1]
-    first = torch.where(starts, index, 0).cummax(-1).values
-    return index - first
+class MLM(Objective):
+    """BERT/RoBERTa: the chosen 15% of the tokens are predicted, fully visible attention."""
 
+    name = "mlm"
+    architecture = "encoder"
+    needs = ("mask",)
 
-# --------------------------------------------------------------------------- statistics
+    def __init__(self, cfg, tokenizer: dict):
+        super().__init__(cfg, tokenizer)
+        self.rate = cfg.mlm_rate
 
-
-def unigram_entropy(tokens) -> float:
-    """Entropy in nats of the token frequencies of a stream: the loss of the best model that
-    ignores context, so a model that learns anything from context must go below it."""
-    counts = np.bincount(np.asarray(tokens, dtype=np.int64).ravel())
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())
+    def batch(self, tokens, sample_id, epoch) -> Inputs:
+        idx, targets = mlm_batch(
+            tokens, torch.as_tensor(sample_id).tolist(), seed=self.seed, epoch=torch.as_tensor(epoch).tolist(),
+            vocab_size=self.vocab_size, special_ids=self.control_ids(), mask_id=self.specials["mask"], rate=self.rate,
+        )
+        return self.with_segments({"idx": idx, "targets": targets})
