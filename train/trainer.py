@@ -326,7 +326,7 @@ class Trainer:
                 self.save()
                 window.start = time.perf_counter()
 
-        for stream in [self.data, *(ds for ds, _ in self.validation.streams.values())]:
+        for stream in [self.data, *self.validation.streams.values()]:
             stream.finish_checks()  # a run ends well only if every shard it read is the manifest's
         self.consumed.close()
         self.metrics.close()
