@@ -80,7 +80,8 @@ def model_card(run: str, record: dict, meta: dict, build: str, manifest: dict, a
         for name, c in audit["categories"].items()
     )
     val = _val_rows(run, meta["step"])
-    figures = "\n".join(f"| {name} | {r['loss']:.4f} | {r['perplexity']:.2f} | {r['tokens']:,} |" for name, r in sorted(val.items()))
+    figures = "\n".join(f"| {name} | {r['loss']:.4f} | {r['perplexity']:.2f} | {r.get('bpb', float('nan')):.4f} | {r['tokens']:,} |"
+                        for name, r in sorted(val.items()))
     doc_mask = record["config"].get("doc_mask")
     return f"""---
 library_name: transformers
@@ -117,8 +118,8 @@ Realized mixture (the run's consumed lineage, {audit['tokens']:,} tokens over {a
 
 ## Validation (step {max((r['step'] for r in val.values()), default='-')})
 
-| category | loss (nats/token) | perplexity | tokens |
-|---|---|---|---|
+| category | loss (nats/token) | perplexity | bits per byte | tokens |
+|---|---|---|---|---|
 {figures}
 
 ## Tokens and documents
