@@ -17,9 +17,9 @@ BUILD_STAGES = ("curate", "tokenizer", "shards")
 
 
 def _build(args: argparse.Namespace) -> int:
+    config = load_config(args.config)  # before Beam's long import: a config error shows at once
     from strata.pipeline.build import run_build
 
-    config = load_config(args.config)
     result = run_build(config, args.out, args.until, args.beam_args)
     out = args.out.rstrip("/")
     if args.until == "curate":
@@ -96,12 +96,14 @@ def _weights(text: str) -> dict[str, float]:
 
 def _train(args: argparse.Namespace) -> int:
     from strata.config import load_train_config
-    from strata.train.trainer import train
 
     overrides = {
         k: v for k, v in vars(args).items() if k not in ("command", "func", "config", "verbose", "debug", "beam_args")
     }
-    summary = train(load_train_config(args.config, overrides))
+    config = load_train_config(args.config, overrides)  # before torch's long import
+    from strata.train.trainer import train
+
+    summary = train(config)
     if int(os.environ.get("RANK", "0")) == 0 and summary["train_loss"]:
         (first_step, first), (last_step, last) = summary["train_loss"][0], summary["train_loss"][-1]
         best_step, best = min(summary["train_loss"], key=lambda point: point[1])

@@ -44,9 +44,12 @@ def sha256_hex(data: bytes) -> str:
 
 
 def stream_sha256(f, chunk: int = CHUNK) -> tuple[int, str]:
-    """(bytes, sha256 hex) of what is left to read of the binary file `f`, in chunks."""
+    """(bytes, sha256 hex) of what is left to read of the binary file `f`, read in chunks
+    into one reused buffer."""
     digest, size = hashlib.sha256(), 0
-    while data := f.read(chunk):
-        digest.update(data)
-        size += len(data)
+    buffer = bytearray(chunk)
+    view = memoryview(buffer)
+    while n := f.readinto(buffer):
+        digest.update(view[:n])
+        size += n
     return size, digest.hexdigest()

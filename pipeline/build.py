@@ -1,6 +1,7 @@
 """`strata build`: preflight -> curate -> tokenizer -> shards -> manifest.
 
-Nothing in OUT changes before the preflight has passed (config, inputs, OUT). An earlier
+Nothing in OUT changes before the preflight has passed (config, inputs, OUT); then the
+build holds OUT's lock (OUT/build.lock, manifests/lock.py) until it ends. An earlier
 build in OUT then stays whole and verifiable until the first stage that rewrites its files
 starts: that stage withdraws the old manifest first, and the new one is written last. So
 at any moment OUT either has a manifest that describes complete, checksummed output, or
@@ -20,6 +21,7 @@ import tempfile
 
 from strata.config import BuildConfig, ConfigError
 from strata.errors import BuildError
+from strata.manifests.lock import BUILD_LOCK, FolderLock
 from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
 from strata.manifests.mixture import resolve_shares
 from strata.pipeline.curate import CURATE_SUMMARY, run_curate
@@ -185,10 +187,16 @@ def hf_model_type(tokenizer_json: bytes) -> str:
 
 
 def run_build(config: BuildConfig, out: str, until: str = "shards", beam_args: list[str] | None = None) -> dict:
-    """Run the build up to `until`; returns the manifest (or the last stage's record)."""
-    beam_args = beam_args or []
+    """Run the build up to `until`, holding OUT's lock; returns the manifest (or the last
+    stage's record)."""
     given_model = read_given_tokenizer(config.tokenizer.model) if config.tokenizer.model else None
     files = preflight(config, out)
+    with FolderLock(out, BUILD_LOCK, "OUT"):
+        return _run_stages(config, out, until, beam_args or [], given_model, files)
+
+
+def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str], given_model: dict[str, bytes] | None,
+                files: list[InputFile]) -> dict:
     remove_leftovers(out)
     curate = _curate(config, out, files, beam_args)
     _check_usable(curate, out)

@@ -30,7 +30,6 @@ def test_a_config_that_is_not_utf8_is_named(tmp_path):
     path = tmp_path / "latin1.yaml"
     path.write_bytes("seed: 1\n# café\n".encode("latin-1"))
     assert_clear_error(strata("build", str(path), "--out", str(tmp_path / "out")), 2, str(path), "not UTF-8")
-    assert_clear_error(strata("train", "--config", str(path)), 2, str(path), "not UTF-8")
 
 
 def test_a_deeply_nested_config_is_refused_without_a_recursion_traceback(tmp_path):
@@ -98,3 +97,18 @@ def test_a_checkpoint_replaced_by_a_pickle_is_refused_in_one_line(shard_build, t
                     "--batch-size=2", "--steps=2", "--resume")
     assert_clear_error(result, 1, str(folder / "model.pt"), "refused")
     assert not planted.exists()
+
+
+def test_a_build_that_fails_its_checks_leaves_the_earlier_build_intact_and_verifiable(shard_build, tmp_path):
+    out, manifest = shard_build
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    config = tmp_path / "build.yaml"
+    sources = [dict(s, paths=[str(tmp_path / "moved-away" / "*.jsonl")]) for s in manifest["config"]["sources"]]
+    config.write_text(yaml.safe_dump({**manifest["config"], "sources": sources}))
+    result = strata("build", str(config), "--out", str(copy), beam=True)
+    assert_clear_error(result, 2, "sources[0] (pile).paths", "matched no files")
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+    verified = strata("verify", str(copy))
+    assert verified.returncode == 0, verified.stdout + verified.stderr

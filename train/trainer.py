@@ -35,6 +35,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from strata.config import ConfigError, TrainConfig
+from strata.manifests.lock import RUN_LOCK, FolderLock
 from strata.manifests.manifest import read_manifest
 from strata.redact import redact_strings, redact_url
 from strata.storage import remove_leftovers, write_bytes_atomic
@@ -126,11 +127,13 @@ def progress_line(step: int, steps: int, loss: float, lr: float, tokens_per_s: f
 
 
 def train(cfg: TrainConfig) -> dict:
-    """Train as `cfg` says; returns the summary (also written to RUN/summary.json once the
-    run has reached cfg.steps)."""
+    """Train as `cfg` says, holding RUN's lock (RUN/train.lock, taken by rank 0); returns
+    the summary (also written to RUN/summary.json once the run has reached cfg.steps)."""
     rt = start_runtime(cfg.device)
     try:
-        return Trainer(cfg, rt).fit()
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        with FolderLock(cfg.out, RUN_LOCK, "RUN") if rt.main else contextlib.nullcontext():
+            return Trainer(cfg, rt).fit()
     finally:
         stop_runtime()
 

@@ -13,7 +13,11 @@ same run.
 2. for 0 and 2 DataLoader workers, batches of 32 windows of 1024 (+1) tokens from:
      strata      StreamingWindows + BatchLoader: mixing by share, block-level shuffle of
                  every pass, packing into windows, int64 tokens, and lineage (a
-                 ConsumedWriter writes RUN/consumed Parquet every 100 steps in the loop)
+                 ConsumedWriter writes RUN/consumed Parquet every 100 steps in the loop);
+                 integrity checks on: each block's xxh3_64, each shard's size, and each
+                 shard's sha256 once, on a background thread (train/integrity.py)
+     strata-unverified  the same with verify=False (`strata train --no-verify`): the
+                 pair gives the checks' overhead
      litdata     LitData 0.2.76 in its own venv (out/bench/loader-venv, made on first use
                  with torch==2.13.0 pinned, the local CPU build): each category
                  optimized once with TokensLoader (8 MB chunks), StreamingDataset(shuffle)
@@ -31,8 +35,9 @@ same run.
      webdataset  wds.WebDataset over the same tars in order, npy decoded with np.load,
                  tokens packed into windows (no mixing, no shuffle, no lineage)
 3. prints tokens/s (32 x 1024 per batch after 20 warm-up batches, the median of --repeat
-   runs, their range beside it), the CPU the main (training) process spent meanwhile, and
-   strata's ratios, and writes out/bench/loader-results.json.
+   runs, the loaders taking turns, their range beside it), the CPU the main (training)
+   process spent meanwhile, strata's ratios and the integrity checks' overhead, and writes
+   out/bench/loader-results.json.
 
 The machine's other load matters: run it idle. The page cache is warm after the first pass.
 """
@@ -40,6 +45,7 @@ The machine's other load matters: run it idle. The page cache is warm after the 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import json
@@ -136,10 +142,11 @@ def ensure_build(total_tokens: int) -> None:
 # --------------------------------------------------------------------------- the loaders (strata's venv)
 
 
-def strata_batches(workers: int, run_dir: str):
+def strata_batches(workers: int, run_dir: str, verify: bool = True):
     from strata.train.data import BatchLoader, ConsumedWriter, StreamingWindows
 
-    windows = StreamingWindows(str(BUILD), seq_len=SEQ_LEN, extra_token=True, global_batch=BATCH, seed=0)
+    windows = StreamingWindows(str(BUILD), seq_len=SEQ_LEN, extra_token=True, global_batch=BATCH, seed=0,
+                               verify=verify)
     with ConsumedWriter(run_dir, windows.shard_of, flush_every=100) as consumed:
         for batch in BatchLoader(windows, num_workers=workers):
             consumed.write(batch["step"], batch)
@@ -322,7 +329,8 @@ def child(name: str, workers: int, batches: int) -> None:
 # --------------------------------------------------------------------------- main
 
 
-LOADERS = {"strata": strata_batches, "litdata": None, "mosaic": None, "nanogpt": nanogpt_batches,
+LOADERS = {"strata": strata_batches, "strata-unverified": functools.partial(strata_batches, verify=False),
+           "litdata": None, "mosaic": None, "nanogpt": nanogpt_batches,
            "webdataset": webdataset_batches}
 
 
@@ -348,18 +356,26 @@ def main() -> None:
           f"of {args.batches} timed batches", flush=True)
     results, speed = [], {}
     for workers in args.workers:
-        for name in args.only:
-            runs = [measure(name, workers, args.batches) for _ in range(args.repeat)]
+        measured: dict[str, list[dict]] = {name: [] for name in args.only}
+        for _ in range(args.repeat):  # loaders take turns, so a change in the machine's load hits all alike
+            for name in args.only:
+                measured[name].append(measure(name, workers, args.batches))
+        for name, runs in measured.items():
             rates = sorted(r["tokens_per_s"] / 1e6 for r in runs)
             speed[name, workers] = statistics.median(rates)
             startup = statistics.median(r["startup_s"] for r in runs)
             cpu = statistics.median(r["main_cpu"] for r in runs)
-            print(f"{name:11s} workers={workers}  {speed[name, workers]:7.1f} M tokens/s  ({rates[0]:.0f}-{rates[-1]:.0f}; "
+            print(f"{name:17s} workers={workers}  {speed[name, workers]:7.1f} M tokens/s  ({rates[0]:.0f}-{rates[-1]:.0f}; "
                   f"main process {cpu:4.0%} CPU; start-up + {WARMUP} batches {startup:.2f}s; {runs[0]['dtype']})", flush=True)
             results.append({"loader": name, "workers": workers, "runs": runs, "median_m_per_s": speed[name, workers]})
     for workers in args.workers:
+        if {("strata", workers), ("strata-unverified", workers)} <= speed.keys():
+            on, off = speed["strata", workers], speed["strata-unverified", workers]
+            print(f"integrity on / off (workers={workers}): {on:.1f} / {off:.1f} M tokens/s, "
+                  f"overhead {(off - on) / off:.1%}")
+    for workers in args.workers:
         for name in args.only:
-            if name != "strata" and ("strata", workers) in speed:
+            if name not in ("strata", "strata-unverified") and ("strata", workers) in speed:
                 print(f"strata / {name} (workers={workers}): {speed['strata', workers] / speed[name, workers]:.2f}")
     for name in args.only:
         for workers in args.workers[1:]:

@@ -7,6 +7,7 @@ import bench_audit
 import bench_big_doc
 import bench_curate
 import bench_generate
+import bench_hostile
 import bench_shard
 import bench_tokenizer
 import bench_trainer
@@ -43,3 +44,7 @@ def test_audit_and_trace_on_10_million_lineage_rows(tmp_path):
 
 def test_generation_against_transformers():
     assert bench_generate.main([]) == 0
+
+
+def test_hostile_inputs_keep_the_reader_under_600_mb(tmp_path):
+    assert bench_hostile.main(["--out", str(tmp_path / "hostile")]) == 0
