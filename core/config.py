@@ -297,7 +297,7 @@ class OutputConfig(Section):
 
 
 class TokenizerConfig(Section):
-    model: Optional[str] = None  # an existing sentencepiece model; else one is trained
+    model: Optional[str] = None  # a sentencepiece .model, or a HF tokenizer.json or its folder; else one is trained
     model_type: Literal["bpe", "unigram"] = "bpe"
     vocab_size: int = Field(default=32000, ge=64)
     sample_bytes: int = Field(default=200 * 2**20, gt=0)
@@ -415,6 +415,7 @@ class TrainConfig(Section):
     log_every: int = Field(default=10, ge=1)
     consumed_flush_every: int = Field(default=100, ge=1)
     resume: bool = False
+    init_from: Optional[str] = None  # a HF checkpoint folder (GPT-2 for clm, RoBERTa-PreLayerNorm for mlm)
     # Check shards against the manifest as they are read (size, sha256, block checksums);
     # --no-verify is for users who accept training on whatever the files hold.
     verify: bool = True

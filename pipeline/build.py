@@ -20,7 +20,7 @@ import os
 import tempfile
 import time
 
-from strata.config import BuildConfig
+from strata.config import BuildConfig, ConfigError
 from strata.errors import BuildError
 from strata.manifests.lock import BUILD_LOCK, FolderLock
 from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
@@ -33,9 +33,11 @@ from strata.pipeline.scratch import private_tempdir
 from strata.pipeline.shard import run_shards
 from strata.redact import redact_url
 from strata.storage import exists, join, open_file, remove, remove_leftovers, write_bytes_atomic
+from strata.tokenize.encoders import HFTokenizerEncoder, hf_tokenizer_files, is_sentencepiece, load_encoder
 from strata.tokenize.model_file import read_model_file
 from strata.tokenize.specials import objective_pieces, with_control_pieces
-from strata.tokenize.trainer import load_tokenizer, sample_curated_text, special_ids, train_tokenizer
+from strata.tokenize.spm_proto import model_type
+from strata.tokenize.trainer import sample_curated_text, train_tokenizer
 
 log = logging.getLogger("strata.build")
 
@@ -43,6 +45,8 @@ BUILD_STAGES = ("curate", "tokenizer", "shards")
 TOKENIZER_DIR = "tokenizer"
 TOKENIZER_MODEL = "tokenizer/tokenizer.model"
 TOKENIZER_RECORD = "tokenizer/tokenizer.json"
+HF_TOKENIZER = "tokenizer/hf/tokenizer.json"  # a given HF tokenizer, with its config beside it
+HF_TOKENIZER_CONFIG = "tokenizer/hf/tokenizer_config.json"
 CURATE_SECTIONS = ("sources", "validate", "normalize", "filters", "dedup", "decontaminate", "output")
 
 
@@ -87,9 +91,9 @@ def _check_usable(curate: dict, out: str) -> None:
     )
 
 
-def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: bytes | None) -> dict:
+def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: dict[str, bytes] | None) -> dict:
     """Train a tokenizer on a mixture-weighted sample of the curated text, or take the
-    configured one (its bytes, already checked, in `given_model`); either way OUT/tokenizer/
+    configured one (its files, already checked, in `given_model`); either way OUT/tokenizer/
     holds the model and its record."""
     cfg = config.tokenizer
     key = hashlib.sha256(
@@ -102,16 +106,8 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: bytes |
     remove(join(out, MANIFEST))
     remove(join(out, TOKENIZER_DIR))
     control_pieces = objective_pieces(cfg.sentinels) if cfg.objective_specials else []
-    if given_model is not None:
-        model_bytes = with_control_pieces(given_model, control_pieces)
-        write_bytes_atomic(join(out, TOKENIZER_MODEL), model_bytes)
-        record = {
-            "trained": False,
-            "source_model": redact_url(cfg.model),
-            "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
-            "special_ids": special_ids(join(out, TOKENIZER_MODEL)),
-            "vocab_size": load_tokenizer(join(out, TOKENIZER_MODEL)).get_piece_size(),
-        }
+    if cfg.model:
+        record = _given_tokenizer(cfg.model, given_model, out, control_pieces)
     else:
         # Curated bytes stand in for tokens, which are not known before the tokenizer.
         shares = resolve_shares(config.categories, {c: v["bytes"] for c, v in curate["categories"].items()})
@@ -133,50 +129,64 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: bytes |
         record["trained"] = True
         with open_file(join(out, TOKENIZER_MODEL), "rb") as f:
             model_bytes = f.read()
-    record.update(path=TOKENIZER_MODEL, model_type=_model_type(model_bytes), settings_hash=key)
+        record.update(path=TOKENIZER_MODEL, model_type=model_type(model_bytes))
+    record["settings_hash"] = key
     write_bytes_atomic(join(out, TOKENIZER_RECORD), (json.dumps(record, indent=2) + "\n").encode())
     return record
 
 
-SENTENCEPIECE_MODEL_TYPES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}
+def read_given_tokenizer(model: str) -> dict[str, bytes]:
+    """The files of a given tokenizer (`tokenizer.model`), by their path in OUT, read and
+    checked before the build starts: a sentencepiece .model becomes tokenizer/tokenizer.model;
+    a HF tokenizer.json (and the tokenizer_config.json beside it, which names its special
+    tokens) go to tokenizer/hf/. A tokenizer that does not load or has no EOS is a config error."""
+    if is_sentencepiece(model):
+        return {TOKENIZER_MODEL: read_model_file(model)}
+    try:
+        json_file, config_file = hf_tokenizer_files(model)
+        files = {HF_TOKENIZER: _read(json_file)}
+        if config_file:
+            files[HF_TOKENIZER_CONFIG] = _read(config_file)
+        encoder = HFTokenizerEncoder(files[HF_TOKENIZER], json.loads(files.get(HF_TOKENIZER_CONFIG, b"{}")))
+    except Exception as err:  # tokenizers raises its own exception types for a file that is not its format
+        raise ConfigError(f"tokenizer.model: {redact_url(model)} is not a sentencepiece .model or a HF tokenizer ({err})") from None
+    if encoder.special_ids["eos"] is None:
+        raise ConfigError(f"tokenizer.model: {redact_url(model)} has no EOS token, which ends every document in the "
+                          "shards; name it (eos_token) in its tokenizer_config.json")
+    return files
 
 
-def _model_type(model_bytes: bytes) -> str:
-    """ModelProto.trainer_spec.model_type, read from the protobuf wire format directly:
-    sentencepiece's generated module needs a newer protobuf runtime than Beam allows."""
-    trainer_spec = _proto_field(model_bytes, 2)
-    value = _proto_field(trainer_spec, 3) if trainer_spec is not None else None
-    return SENTENCEPIECE_MODEL_TYPES.get(value if value is not None else 1, "unknown")
+def _read(uri: str) -> bytes:
+    with open_file(uri, "rb") as f:
+        return f.read()
 
 
-def _proto_field(data: bytes, number: int):
-    """The last value of field `number` in a protobuf message (varint or bytes), or None."""
+def _given_tokenizer(model: str, files: dict[str, bytes], out: str, control_pieces: list[str]) -> dict:
+    """Copy a given tokenizer's files into OUT/tokenizer/ (a sentencepiece model with the
+    objectives' control pieces added); its record."""
+    if control_pieces and TOKENIZER_MODEL not in files:
+        raise ConfigError("tokenizer.objective_specials: the objectives' special pieces can be added to a "
+                          "sentencepiece model only, not to a HF tokenizer")
+    if control_pieces:
+        files = {TOKENIZER_MODEL: with_control_pieces(files[TOKENIZER_MODEL], control_pieces)}
+    for target, data in files.items():
+        write_bytes_atomic(join(out, target), data)
+    path = TOKENIZER_MODEL if TOKENIZER_MODEL in files else HF_TOKENIZER
+    encoder = load_encoder(join(out, path))
+    return {
+        "trained": False,
+        "source_model": redact_url(model),
+        "path": path,
+        "model_sha256": hashlib.sha256(files[path]).hexdigest(),
+        "special_ids": encoder.special_ids,
+        "vocab_size": encoder.vocab_size,
+        "model_type": model_type(files[path]) if path == TOKENIZER_MODEL else hf_model_type(files[path]),
+    }
 
-    def varint(pos: int) -> tuple[int, int]:
-        result = shift = 0
-        while True:
-            byte = data[pos]
-            result |= (byte & 0x7F) << shift
-            pos, shift = pos + 1, shift + 7
-            if byte < 0x80:
-                return result, pos
 
-    pos, found = 0, None
-    while pos < len(data):
-        key, pos = varint(pos)
-        wire = key & 7
-        if wire == 0:
-            value, pos = varint(pos)
-        elif wire == 2:
-            size, pos = varint(pos)
-            value, pos = data[pos : pos + size], pos + size
-        elif wire in (1, 5):
-            value, pos = None, pos + (8 if wire == 1 else 4)
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        if key >> 3 == number:
-            found = value
-    return found
+def hf_model_type(tokenizer_json: bytes) -> str:
+    """'hf-bpe', 'hf-unigram', 'hf-wordpiece', ... from a tokenizer.json."""
+    return "hf-" + str(json.loads(tokenizer_json).get("model", {}).get("type", "unknown")).lower()
 
 
 def run_build(
@@ -187,16 +197,15 @@ def run_build(
     progress: Progress | None = None,
 ) -> dict:
     """Run the build up to `until`, holding OUT's lock; returns the manifest (or the last
-    stage's record). With `progress`, shows each stage's progress and a line when it ends."""
-    given_model = read_model_file(config.tokenizer.model) if config.tokenizer.model else None
+    stage's record)."""
+    given_model = read_given_tokenizer(config.tokenizer.model) if config.tokenizer.model else None
     files = preflight(config, out)
     with FolderLock(out, BUILD_LOCK, "OUT"), private_tempdir():
         return _run_stages(config, out, until, beam_args or [], given_model, files, progress)
 
 
-def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str], given_model: bytes | None,
-                files: list[InputFile], progress: Progress | None) -> dict:
-    say = progress.line if progress else lambda _: None
+def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str], given_model: dict[str, bytes] | None,
+                files: list[InputFile]) -> dict:
     remove_leftovers(out)
     curate = _curate(config, out, files, beam_args, progress)
     say(curate_line(curate))
@@ -209,9 +218,7 @@ def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str],
     if until == "tokenizer":
         return tokenizer
     remove(join(out, MANIFEST))  # the shard stage rewrites what the manifest describes
-    started = time.monotonic()
-    shards = run_shards(config, out, join(out, TOKENIZER_MODEL), beam_args, progress)
-    say(shards_line(shards, time.monotonic() - started))
+    shards = run_shards(config, out, join(out, tokenizer["path"]), beam_args)
     manifest = build_manifest(config, curate, _manifest_tokenizer(tokenizer), shards)
     write_manifest(out, manifest)
     return manifest

@@ -42,7 +42,6 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import sentencepiece as spm
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig, ShardsConfig
@@ -52,6 +51,7 @@ from strata.pipeline.curate import CURATE_SUMMARY, category_folder, default_pipe
 from strata.pipeline.progress import Progress, ProgressReport
 from strata.pipeline.write import write_parquet
 from strata.storage import filesystem, glob, join, remove, write_atomic, write_bytes_atomic
+from strata.tokenize.encoders import SentencePieceEncoder, load_encoder
 
 log = logging.getLogger("strata.shard")
 
@@ -368,12 +368,11 @@ class ShardWriter(beam.DoFn):
 
     def setup(self):
         self.report = ProgressReport(self.report_folder)
-        fs, path = filesystem(self.model_path)
-        with fs.open(path, "rb") as f:
-            self.sp = spm.SentencePieceProcessor(model_proto=f.read())
-        if self.sp.eos_id() < 0:
-            raise ValueError(f"{self.model_path}: the sentencepiece model has no EOS token")
-        self.dtype = token_dtype(self.sp.vocab_size())
+        self.encoder = load_encoder(self.model_path)
+        self.eos = self.encoder.special_ids["eos"]
+        if self.eos is None:
+            raise ValueError(f"{self.model_path}: the tokenizer has no EOS token")
+        self.dtype = token_dtype(self.encoder.vocab_size)
 
     def process(self, plan: ShardPlan):
         records, placements = [], []
@@ -418,14 +417,18 @@ class ShardWriter(beam.DoFn):
                     yield doc_id, tokens
 
     def encode(self, texts: list[str]) -> list[np.ndarray]:
-        """Token arrays of the texts, each ended by EOS; long texts in windows."""
-        short = [i for i, text in enumerate(texts) if len(text) <= ENCODE_WINDOW_CHARS]
+        """Token arrays of the texts, each ended by EOS. A long text is encoded in windows cut
+        after newlines when the tokenizer is sentencepiece, where "\n" is a piece of its own
+        (so the tokens are the same); a HF tokenizer encodes it whole."""
+        windowed = isinstance(self.encoder, SentencePieceEncoder)
+        short = [i for i, text in enumerate(texts) if not windowed or len(text) <= ENCODE_WINDOW_CHARS]
         encoded: list = [None] * len(texts)
-        for i, ids in zip(short, self.sp.encode([texts[i] for i in short], add_eos=True, num_threads=1)):
-            encoded[i] = np.array(ids, dtype=self.dtype)
+        eos = np.array([self.eos], dtype=self.dtype)
+        for i, ids in zip(short, self.encoder.encode([texts[i] for i in short])):
+            encoded[i] = np.concatenate([np.array(ids, dtype=self.dtype), eos])
         for i in set(range(len(texts))) - set(short):
-            pieces = [np.array(self.sp.encode(window), dtype=self.dtype) for window in newline_windows(texts[i], ENCODE_WINDOW_CHARS)]
-            encoded[i] = np.concatenate([*pieces, np.array([self.sp.eos_id()], dtype=self.dtype)])
+            windows = newline_windows(texts[i], ENCODE_WINDOW_CHARS)
+            encoded[i] = np.concatenate([*(np.array(self.encoder.encode([w])[0], dtype=self.dtype) for w in windows), eos])
         return encoded
 
     def blocks(self, documents: Iterator[tuple[str, np.ndarray]], plan: ShardPlan, split: str) -> Iterator[Block]:
@@ -488,7 +491,8 @@ def run_shards(
     beam_args: list[str] | None = None,
     progress: Progress | None = None,
 ) -> list[dict]:
-    """Shard OUT's curated documents with the sentencepiece model at `model_path`; returns
+    """Shard OUT's curated documents with the tokenizer at `model_path` (a sentencepiece
+    model or a HF tokenizer.json, see tokenize/encoders.py); returns
     the shard records sorted by (category, split, shard)."""
     curated = curated_files(out)
     plans = plan_shards(curated, config.shards.target_bytes)

@@ -122,7 +122,8 @@ def test_encoder_is_bidirectional():
     changed = idx.clone()
     changed[:, 40] = MASK
     before, after = _logits(model, idx), _logits(model, changed)
-    assert (before[:, :40] - after[:, :40]).abs().amax(-1).min() > 1e-4  # every earlier position sees it
+    # Every earlier position sees it: by about 1e-4 at init, where float noise is about 1e-7.
+    assert (before[:, :40] - after[:, :40]).abs().amax(-1).min() > 1e-5
 
 
 def _two_documents():
@@ -146,8 +147,8 @@ def test_segments_keep_attention_inside_each_document(objective):
     after_a, after_b = _logits(model, in_a, segments), _logits(model, in_b, segments)
     assert torch.allclose(logits[:, 12:], after_a[:, 12:], atol=1e-6)  # A's change is not seen in B
     assert torch.allclose(logits[:, :12], after_b[:, :12], atol=1e-6)  # nor B's in A
-    # without segments the same change in A reaches B
-    assert not torch.allclose(_logits(model, packed)[:, 12:], _logits(model, in_a)[:, 12:], atol=1e-3)
+    # without segments the same change in A reaches B (by about 1e-4 at init; float noise is about 1e-7)
+    assert not torch.allclose(_logits(model, packed)[:, 12:], _logits(model, in_a)[:, 12:], atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("objective", ["clm", "mlm"])

@@ -34,7 +34,11 @@ class PieceTable:
 
     @classmethod
     def of(cls, processor: spm.SentencePieceProcessor) -> "PieceTable":
-        texts = [piece_text(processor, i) for i in range(processor.get_piece_size())]
+        return cls.of_texts([piece_text(processor, i) for i in range(processor.get_piece_size())])
+
+    @classmethod
+    def of_texts(cls, texts: list[str]) -> "PieceTable":
+        """From the text each id stands for (tokenize/encoders.py piece_texts)."""
         return cls(
             bytes=np.array([len(t.encode()) for t in texts], dtype=np.int64),
             opens=np.array([bool(t) and not t[0].isspace() for t in texts]),

@@ -88,3 +88,28 @@ def _load(path: Path, device: torch.device) -> dict:
     except (RuntimeError, EOFError, ValueError) as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+
+
+def run_model(run: str | Path, step: int | None = None) -> tuple[torch.nn.Module, dict, dict]:
+    """(model in eval mode on the CPU, run.json, the checkpoint's meta.json) of a run at a
+    step (default: its latest checkpoint)."""
+    from strata.train.presets import model_for, model_of
+
+    run = Path(run)
+    if not (run / "run.json").exists():
+        raise FileNotFoundError(f"{run}: not a training run (no run.json)")
+    record = json.loads((run / "run.json").read_text())
+    folder = checkpoint_dir(run, step) if step is not None else latest_checkpoint(run)
+    if folder is None or not (folder / "model.pt").exists():
+        have = sorted(p.name for p in (run / "checkpoints").glob("step-*"))
+        raise FileNotFoundError(f"{run}: no checkpoint {'at step %d' % step if step is not None else ''}; it has {have}")
+    if "model_config" in record:
+        model = model_of(record["objective"], record["model_config"])
+    else:  # a run recorded before model_config: its preset
+        from strata.manifests.manifest import read_manifest
+
+        cfg = record["config"]
+        model = model_for(record["objective"], cfg["model"], read_manifest(record["data"])["tokenizer"]["vocab_size"],
+                          cfg["seq_len"])
+    model.load_state_dict(_load(folder / "model.pt", torch.device("cpu")))
+    return model.eval(), record, json.loads((folder / "meta.json").read_text())

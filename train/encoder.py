@@ -1,6 +1,6 @@
 """Bidirectional encoder with a masked-language-model head (BERT/RoBERTa shape).
 
-    idx [B, L] -> token + learned position embeddings -> n_layer pre-LN blocks -> LayerNorm
+    idx [B, L] -> token + learned position embeddings -> LayerNorm -> n_layer pre-LN blocks -> LayerNorm
                -> MLM head: dense, GELU, LayerNorm, then logits [B, L, vocab] through the
                   token-embedding matrix (tied) plus an output bias
 
@@ -9,7 +9,8 @@ reuse (ELECTRA's discriminator, XLNet, the heads of encoder_heads.py). The block
 gpt.py's with `causal=False`. Differences from BERT, on purpose:
 - pre-LN (LayerNorm before each sublayer, one after the last) instead of BERT's post-LN:
   it trains stably without a long warm-up at every depth, and it is the same block as
-  the GPT's; for the same reason there is no LayerNorm on the embeddings;
+  the GPT's; with a LayerNorm on the embeddings, as RoBERTa-PreLayerNorm
+  (`RobertaPreLayerNormForMaskedLM`), to which train/export.py maps the MLM model exactly;
 - no token-type embeddings (unless `type_vocab_size`, for NSP/SOP) and no pooler (the
   sentence-pair head has its own, train/encoder_heads.py): RoBERTa's single-segment MLM
   needs neither.
@@ -27,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from strata.train.attention import positions_and_mask
-from strata.train.gpt import IGNORE_INDEX, Block, GPTConfig, init_gpt2
+from strata.train.gpt import ACTIVATIONS, IGNORE_INDEX, Block, GPTConfig, init_gpt2
 
 
 @dataclass
@@ -49,9 +50,10 @@ class EncoderStack(nn.Module):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.seq_len, config.n_embd)
         self.wtt = nn.Embedding(config.type_vocab_size, config.n_embd) if config.type_vocab_size else None
+        self.ln_e = nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
         self.drop = nn.Dropout(config.dropout)
         self.h = nn.ModuleList([Block(config, causal=False) for _ in range(config.n_layer)])
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
         self.seq_len = config.seq_len
 
     def embed(
@@ -64,7 +66,7 @@ class EncoderStack(nn.Module):
         x = self.wte(idx) + self.wpe(pos)
         if self.wtt is not None:
             x = x + self.wtt(torch.zeros_like(idx) if token_types is None else token_types)
-        return self.drop(x), mask
+        return self.drop(self.ln_e(x)), mask
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         for block in self.h:
@@ -84,8 +86,8 @@ class Encoder(nn.Module):
         self.transformer = EncoderStack(config)
         self.head = nn.Sequential(
             nn.Linear(config.n_embd, config.n_embd, bias=config.bias),
-            nn.GELU(),
-            nn.LayerNorm(config.n_embd, bias=config.bias),
+            nn.GELU(approximate=ACTIVATIONS[config.activation]),
+            nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias),
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=True)
         self.transformer.wte.weight = self.lm_head.weight  # tied: one matrix, one gradient

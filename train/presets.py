@@ -65,3 +65,11 @@ def model_for(objective: str, preset: str, vocab_size: int, seq_len: int, **over
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose one of {sorted(OBJECTIVES)}")
     return build_model(OBJECTIVES[objective].architecture, preset, vocab_size, seq_len, **overrides)
+
+
+def model_of(objective: str, fields: dict):
+    """The model `objective` trains with these config fields (e.g. a run.json's model_config)."""
+    from strata.train.objectives.registry import OBJECTIVES
+
+    model, config = ARCHITECTURES[OBJECTIVES[objective].architecture]
+    return model(config(**fields))

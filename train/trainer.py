@@ -21,6 +21,7 @@ Run it in one process, or under torchrun (one process per GPU; NCCL on GPU, gloo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -40,6 +41,7 @@ from strata.redact import redact_strings, redact_url
 from strata.storage import remove_leftovers, write_bytes_atomic
 from strata.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from strata.train.data import LEFTOVER, BatchLoader, ConsumedWriter, StreamingWindows
+from strata.train.hf_import import init_model
 from strata.train.objectives import objective_for
 from strata.train.runtime import Runtime, all_reduce_sum, on_device, start_runtime, stop_runtime
 from strata.train.validation import Validation, build_pieces
@@ -188,7 +190,11 @@ class Trainer:
         self.validation = Validation(cfg, rt, manifest, sorted(self.data.plan.mix.shares), self.objective, pieces)
 
         # model and optimizer
-        self.raw = self.objective.build_model(cfg.model, tokenizer["vocab_size"], cfg.seq_len, dropout=cfg.dropout)
+        if cfg.init_from:
+            self.raw = init_model(cfg.init_from, self.objective.architecture, tokenizer["vocab_size"], cfg.seq_len,
+                                  cfg.dropout)
+        else:
+            self.raw = self.objective.build_model(cfg.model, tokenizer["vocab_size"], cfg.seq_len, dropout=cfg.dropout)
         self.raw.to(rt.device)
         self.optimizer = make_optimizer(self.raw, cfg, rt.device)
         # A plain function: LambdaLR's state_dict then holds only numbers (weights_only loads it).
@@ -228,6 +234,7 @@ class Trainer:
             "seq_len": cfg.seq_len, "global_batch": self.global_batch, "steps": cfg.steps,
             "shares": self.data.plan.mix.shares, "window_tokens": self.data.plan.window,
             "world_size": self.rt.world_size, "precision": self.precision, "parameters": self.raw.num_params(),
+            "model_config": dataclasses.asdict(self.raw.config), "init_from": cfg.init_from,
             "stream_fingerprint": self.data.fingerprint, "manifest_config_hash": manifest.get("config_hash"),
             "strata_version": __version__,
         }

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
-from strata.manifests.paths import resolve_inside
 from strata.redact import redact_url
 from strata.storage import filesystem
+from strata.tokenize.encoders import build_tokenizer_path, load_encoder
 from strata.tokenize.pieces import PieceTable
 from strata.train.data import StreamingWindows
 from strata.train.runtime import all_reduce_sum, on_device
@@ -31,23 +31,20 @@ from strata.train.objectives.core import IGNORE_INDEX, Objective
 
 
 def build_pieces(data: str, manifest: dict) -> PieceTable | None:
-    """The piece table of a build's tokenizer, its model checked against the manifest; None
-    (and a warning) if the build was copied without its tokenizer: training needs only the
-    shards, and validation then reports no bits per byte."""
-    import sentencepiece as spm
-
-    entry = manifest["tokenizer"]
-    uri = resolve_inside(data, entry["path"], "manifest tokenizer path")
-    fs, local = filesystem(uri)
+    """The piece table of a build's tokenizer (sentencepiece or HF), its file checked
+    against the manifest; None (and a warning) if the build was copied without its
+    tokenizer: training needs only the shards, and validation then reports no bits per byte."""
+    path = build_tokenizer_path(data, manifest)
+    fs, local = filesystem(path)
     try:
         with fs.open(local, "rb") as f:
             model = f.read()
     except FileNotFoundError:
-        log.warning("%s: no tokenizer model; validation reports no bits per byte", redact_url(uri))
+        log.warning("%s: no tokenizer model; validation reports no bits per byte", redact_url(path))
         return None
-    if hashlib.sha256(model).hexdigest() != entry["sha256"]:
-        raise ValueError(f"{redact_url(uri)}: sha256 differs from the manifest's tokenizer entry")
-    return PieceTable.of(spm.SentencePieceProcessor(model_proto=model))
+    if hashlib.sha256(model).hexdigest() != manifest["tokenizer"]["sha256"]:
+        raise ValueError(f"{redact_url(path)}: sha256 differs from the manifest's tokenizer entry")
+    return PieceTable.of_texts(load_encoder(path).piece_texts())
 
 
 @dataclass

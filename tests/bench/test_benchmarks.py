@@ -7,6 +7,7 @@ import bench_audit
 import bench_big_doc
 import bench_curate
 import bench_decontaminate
+import bench_generate
 import bench_hostile
 import bench_shard
 import bench_tokenizer
@@ -51,6 +52,10 @@ def test_scale_curve(tmp_path):
 
     # the 1 GB point takes an hour or more on 2 cores: `python tests/bench/bench_scale.py` runs it
     assert bench_scale.main(["--sizes", "10", "100", "--out", str(tmp_path / "scale")]) == 0
+
+
+def test_generation_against_transformers():
+    assert bench_generate.main([]) == 0
 
 
 def test_hostile_inputs_keep_the_reader_under_600_mb(tmp_path):
