@@ -205,7 +205,8 @@ def run_build(
 
 
 def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str], given_model: dict[str, bytes] | None,
-                files: list[InputFile]) -> dict:
+                files: list[InputFile], progress: Progress | None) -> dict:
+    say = progress.line if progress else lambda _: None
     remove_leftovers(out)
     curate = _curate(config, out, files, beam_args, progress)
     say(curate_line(curate))
@@ -218,7 +219,9 @@ def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str],
     if until == "tokenizer":
         return tokenizer
     remove(join(out, MANIFEST))  # the shard stage rewrites what the manifest describes
-    shards = run_shards(config, out, join(out, tokenizer["path"]), beam_args)
+    started = time.monotonic()
+    shards = run_shards(config, out, join(out, tokenizer["path"]), beam_args, progress)
+    say(shards_line(shards, time.monotonic() - started))
     manifest = build_manifest(config, curate, _manifest_tokenizer(tokenizer), shards)
     write_manifest(out, manifest)
     return manifest

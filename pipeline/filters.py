@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from strata.config import C4Config, FilterSet, GopherQualityConfig, GopherRepetitionConfig
+from strata.config import FilterSet, GopherQualityConfig, GopherRepetitionConfig
 from strata.pipeline.c4 import c4_lines
 from strata.pipeline.languages import letter_table, spaces_between_words
 

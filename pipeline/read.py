@@ -23,7 +23,6 @@ import os
 import stat
 import sysconfig
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import IO, Iterator, Optional
 
 import apache_beam as beam

@@ -1,6 +1,5 @@
 """The SBO head and the sentence-pair head on the encoder: what each prediction reads."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

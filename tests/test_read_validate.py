@@ -2,7 +2,6 @@
 every good record before (and after) it is kept."""
 
 import gzip
-import io
 import json
 
 import pyarrow as pa

@@ -295,10 +295,10 @@ def test_long_documents_are_encoded_in_newline_windows_to_the_same_tokens(tmp_pa
     (tmp_path / "sp.model").write_bytes(model.getvalue())
     writer = shard.ShardWriter(str(tmp_path), str(tmp_path / "sp.model"), ShardsConfig())
     writer.setup()
-    whole = writer.sp.encode(text, add_eos=True)
+    whole = writer.encoder.sp.encode(text, add_eos=True)
     monkeypatch.setattr(shard, "ENCODE_WINDOW_CHARS", 1000)
     assert len(list(shard.newline_windows(text, 1000))) > 100
     assert "".join(shard.newline_windows(text, 1000)) == text
     long, short = writer.encode([text, "short\ntext"])
     assert long.tolist() == whole
-    assert short.tolist() == writer.sp.encode("short\ntext", add_eos=True)
+    assert short.tolist() == writer.encoder.sp.encode("short\ntext", add_eos=True)
