@@ -33,7 +33,7 @@ from strata.tokenize.pieces import PieceTable
 from strata.train.load import Loaded
 from strata.train.objectives import objective_for
 from strata.train.runtime import Runtime, on_device
-from strata.train.validation import Totals, Validation
+from strata.train.validation import Totals, Validation, build_pieces
 
 CPU = Runtime(rank=0, world_size=1, device=torch.device("cpu"))
 
@@ -56,7 +56,7 @@ def eval_build(loaded: Loaded, build: str, split: str = "val", **flags) -> dict[
     manifest = read_manifest(build)
     objective = objective_for(cfg.objective, cfg, manifest["tokenizer"])
     categories = sorted(c for c, v in manifest["categories"].items() if v.get("val_tokens"))
-    validation = Validation(cfg, CPU, manifest, categories, objective)
+    validation = Validation(cfg, CPU, manifest, categories, objective, build_pieces(build, manifest))
     return validation.run(loaded.model, objective, CPU, contextlib.nullcontext())
 
 
