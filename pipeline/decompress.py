@@ -52,7 +52,21 @@ class ExpansionLimit:
         return bound
 
 
-class _ZstdFrame:
+class _Decoder:
+    """One zstd frame or gzip member, decoded at most OUTPUT_CHUNK bytes per step."""
+
+    _decoder: object
+
+    @property
+    def eof(self) -> bool:
+        return self._decoder.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._decoder.unused_data
+
+
+class _ZstdFrame(_Decoder):
     errors = zstd.ZstdError
 
     def __init__(self):
@@ -65,16 +79,8 @@ class _ZstdFrame:
     def needs_input(self) -> bool:
         return self._decoder.needs_input
 
-    @property
-    def eof(self) -> bool:
-        return self._decoder.eof
 
-    @property
-    def unused_data(self) -> bytes:
-        return self._decoder.unused_data
-
-
-class _GzipMember:
+class _GzipMember(_Decoder):
     errors = zlib.error
 
     def __init__(self):
@@ -89,14 +95,6 @@ class _GzipMember:
     @property
     def needs_input(self) -> bool:
         return not self._decoder.unconsumed_tail and not self._output_full
-
-    @property
-    def eof(self) -> bool:
-        return self._decoder.eof
-
-    @property
-    def unused_data(self) -> bytes:
-        return self._decoder.unused_data
 
 
 CODECS: dict[str, tuple[str, Callable]] = {".zst": ("zstd", _ZstdFrame), ".zstd": ("zstd", _ZstdFrame), ".gz": ("gzip", _GzipMember)}

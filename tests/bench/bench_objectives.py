@@ -26,26 +26,17 @@ import argparse
 import contextlib
 import io
 import json
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
+from bench_trainer import ensure_build
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "out" / "bench" / "objectives-build"
 WARMUP = 20
-
-
-def ensure_build() -> None:
-    if (BUILD / "manifest.json").exists():
-        return
-    print(f"building the demo corpus into {BUILD} ...", flush=True)
-    shutil.rmtree(BUILD, ignore_errors=True)
-    strata = Path(sys.executable).parent / "strata"
-    subprocess.run([str(strata), "build", str(REPO / "configs" / "demo.yaml"), "--out", str(BUILD)], check=True)
 
 
 def run_objective(name: str, args) -> dict:
@@ -79,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="a build to use instead of the demo build")
     args = parser.parse_args(argv)
     if args.data is None:
-        ensure_build()
+        ensure_build(BUILD)
         args.data = str(BUILD)
     names = args.objectives.split(",")
     tokens = args.steps * args.batch_size * args.seq_len

@@ -35,13 +35,14 @@ BUILD = REPO / "out" / "bench" / "trainer-build"
 WARMUP = 20
 
 
-def ensure_build() -> None:
-    if (BUILD / "manifest.json").exists():
+def ensure_build(build: Path = BUILD) -> None:
+    """The demo corpus built into `build`, once (shared by the benchmarks that train)."""
+    if (build / "manifest.json").exists():
         return
-    print(f"building the demo corpus into {BUILD} ...", flush=True)
-    shutil.rmtree(BUILD, ignore_errors=True)
+    print(f"building the demo corpus into {build} ...", flush=True)
+    shutil.rmtree(build, ignore_errors=True)
     strata = Path(sys.executable).parent / "strata"
-    subprocess.run([str(strata), "build", str(REPO / "configs" / "demo.yaml"), "--out", str(BUILD)], check=True)
+    subprocess.run([str(strata), "build", str(REPO / "configs" / "demo.yaml"), "--out", str(build)], check=True)
 
 
 def settings(args, run: Path) -> dict:
