@@ -5,8 +5,10 @@ against its checksum in the block index; `strata verify` checks those checksums 
 index's own sha256; `--no-verify` trains on whatever the files hold."""
 
 import json
+import os
 import re
 import shutil
+import sys
 import tarfile
 
 import pytest
@@ -14,6 +16,7 @@ import xxhash
 
 from strata.cli import main
 from strata.train.data import BatchLoader, BlockReader, ShardError, StreamingWindows
+from strata.train.integrity import ShardVerifier
 
 TRAIN = ["--objective=clm", "--seq-len=64", "--batch-size=8", "--steps=3", "--eval-every=0", "--weights=Books=1"]
 
@@ -96,6 +99,37 @@ def test_the_loader_refuses_a_flipped_block_naming_shard_and_block(damaged, work
     message = str(caught.value)
     assert message.startswith(f"{tar}: block {key} ") and "Traceback" not in message
     assert message.endswith("is corrupt: its bytes do not match the block index's xxh3_64; refused")
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_loader_refuses_a_shard_by_its_sha256_whichever_worker_reads_it(damaged, workers):
+    out, tar, _ = damaged
+    data = bytearray(tar.read_bytes())
+    data[-1] = 1  # outside every block: only the whole shard's sha256 can tell
+    tar.write_bytes(bytes(data))
+    stream = StreamingWindows(str(out), seq_len=100, extra_token=True, global_batch=8, weights={"Books": 1.0},
+                              end_step=40)
+    with pytest.raises(ShardError) as caught:
+        for _ in BatchLoader(stream, num_workers=workers):
+            pass
+        stream.finish_checks()
+    assert re.fullmatch(rf"{re.escape(str(tar))}: sha256 \w+\.\.\. \([\d,]+ bytes\) is not the manifest's .*; refused",
+                        str(caught.value))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
+def test_the_sha256_thread_runs_at_the_lowest_priority_and_checks_each_shard_once(damaged, monkeypatch):
+    out, _, _ = damaged
+    table = StreamingWindows(str(out), seq_len=100, extra_token=True, global_batch=8).table
+    verifier = ShardVerifier(str(out), table.uris, table.paths, table.sizes, table.sha256s)
+    hashed, own = [], os.getpriority(os.PRIO_PROCESS, 0)
+    monkeypatch.setattr(verifier, "_verify", hashed.append)
+    verifier.touch([0, 1])
+    verifier.touch([1, 0, 1])
+    verifier.wait()
+    assert sorted(hashed) == [0, 1]
+    assert [os.getpriority(os.PRIO_PROCESS, worker.native_id) for worker in verifier._workers] == [19]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own  # the process itself keeps its priority
 
 
 def test_a_range_read_of_a_damaged_block_from_s3_is_refused(shard_build, s3, tmp_path):

@@ -3,15 +3,21 @@
 When the stream first touches a shard, its size is checked at once (a stat, or a HEAD request
 to an object store: bytes appended or cut off are refused before any batch of it is trained
 on), and its sha256 is queued for a background thread that reads the shard once from start
-to end, overlapped with training. A mismatch is raised at the next touch, or by wait() at
-the end of the run, as a ShardError naming the shard. Each block is also checked against its
-index checksum as it is read (BlockReader); see manifests/checksums.py for who catches what.
+to end, overlapped with training. That happens in the process that runs the training loop,
+once per shard touched in a run (DataLoader workers only read blocks, and check each one's
+xxh3), on a thread at the lowest CPU priority: the loader keeps the cores it would have had
+without the check, and the hash takes the cycles it leaves idle. A mismatch is raised at the
+next touch, or by wait() at the end of the run, as a ShardError naming the shard. Each block
+is also checked against its index checksum as it is read (BlockReader); see
+manifests/checksums.py for who catches what.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 from typing import Iterable
@@ -82,6 +88,7 @@ class ShardVerifier:
             self._workers.append(worker)
 
     def _work(self) -> None:
+        lower_own_priority()
         while True:
             i = self._queue.get()
             try:
@@ -112,3 +119,15 @@ class ShardVerifier:
                 f"{self.sha256s[i][:16]}... ({self.sizes[i]:,} bytes): the shard is damaged or was replaced; refused"
             )
         log.debug("%s: sha256 checked", self.uris[i])
+
+
+def lower_own_priority() -> None:
+    """Give the calling thread the lowest CPU priority (nice 19). Linux gives each thread a
+    nice value of its own, set through its thread id; elsewhere the id is not a pid, so
+    nothing is changed there."""
+    if sys.platform != "linux":
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except OSError as err:  # e.g. a sandbox that forbids it: the check runs all the same
+        log.debug("could not lower the sha256 thread's priority: %r", err)

@@ -15,7 +15,9 @@ same run.
                  every pass, packing into windows, int64 tokens, and lineage (a
                  ConsumedWriter writes RUN/consumed Parquet every 100 steps in the loop);
                  integrity checks on: each block's xxh3_64, each shard's size, and each
-                 shard's sha256 once, on a background thread (train/integrity.py)
+                 shard's sha256 once, on a background thread at the lowest CPU priority
+                 (train/integrity.py); the time the run then still waits for the sha256
+                 (finish_checks, after the timed batches) is printed with the overhead
      strata-unverified  the same with verify=False (`strata train --no-verify`): the
                  pair gives the checks' overhead
      litdata     LitData 0.2.76 in its own venv (out/bench/loader-venv, made on first use
@@ -142,15 +144,23 @@ def ensure_build(total_tokens: int) -> None:
 # --------------------------------------------------------------------------- the loaders (strata's venv)
 
 
+SHA256_LEFT: list[float] = []  # per strata run: seconds finish_checks() waited after the timed batches
+
+
 def strata_batches(workers: int, run_dir: str, verify: bool = True):
     from strata.train.data import BatchLoader, ConsumedWriter, StreamingWindows
 
     windows = StreamingWindows(str(BUILD), seq_len=SEQ_LEN, extra_token=True, global_batch=BATCH, seed=0,
                                verify=verify)
-    with ConsumedWriter(run_dir, windows.shard_of, flush_every=100) as consumed:
-        for batch in BatchLoader(windows, num_workers=workers):
-            consumed.write(batch["step"], batch)
-            yield batch["tokens"]
+    try:
+        with ConsumedWriter(run_dir, windows.shard_of, flush_every=100) as consumed:
+            for batch in BatchLoader(windows, num_workers=workers):
+                consumed.write(batch["step"], batch)
+                yield batch["tokens"]
+    finally:  # closed after the timed batches: how much of the sha256 work was still to do
+        waited = time.perf_counter()
+        windows.finish_checks()
+        SHA256_LEFT.append(time.perf_counter() - waited)
 
 
 class NanoGPT(IterableDataset):
@@ -338,7 +348,9 @@ def measure(name: str, workers: int, batches: int) -> dict:
     if name in OTHERS:
         return in_its_venv(name, workers, batches)
     with tempfile.TemporaryDirectory() as run_dir:
-        return timed(LOADERS[name](workers, run_dir), batches)
+        SHA256_LEFT.clear()
+        result = timed(LOADERS[name](workers, run_dir), batches)
+        return dict(result, sha256_left_s=SHA256_LEFT[0]) if name == "strata" else result
 
 
 def main() -> None:
@@ -354,7 +366,7 @@ def main() -> None:
     ensure_build(args.tokens_m * 1_000_000)
     print(f"cores: {os.cpu_count()}, batches of {BATCH} x {SEQ_LEN}, median of {args.repeat} runs "
           f"of {args.batches} timed batches", flush=True)
-    results, speed = [], {}
+    results, speed, measured_runs = [], {}, {}
     for workers in args.workers:
         measured: dict[str, list[dict]] = {name: [] for name in args.only}
         for _ in range(args.repeat):  # loaders take turns, so a change in the machine's load hits all alike
@@ -368,11 +380,14 @@ def main() -> None:
             print(f"{name:17s} workers={workers}  {speed[name, workers]:7.1f} M tokens/s  ({rates[0]:.0f}-{rates[-1]:.0f}; "
                   f"main process {cpu:4.0%} CPU; start-up + {WARMUP} batches {startup:.2f}s; {runs[0]['dtype']})", flush=True)
             results.append({"loader": name, "workers": workers, "runs": runs, "median_m_per_s": speed[name, workers]})
+            measured_runs[name, workers] = runs
     for workers in args.workers:
         if {("strata", workers), ("strata-unverified", workers)} <= speed.keys():
             on, off = speed["strata", workers], speed["strata-unverified", workers]
+            left = statistics.median(r["sha256_left_s"] for r in measured_runs["strata", workers])
             print(f"integrity on / off (workers={workers}): {on:.1f} / {off:.1f} M tokens/s, "
-                  f"overhead {(off - on) / off:.1%}")
+                  f"overhead {(off - on) / off:.1%} (sha256 of every shard touched done {left:.2f}s after the "
+                  f"timed batches, median)")
     for workers in args.workers:
         for name in args.only:
             if name not in ("strata", "strata-unverified") and ("strata", workers) in speed:
