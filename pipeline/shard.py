@@ -58,11 +58,14 @@ log = logging.getLogger("strata.shard")
 SHARDS_SUMMARY = "shards.json"
 SPLITS = ("train", "val")
 ENCODE_BATCH_DOCS = 256  # documents per sentencepiece call
-# A longer document is encoded in windows of about this many characters, cut after a
-# newline: sentencepiece returns a Python list (~36 bytes a token), which for a 50 MB
-# document would take ~450 MB. "\n" is a user-defined symbol of strata's tokenizers, a piece
-# of its own that no other piece spans, so the windows' tokens are the whole document's.
-ENCODE_WINDOW_CHARS = 1 << 20
+# Each tokenizer call gets about this many characters: short documents are grouped up to
+# it, and with sentencepiece a longer one is encoded in windows of it, cut after a newline
+# ("\n" is a user-defined symbol of strata's tokenizers, a piece of its own that no other
+# piece spans, so the windows' tokens are the whole document's). A call returns Python lists
+# (~36 bytes a token) that become a uint16/uint32 array at once; at 1 MiB windows their int
+# objects left the allocator's arenas fragmented, and a 50 MB document's encoding grew the
+# process by ~360 MB; at 64 Ki the lists stay small enough to be reused.
+ENCODE_WINDOW_CHARS = 1 << 16
 KEY_STEM_CHARS = 48
 # Planning estimate of tar bytes per byte of curated text: about 4 UTF-8 bytes per token
 # (English prose and code at a 32k vocabulary) and 2 bytes per uint16 token. Only the
@@ -417,18 +420,30 @@ class ShardWriter(beam.DoFn):
                     yield doc_id, tokens
 
     def encode(self, texts: list[str]) -> list[np.ndarray]:
-        """Token arrays of the texts, each ended by EOS. A long text is encoded in windows cut
-        after newlines when the tokenizer is sentencepiece, where "\n" is a piece of its own
-        (so the tokens are the same); a HF tokenizer encodes it whole."""
+        """Token arrays of the texts, each ended by EOS, through tokenizer calls of about
+        ENCODE_WINDOW_CHARS characters (see there); a HF tokenizer encodes a long text whole."""
         windowed = isinstance(self.encoder, SentencePieceEncoder)
-        short = [i for i, text in enumerate(texts) if not windowed or len(text) <= ENCODE_WINDOW_CHARS]
-        encoded: list = [None] * len(texts)
         eos = np.array([self.eos], dtype=self.dtype)
-        for i, ids in zip(short, self.encoder.encode([texts[i] for i in short])):
-            encoded[i] = np.concatenate([np.array(ids, dtype=self.dtype), eos])
-        for i in set(range(len(texts))) - set(short):
-            windows = newline_windows(texts[i], ENCODE_WINDOW_CHARS)
-            encoded[i] = np.concatenate([*(np.array(self.encoder.encode([w])[0], dtype=self.dtype) for w in windows), eos])
+        encoded: list[np.ndarray] = []
+        group: list[str] = []
+        grouped_chars = 0
+
+        def encode_group() -> None:
+            encoded.extend(np.concatenate([np.array(ids, dtype=self.dtype), eos]) for ids in self.encoder.encode(group))
+            group.clear()
+
+        for text in texts:
+            if windowed and len(text) > ENCODE_WINDOW_CHARS:
+                encode_group()
+                windows = newline_windows(text, ENCODE_WINDOW_CHARS)
+                encoded.append(np.concatenate([*(np.array(self.encoder.encode([w])[0], dtype=self.dtype) for w in windows), eos]))
+                continue
+            if grouped_chars + len(text) > ENCODE_WINDOW_CHARS:
+                encode_group()
+                grouped_chars = 0
+            group.append(text)
+            grouped_chars += len(text)
+        encode_group()
         return encoded
 
     def blocks(self, documents: Iterator[tuple[str, np.ndarray]], plan: ShardPlan, split: str) -> Iterator[Block]:
