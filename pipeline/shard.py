@@ -52,6 +52,7 @@ from strata.pipeline.progress import Progress, ProgressReport
 from strata.pipeline.write import write_parquet
 from strata.storage import filesystem, glob, join, remove, write_atomic, write_bytes_atomic
 from strata.tokenize.encoders import SentencePieceEncoder, load_encoder
+from strata.pipeline.windows import newline_windows
 
 log = logging.getLogger("strata.shard")
 
@@ -341,21 +342,6 @@ def read_documents(files: list[str]) -> Iterator[tuple[list[str], list[str]]]:
         with fs.open(path, "rb") as f:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=ENCODE_BATCH_DOCS, columns=["doc_id", "text"]):
                 yield batch.column("doc_id").to_pylist(), batch.column("text").to_pylist()
-
-
-def newline_windows(text: str, size: int) -> Iterator[str]:
-    """`text` in consecutive pieces of about `size` characters, each but the last ending
-    with a newline (a piece runs on to the next newline when there is none sooner)."""
-    start = 0
-    while len(text) - start > size:
-        cut = text.rfind("\n", start, start + size)
-        if cut < 0:
-            cut = text.find("\n", start + size)
-            if cut < 0:
-                break
-        yield text[start : cut + 1]
-        start = cut + 1
-    yield text[start:]
 
 
 class ShardWriter(beam.DoFn):
