@@ -62,14 +62,17 @@ def redact_pii(text: str, cfg: PIIConfig) -> tuple[str, dict[str, int]]:
     if not cfg.enabled:
         return text, counts
     enabled = {kind for kind in KINDS if getattr(cfg, kind)}
-
-    def replace(match: re.Match) -> str:
+    # Only the redacted parts are cut out: a text with nothing to redact is never copied
+    # (re.sub would build the whole copy first; a long document's copy is what costs).
+    pieces, last = [], 0
+    for match in _pattern().finditer(text):
         kind = match.lastgroup
-        found = match.group()
-        if kind not in enabled or (kind == "ip" and not _is_redactable_ip(found, cfg.public_ips_only)):
-            return found
+        if kind not in enabled or (kind == "ip" and not _is_redactable_ip(match.group(), cfg.public_ips_only)):
+            continue
         counts[kind] += 1
-        return PLACEHOLDERS[kind]
-
-    redacted = _pattern().sub(replace, text)
-    return (redacted if any(counts.values()) else text), counts
+        pieces += [text[last : match.start()], PLACEHOLDERS[kind]]
+        last = match.end()
+    if not pieces:
+        return text, counts
+    pieces.append(text[last:])
+    return "".join(pieces), counts

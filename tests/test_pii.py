@@ -90,3 +90,11 @@ def test_curate_redacts_per_category_and_counts_per_kind(tmp_path):
     text_of = {r["record_index"]: r["text"] for r in curated}
     assert text_of[0].endswith(" Write to |||EMAIL_ADDRESS||| or call |||PHONE_NUMBER|||; the mirror is at |||IP_ADDRESS|||.")
     assert text_of[1] == records[1]["text"] and text_of[2] == records[2]["text"]
+
+
+def test_a_text_with_nothing_redacted_is_not_copied_and_kept_matches_stay_in_place():
+    text = "served from 192.168.0.1 and 10.0.0.2, ask dev@python.org at 8.8.8.8 " * 3
+    assert redact_pii(text, PIIConfig(email=False))[0] == text.replace("8.8.8.8", "|||IP_ADDRESS|||")
+    untouched = "served from 192.168.0.1 and 10.0.0.2 only\n" * 3  # private addresses: kept by default
+    redacted, counts = redact_pii(untouched, ON)
+    assert redacted is untouched and not any(counts.values())
