@@ -32,8 +32,20 @@ class Invalid(Exception):
         self.detail = detail
 
 
+SIZE_WINDOW_CHARS = 1 << 20  # a long text's UTF-8 size is counted a window at a time, never a whole copy
+
+
 def utf8_size(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
+    """Bytes of `text` in UTF-8; a lone surrogate raises UnicodeEncodeError at its index."""
+    if text.isascii():
+        return len(text)
+    size = 0
+    for start in range(0, len(text), SIZE_WINDOW_CHARS):
+        try:
+            size += len(text[start : start + SIZE_WINDOW_CHARS].encode("utf-8"))
+        except UnicodeEncodeError as err:
+            raise UnicodeEncodeError(err.encoding, text, start + err.start, start + err.end, err.reason) from None
+    return size
 
 
 def _field(obj: Any, path: tuple[str, ...]) -> Any:

@@ -196,3 +196,15 @@ def test_stdlib_source_yields_code_and_docstrings():
     prose = docstrings_of(b'"""Module doc."""\nclass A:\n    """Class doc."""\n    def f(self):\n        """Func doc."""\n')
     assert prose == "Module doc.\n\nClass doc.\n\nFunc doc."
     assert docstrings_of(b"def broken(:\n") == ""
+
+
+def test_utf8_size_of_a_long_text_is_counted_in_windows(monkeypatch):
+    from strata.pipeline import validate
+
+    monkeypatch.setattr(validate, "SIZE_WINDOW_CHARS", 7)
+    text = "añb€c\U0001f600d" * 11
+    assert validate.utf8_size(text) == len(text.encode("utf-8"))
+    broken = text + "x\ud800y"
+    with pytest.raises(UnicodeEncodeError) as caught:
+        validate.utf8_size(broken)
+    assert caught.value.start == len(text) + 1 and caught.value.object is broken
