@@ -33,6 +33,7 @@ import io
 import itertools
 import json
 import logging
+import sys
 import tarfile
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from typing import IO, Iterable, Iterator, NamedTuple
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -52,7 +54,7 @@ from strata.pipeline.progress import Progress, ProgressReport
 from strata.pipeline.write import write_parquet
 from strata.storage import filesystem, glob, join, remove, write_atomic, write_bytes_atomic
 from strata.tokenize.encoders import SentencePieceEncoder, load_encoder
-from strata.pipeline.windows import newline_windows
+from strata.pipeline.windows import newline_windows, utf8_newline_windows
 
 log = logging.getLogger("strata.shard")
 
@@ -335,13 +337,19 @@ class ShardTar:
 # --------------------------------------------------------------------------- the Beam stage
 
 
-def read_documents(files: list[str]) -> Iterator[tuple[list[str], list[str]]]:
-    """(doc_ids, texts) of the files' documents, in file and record order, in batches."""
+def read_documents(files: list[str], long_bytes: int) -> Iterator[tuple[list[str], list[str | memoryview]]]:
+    """(doc_ids, texts) of the files' documents, in file and record order, in batches. A
+    text over `long_bytes` comes as a view of its UTF-8 bytes in Arrow's buffer, so that it
+    is decoded a window at a time (a 50 MB document can be a 200 MB Python str)."""
     for uri in files:
         fs, path = filesystem(uri)
         with fs.open(path, "rb") as f:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=ENCODE_BATCH_DOCS, columns=["doc_id", "text"]):
-                yield batch.column("doc_id").to_pylist(), batch.column("text").to_pylist()
+                texts = batch.column("text")
+                sizes = pc.binary_length(texts).to_numpy(zero_copy_only=False)
+                yield batch.column("doc_id").to_pylist(), [
+                    memoryview(texts[i].as_buffer()) if sizes[i] > long_bytes else texts[i].as_py() for i in range(len(texts))
+                ]
 
 
 class ShardWriter(beam.DoFn):
@@ -396,7 +404,8 @@ class ShardWriter(beam.DoFn):
         """The plan's train documents as token arrays, in order. Val documents (a small
         share) are set aside in `val_docs` for the val tar, so every file is read and
         encoded once."""
-        for doc_ids, texts in read_documents(plan.files):
+        long_bytes = ENCODE_WINDOW_CHARS if isinstance(self.encoder, SentencePieceEncoder) else sys.maxsize
+        for doc_ids, texts in read_documents(plan.files, long_bytes):
             encoded = self.encode(texts)
             self.report.add(docs=len(texts), bytes=sum(map(len, texts)), tokens=sum(map(len, encoded)))
             for doc_id, tokens in zip(doc_ids, encoded):
@@ -405,7 +414,7 @@ class ShardWriter(beam.DoFn):
                 else:
                     yield doc_id, tokens
 
-    def encode(self, texts: list[str]) -> list[np.ndarray]:
+    def encode(self, texts: list[str | memoryview]) -> list[np.ndarray]:
         """Token arrays of the texts, each ended by EOS, through tokenizer calls of about
         ENCODE_WINDOW_CHARS characters (see there); a HF tokenizer encodes a long text whole."""
         windowed = isinstance(self.encoder, SentencePieceEncoder)
@@ -421,7 +430,7 @@ class ShardWriter(beam.DoFn):
         for text in texts:
             if windowed and len(text) > ENCODE_WINDOW_CHARS:
                 encode_group()
-                windows = newline_windows(text, ENCODE_WINDOW_CHARS)
+                windows = (utf8_newline_windows if isinstance(text, memoryview) else newline_windows)(text, ENCODE_WINDOW_CHARS)
                 encoded.append(np.concatenate([*(np.array(self.encoder.encode([w])[0], dtype=self.dtype) for w in windows), eos]))
                 continue
             if grouped_chars + len(text) > ENCODE_WINDOW_CHARS:

@@ -288,7 +288,7 @@ def test_long_documents_are_encoded_in_newline_windows_to_the_same_tokens(tmp_pa
     from strata.tokenize.trainer import trainer_options
 
     code = "".join(p.read_text(errors="replace") for p in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("a*.py")))
-    text = code + "  a last line without a newline " * 50
+    text = code + "façade, € and 😀 in UTF-8\n" * 300 + "  a last line without a newline " * 50
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(sentence_iterator=iter(code.splitlines()[:20000]), model_writer=model,
                                    minloglevel=2, **trainer_options(400, "bpe", threads=1))
@@ -301,4 +301,7 @@ def test_long_documents_are_encoded_in_newline_windows_to_the_same_tokens(tmp_pa
     assert "".join(shard.newline_windows(text, 1000)) == text
     long, short = writer.encode([text, "short\ntext"])
     assert long.tolist() == whole
+    utf8 = memoryview(text.encode())  # as the stage reads a long text: its bytes in Arrow's buffer
+    assert "".join(shard.utf8_newline_windows(utf8, 1000)) == text
+    assert writer.encode([utf8])[0].tolist() == whole
     assert short.tolist() == writer.encoder.sp.encode("short\ntext", add_eos=True)
