@@ -14,6 +14,7 @@ from strata.train.hf_common import ArchitectureError  # noqa: E402
 from strata.train.hf_electra import discriminator_to_hf  # noqa: E402
 from strata.train.hf_models import to_hf  # noqa: E402
 from strata.train.load import load_model  # noqa: E402
+from strata.train.model_card import differences  # noqa: E402
 from strata.train.presets import build_model  # noqa: E402
 from strata.train.trainer import train  # noqa: E402
 from test_hf import SEQ_LEN, real_text, run_config  # noqa: E402
@@ -92,3 +93,12 @@ def test_export_refuses_models_no_transformers_class_holds():
                                                   post_ln=False)), specials)
     with pytest.raises(ArchitectureError, match="epsilon 1e-5"):
         to_hf(build_model("t5", "t5-tiny", 64, 32, norm_eps=1e-6), specials)
+
+
+def test_the_model_card_says_where_transformers_differs():
+    prefix = " ".join(differences({"objective": "prefix_lm", "config": {"doc_mask": True}}, "GPT2LMHeadModel", False))
+    assert "prefix mask" in prefix and "attends causally everywhere" in prefix and "one document per sequence" in prefix
+    plain = " ".join(differences({"objective": "clm", "config": {}}, "GPT2LMHeadModel", False))
+    assert "prefix" not in plain and "without document-boundary masking" in plain
+    electra = " ".join(differences({"objective": "electra", "config": {}}, "ElectraForPreTraining", False))
+    assert "discriminator" in electra and "generator/" not in electra

@@ -32,8 +32,7 @@ def electra_config(config: EncoderConfig, specials: dict, generator: bool):
     from transformers import ElectraConfig
 
     if not config.post_ln:
-        raise ArchitectureError("this ELECTRA run has pre-LN blocks (trained before strata's ELECTRA became "
-                                "post-LN); transformers' ELECTRA is post-LN")
+        raise ArchitectureError("this ELECTRA model has pre-LN blocks (post_ln=False); transformers' ELECTRA is post-LN")
     if config.activation != "gelu":
         raise ArchitectureError("ELECTRA's prediction heads use the exact GELU; this model uses gelu_tanh")
     width = generator_config(config, config.generator_ratio) if generator else config
