@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import torch
 
-from strata.train.encoder import Encoder, EncoderConfig
 from strata.train.electra import Electra
+from strata.train.encoder import Encoder, EncoderConfig
+from strata.train.gpt import GPT, GPTConfig
 from strata.train.hf_common import QKV, ArchitectureError, split_linear, with_zero_biases
 from strata.train.hf_electra import discriminator_to_hf
 from strata.train.hf_seq2seq import t5_to_hf
 from strata.train.t5 import T5
-from strata.train.gpt import GPT, GPTConfig
 
 GPT2_ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
 FROM_GPT2_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
