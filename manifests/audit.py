@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 from strata.manifests.lineage import CONSUMED, LINEAGE, PLACEMENTS, codes, map_files, read_metrics, read_run
 from strata.manifests.manifest import ManifestError, read_manifest
 from strata.manifests.tables import count, evenly, format_table, percent, quantity, size
-from strata.pipeline.schema import FATE_DROPPED, FATE_DUPLICATE, FATE_KEPT, FATE_QUARANTINED, STAGES
+from strata.manifests.schemas import FATE_DROPPED, FATE_DUPLICATE, FATE_KEPT, FATE_QUARANTINED, STAGES
 
 FATES = (FATE_KEPT, FATE_DROPPED, FATE_DUPLICATE, FATE_QUARANTINED)
 BINS_PER_OCTAVE = 4

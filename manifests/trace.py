@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from strata.manifests.lineage import CONSUMED, LINEAGE, PLACEMENTS, look_up, read_run
 from strata.manifests.manifest import ManifestError
 from strata.manifests.tables import count, format_table
-from strata.pipeline.schema import LINEAGE_SCHEMA
+from strata.manifests.schemas import LINEAGE_SCHEMA
 
 PLACEMENT_COLUMNS = ["doc_id", "category", "split", "shard", "block_key", "token_start", "token_end"]
 CONSUMED_COLUMNS = ["step", "rank", "sample_id", "block_key", "token_start", "token_end"]

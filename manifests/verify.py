@@ -3,10 +3,10 @@
 Per shard: it exists; its size and sha256 are the manifest's; its block-index sidecar agrees
 with the manifest (path, size, sha256, blocks, tokens, and the sidecar's own sha256); the
 indexed blocks lie end to end from byte 0 and are followed by the two zero blocks that end a
-tar; each block's bytes match the index's checksum (xxh3_64) and hold
-exactly its three members (KEY.json, KEY.offsets.npy, KEY.tokens.npy) with valid tar
-headers, parseable JSON and npy arrays, token and document counts as indexed, document
-offsets in order and token ids below the vocabulary size. The tokenizer model's sha256 is
+tar; each block's bytes match the index's checksum (xxh3_64) and decode (manifests/block_codec.py:
+exactly its three members with valid tar headers and npy arrays, document offsets in
+order) to parseable JSON, token and document counts as indexed and token ids below the
+vocabulary size. The tokenizer model's sha256 is
 checked too. Local folders and object stores alike (fsspec); nothing is loaded whole.
 
 `verify_build(OUT)` returns {build, ok, shards: [{path, category, split, blocks, ok,
@@ -17,20 +17,15 @@ where there is one.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 
-import numpy as np
-
+from strata.manifests.block_codec import TAR_END, decode_block, index_mismatches
 from strata.manifests.checksums import BLOCK_CHECKSUM, block_checksum, sha256_hex, stream_sha256
 from strata.manifests.manifest import read_manifest
 from strata.manifests.paths import resolve_inside, shard_files
 from strata.storage import filesystem
 
 CHUNK = 1 << 20
-TAR_END = 2 * tarfile.BLOCKSIZE  # the zero blocks after a tar's last member
-MEMBERS = (".json", ".offsets.npy", ".tokens.npy")  # a block's members, in their order in the tar
 
 
 def verify_build(out: str) -> dict:
@@ -78,7 +73,7 @@ def _read_blocks(f, blocks: list[dict], shard: dict, vocab_size: int, digest) ->
         data = f.read(block["length"])
         digest.update(data)
         size += len(data)
-        problems += [f"block {block['key']}: {p}" for p in block_problems(data, block, shard, vocab_size)]
+        problems += [f"block {block['key']}: {p}" for p in indexed_block_problems(data, block, shard, vocab_size)]
         if len(data) < block["length"]:
             break
     return size, problems
@@ -127,7 +122,7 @@ def index_problems(uri: str, shard: dict) -> tuple[list[dict], list[str]]:
     return blocks, []
 
 
-def block_problems(data: bytes, block: dict, shard: dict, vocab_size: int) -> list[str]:
+def indexed_block_problems(data: bytes, block: dict, shard: dict, vocab_size: int) -> list[str]:
     """What is wrong with the bytes of one indexed block."""
     if len(data) < block["length"]:
         return [f"only {len(data):,} of its {block['length']:,} bytes (the shard is truncated)"]
@@ -135,42 +130,17 @@ def block_problems(data: bytes, block: dict, shard: dict, vocab_size: int) -> li
     if block_checksum(data) != block.get(BLOCK_CHECKSUM):
         problems.append(f"its bytes do not match the block index's {BLOCK_CHECKSUM} checksum")
     try:
-        members = block_members(data, block["key"])
-        meta = json.loads(members[".json"])
-        offsets, tokens = (np.load(io.BytesIO(members[m]), allow_pickle=False) for m in MEMBERS[1:])
-    except (ValueError, OSError, EOFError) as err:
+        decoded = decode_block(data, block["key"])
+        meta = json.loads(bytes(decoded.meta))
+    except ValueError as err:  # a BlockFormatError, or JSON that does not parse
         return problems + [f"does not parse: {err}"]
-    if len(tokens) != block["tokens"]:
-        problems.append(f"{len(tokens)} tokens where the index has {block['tokens']}")
+    problems += index_mismatches(decoded, block["tokens"], block["docs"], vocab_size)
     doc_ids = len(meta.get("doc_ids", ()))
-    if not len(offsets) == doc_ids == block["docs"]:
-        problems.append(f"{len(offsets)} offsets and {doc_ids} doc_ids where the index has {block['docs']} documents")
+    if doc_ids != block["docs"]:
+        problems.append(f"{doc_ids} doc_ids where the index has {block['docs']} documents")
     if (meta.get("category"), meta.get("split")) != (shard["category"], shard["split"]):
         problems.append(f"its JSON says category {meta.get('category')!r}, split {meta.get('split')!r}")
-    if len(tokens) and int(tokens.max()) >= vocab_size:
-        problems.append(f"token id {int(tokens.max())} is not below the vocabulary size {vocab_size}")
-    if len(offsets) and (offsets[0] != 0 or np.any(np.diff(offsets) <= 0) or offsets[-1] >= len(tokens)):
-        problems.append("document offsets out of order or out of range")
     return problems
-
-
-def block_members(data: bytes, key: str) -> dict[str, bytes]:
-    """{suffix: bytes} of the block's three members, which must be all that `data` holds."""
-    members, position = {}, 0
-    for suffix in MEMBERS:
-        name = key + suffix
-        try:
-            info = tarfile.TarInfo.frombuf(data[position : position + tarfile.BLOCKSIZE], "utf-8", "strict")
-        except tarfile.HeaderError as err:
-            raise ValueError(f"bad tar header where {name} belongs: {err}") from None
-        if info.name != name:
-            raise ValueError(f"member {info.name!r} where {name!r} belongs")
-        start = position + tarfile.BLOCKSIZE
-        members[suffix] = data[start : start + info.size]
-        position = start + info.size + (-info.size % tarfile.BLOCKSIZE)
-    if position != len(data):
-        raise ValueError(f"its members end at byte {position} of its {len(data)}")
-    return members
 
 
 def file_problems(uri: str, sha256: str) -> list[str]:

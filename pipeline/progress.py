@@ -24,7 +24,7 @@ import fsspec
 import zstandard
 
 from strata.pipeline.console import Console
-from strata.pipeline.schema import FATE_DROPPED, FATE_QUARANTINED
+from strata.manifests.schemas import FATE_DROPPED, FATE_QUARANTINED
 
 REPORT_SECONDS = 0.5
 

@@ -18,14 +18,14 @@ import sentencepiece as spm
 import webdataset as wds
 
 from strata.config import parse_config
-from strata.pipeline.curate import category_folder
-from strata.pipeline.schema import CURATED_SCHEMA, make_doc_id
+from strata.manifests.layout import category_folder
+from strata.manifests.schemas import CURATED_SCHEMA
+from strata.pipeline.schema import make_doc_id
 from strata.pipeline.shard import (
     BlockPacker,
     plan_shards,
     run_shards,
     split_of,
-    token_dtype,
 )
 
 from corpus import prose
@@ -147,11 +147,6 @@ def test_packer_keeps_documents_whole_unless_longer_than_a_block():
     ]
     assert [b.key for b in blocks] == [f"k_{i:06d}" for i in range(6)]
     assert list(blocks[4].placements()) == [("d", 0, 3), ("e", 3, 5)]
-
-
-def test_token_dtype_fits_the_vocabulary():
-    assert token_dtype(300) == np.uint16 and token_dtype(65535) == np.uint16
-    assert token_dtype(65536) == np.uint32 and token_dtype(256_000) == np.uint32
 
 
 def test_val_split_is_a_pure_function_of_doc_id_and_roughly_honoured():

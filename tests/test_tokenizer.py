@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 import sentencepiece as spm
 
-from strata.pipeline.schema import CURATED_SCHEMA, make_doc_id
+from strata.manifests.schemas import CURATED_SCHEMA
+from strata.pipeline.schema import make_doc_id
 from strata.pipeline.write import write_table
 from strata.tokenize.pieces import PieceTable
 from strata.tokenize.specials import objective_pieces, objective_special_ids, with_control_pieces

@@ -41,10 +41,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from strata.manifests.manifest import SCHEMA_VERSION
-from strata.pipeline.schema import LINEAGE_SCHEMA
-from strata.pipeline.shard import SHARD_LINEAGE_SCHEMA
+from strata.manifests.schemas import CONSUMED_SCHEMA, LINEAGE_SCHEMA, PLACEMENTS_SCHEMA
 from strata.pipeline.write import write_table
-from strata.train.data import CONSUMED_SCHEMA
 
 TARGET_SECONDS = 5.0
 INPUT_FILES, BATCH = 100, 4096
@@ -182,7 +180,7 @@ def placements(table: pa.Table, rng: np.random.Generator) -> tuple[dict, dict[st
                     {"doc_id": kept.column("doc_id").take(rows[index[mine]]), "category": [name] * n,
                      "split": [split] * n, "shard": [path] * n, "block_key": strings(blocks[mine] - first, keys),
                      "token_start": low[mine], "token_end": high[mine]},
-                    schema=SHARD_LINEAGE_SCHEMA,
+                    schema=PLACEMENTS_SCHEMA,
                 )
                 name_of_file = f"shards-{folder(name)}-{shard:06d}.parquet"  # both splits of a shard, as strata does
                 files[name_of_file] = pa.concat_tables([files[name_of_file], part]) if name_of_file in files else part

@@ -84,7 +84,8 @@ WARMUP = 20
 def write_synthetic_build(out: Path, tokens: dict[str, int], seed: int = 0) -> dict:
     """Random-token documents per category through the real shard writer; returns the manifest."""
     from strata.manifests.manifest import SCHEMA_VERSION
-    from strata.pipeline.shard import BlockPacker, ShardTar, index_path, key_prefix, shard_path
+    from strata.manifests.layout import index_path, key_prefix, shard_path
+    from strata.pipeline.shard import BlockPacker, ShardTar
     from strata.storage import write_atomic
 
     rng = np.random.default_rng(seed)
