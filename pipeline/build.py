@@ -35,7 +35,7 @@ from strata.manifests.layout import (
     TOKENIZER_RECORD,
 )
 from strata.manifests.lock import FolderLock
-from strata.manifests.manifest import build_manifest, write_manifest
+from strata.manifests.manifest import TokenizerEntry, build_manifest
 from strata.manifests.mixture import resolve_shares
 from strata.pipeline.curate import run_curate
 from strata.pipeline.preflight import preflight
@@ -222,17 +222,18 @@ def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str],
     shards = run_shards(config, out, join(out, tokenizer["path"]), beam_args, progress)
     say(shards_line(shards, time.monotonic() - started))
     manifest = build_manifest(config, curate, _manifest_tokenizer(tokenizer), shards)
-    write_manifest(out, manifest)
-    return manifest
+    manifest.write(out)
+    return manifest.to_dict()
 
 
-def _manifest_tokenizer(record: dict) -> dict:
-    return {
-        "path": record["path"],
-        "record": TOKENIZER_RECORD,
-        "sha256": record["model_sha256"],
-        "type": record["model_type"],
-        "vocab_size": record["vocab_size"],
-        "special_ids": record["special_ids"],
-        "trained": record["trained"],
-    }
+def _manifest_tokenizer(record: dict) -> TokenizerEntry:
+    """The manifest's entry for the tokenizer stage's record."""
+    return TokenizerEntry(
+        path=record["path"],
+        record=TOKENIZER_RECORD,
+        sha256=record["model_sha256"],
+        type=record["model_type"],
+        vocab_size=record["vocab_size"],
+        special_ids=record["special_ids"],
+        trained=record["trained"],
+    )

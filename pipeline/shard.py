@@ -52,6 +52,7 @@ from strata.manifests.layout import (
     placements_path,
     shard_path,
 )
+from strata.manifests.manifest import ShardRecord
 from strata.manifests.paths import resolve_inside
 from strata.manifests.schemas import PLACEMENTS_SCHEMA
 from strata.pipeline.curate import default_pipeline_options
@@ -342,9 +343,9 @@ class ShardWriter(beam.DoFn):
                 for key, doc_id, start, end in tar.placements
             ]
             records.append(
-                {"category": plan.category, "split": split, "shard": plan.shard, "path": path,
-                 "index": index_path(path), "index_sha256": sha256_hex(index), "sha256": tar.sha256, "bytes": tar.bytes,
-                 "blocks": len(tar.index), "tokens": tar.tokens, "docs": tar.docs}
+                ShardRecord(category=plan.category, split=split, shard=plan.shard, path=path, index=index_path(path),
+                            index_sha256=sha256_hex(index), sha256=tar.sha256, bytes=tar.bytes, blocks=len(tar.index),
+                            tokens=tar.tokens, docs=tar.docs).to_dict()
             )
             log.debug("shard %s: %d blocks, %d tokens, %d docs", path, len(tar.index), tar.tokens, tar.docs)
         write_parquet(join(self.out, placements_path(plan.folder, plan.shard)), placements, PLACEMENTS_SCHEMA)
@@ -438,7 +439,7 @@ def run_shards(
     model_path: str,
     beam_args: list[str] | None = None,
     progress: Progress | None = None,
-) -> list[dict]:
+) -> list[ShardRecord]:
     """Shard OUT's curated documents with the tokenizer at `model_path` (a sentencepiece
     model or a HF tokenizer.json, see tokenize/encoders.py); returns
     the shard records sorted by (category, split, shard)."""
@@ -456,4 +457,4 @@ def run_shards(
         _ = pipeline | "WriteShards" >> WriteShards(plans, out, model_path, config.shards, report_folder)
     fs, path = filesystem(join(out, SHARDS_RECORD))
     with fs.open(path, "rb") as f:
-        return json.load(f)["shards"]
+        return [ShardRecord.model_validate(record) for record in json.load(f)["shards"]]

@@ -99,7 +99,7 @@ def sharded(tmp_path_factory):
     _write_curated(out, docs)
     texts = {d: t for files in docs.values() for rows in files for d, t in rows}
     model = _train_model(root / "sp", [prose(random.Random(5), 12) for _ in range(200)])
-    records = run_shards(CONFIG, str(out), model, IN_MEMORY)
+    records = [r.to_dict() for r in run_shards(CONFIG, str(out), model, IN_MEMORY)]
     return out, records, texts, spm.SentencePieceProcessor(model_file=model)
 
 
@@ -266,7 +266,7 @@ def test_another_run_gives_byte_identical_shards(sharded, tmp_path, beam_args):
     shutil.copytree(out / "curated", again / "curated")
     shutil.copy(out / "curate.json", again / "curate.json")
     model = str(next(out.parent.glob("sp.model")))
-    assert run_shards(CONFIG, str(again), model, beam_args) == records
+    assert [r.to_dict() for r in run_shards(CONFIG, str(again), model, beam_args)] == records
     for name in ("lineage/shards-Pile-CC-000001.parquet", records[0]["index"]):
         assert (again / name).read_bytes() == (out / name).read_bytes()
 

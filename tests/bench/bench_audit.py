@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from strata.manifests.manifest import SCHEMA_VERSION
+from strata.manifests.manifest import SCHEMA_VERSION, Manifest, TokenizerEntry
 from strata.manifests.schemas import CONSUMED_SCHEMA, LINEAGE_SCHEMA, PLACEMENTS_SCHEMA
 from strata.pipeline.write import write_table
 
@@ -163,7 +163,7 @@ def placements(table: pa.Table, rng: np.random.Generator) -> tuple[dict, dict[st
     val = rng.random(kept.num_rows) < VAL_FRACTION
     categories, files = {}, {}
     for name, share in CATEGORIES.items():
-        entry = {"config": {"weight": share}, "share": share, "curated": f"curated/{folder(name)}",
+        entry = {"config": {"weight": share}, "share": share, "planned_epochs": None, "curated": f"curated/{folder(name)}",
                  "docs": int((category == name).sum()), "bytes": int(text_bytes[category == name].sum()), "shards": []}
         for split in ("train", "val"):
             rows = np.flatnonzero((category == name) & (val == (split == "val")))
@@ -187,8 +187,8 @@ def placements(table: pa.Table, rng: np.random.Generator) -> tuple[dict, dict[st
                 shard_tokens = int((high - low)[mine].sum())
                 entry["shards"].append(
                     {"category": name, "split": split, "shard": shard, "path": path, "index": path[:-4] + ".idx.json",
-                     "sha256": "0" * 64, "bytes": 2 * shard_tokens, "blocks": len(keys), "tokens": shard_tokens,
-                     "docs": len(np.unique(index[mine]))}
+                     "index_sha256": "0" * 64, "sha256": "0" * 64, "bytes": 2 * shard_tokens, "blocks": len(keys),
+                     "tokens": shard_tokens, "docs": len(np.unique(index[mine]))}
                 )
         categories[name] = entry
     return categories, files
@@ -270,10 +270,11 @@ def generate(root: Path, rows: int, seed: int = 0) -> dict:
     })
     categories, files = placements(table, rng)
     write_all(out, {f"lineage/{name}": part for name, part in files.items()})
-    manifest = {"schema_version": SCHEMA_VERSION, "strata_version": "bench", "config_hash": "ab" * 32,
-                "tokenizer": {"path": "tokenizer/tokenizer.model", "sha256": "0" * 64, "vocab_size": 32000},
-                "categories": categories, "lineage": "lineage"}
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    tokenizer = TokenizerEntry(path="tokenizer/tokenizer.model", record="", sha256="0" * 64, type="bpe", vocab_size=32000,
+                               special_ids={}, trained=False)
+    Manifest(schema_version=SCHEMA_VERSION, strata_version="bench", strata_commit=None, config_hash="ab" * 32, config={},
+             inputs=[], records=rows, fates={}, stages={}, budget_tokens=None, tokenizer=tokenizer,
+             categories=categories, lineage="lineage").write(str(out))
     pieces_table = consumed(categories, rows, rng)
     write_all(run, consumed_parts(pieces_table))
     steps = pieces_table["step"][-1].as_py() + 1

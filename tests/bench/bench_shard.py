@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     alone_tokens, alone_seconds = shard_in_process(build, args.model, config)
     cores = next((int(a.split("=")[1]) for a in beam_args if a.startswith("--direct_num_workers=")), 0) or os.cpu_count()
     started, cpu = time.perf_counter(), cpu_seconds()
-    records = run_shards(config, str(build), str(args.model), beam_args)
+    records = [r.to_dict() for r in run_shards(config, str(build), str(args.model), beam_args)]
     shard_seconds, shard_cpu = time.perf_counter() - started, cpu_seconds() - cpu
     tokens = sum(r["tokens"] for r in records)
     assert tokens == alone_tokens == plain_tokens * args.copies, (tokens, alone_tokens, plain_tokens)
