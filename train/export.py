@@ -18,6 +18,7 @@ from pathlib import Path
 import fsspec
 
 from strata.manifests.audit import audit_run
+from strata.manifests.layout import MANIFEST
 from strata.manifests.lineage import read_metrics
 from strata.manifests.manifest import read_manifest
 from strata.storage import join
@@ -57,7 +58,7 @@ def build_tokenizer(build: str, manifest: dict):
 
 
 def _manifest_sha256(build: str) -> str:
-    with fsspec.open(join(build, "manifest.json"), "rb") as f:
+    with fsspec.open(join(build, MANIFEST), "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 
