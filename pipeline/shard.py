@@ -38,6 +38,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig, ShardsConfig
 from strata.manifests.block_codec import TAR_END, encode_block, token_dtype
+from strata.manifests.block_index import encode_index
 from strata.manifests.checksums import BLOCK_CHECKSUM, block_hasher, sha256_hex
 from strata.manifests.layout import (
     CURATE_RECORD,
@@ -258,7 +259,7 @@ class ShardTar:
 
     def index_bytes(self, path: str) -> bytes:
         """The block-index sidecar of this tar (once written), stored at `path`."""
-        return json.dumps({"path": path, "sha256": self.sha256, "bytes": self.bytes, "blocks": self.index}, indent=1).encode()
+        return encode_index(path, self.sha256, self.bytes, self.index)
 
     def meta(self, block: Block) -> dict:
         """The block's KEY.json."""

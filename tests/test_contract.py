@@ -12,6 +12,7 @@ import pytest
 
 from strata.manifests import layout
 from strata.manifests.block_codec import BlockFormatError, decode_block, encode_block, index_mismatches, token_dtype
+from strata.manifests.block_index import decode_index, encode_index, index_disagreements
 
 from conftest import REPO
 
@@ -106,3 +107,16 @@ def test_layout_names_round_trip():
     tar = layout.shard_path("Books", "val", 2)
     assert (tar, layout.index_path(tar)) == ("shards/Books/val-000002.tar", "shards/Books/val-000002.idx.json")
     assert layout.block_key(layout.key_prefix("v1.2", "train", 0), 7) == "v1-2_train_000000_000007"
+
+
+def test_a_block_index_round_trips_and_names_what_disagrees_with_the_manifest():
+    blocks = [{"key": KEY, "offset": 0, "length": 2048, "tokens": 10, "docs": 2, "xxh3_64": "0" * 16}]
+    raw = encode_index("shards/Books/train-000000.tar", "ab" * 32, 3072, blocks)
+    index = decode_index(raw)
+    shard = {"path": "shards/Books/train-000000.tar", "bytes": 3072, "sha256": "ab" * 32, "blocks": 1, "tokens": 10}
+    assert index["blocks"] == blocks and index_disagreements(index, shard) is None
+    assert index_disagreements(index, dict(shard, tokens=11, bytes=3584)) == "bytes 3072 (manifest 3584), tokens 10 (manifest 11)"
+    with pytest.raises(ValueError, match="damaged: .*a block without xxh3_64"):
+        decode_index(encode_index("x.tar", "ab", 1, [{k: v for k, v in blocks[0].items() if k != "xxh3_64"}]))
+    with pytest.raises(ValueError, match="damaged"):
+        decode_index(raw[:-5])

@@ -7,7 +7,6 @@ against the index's checksum, decodes them (manifests/block_codec.py) and caches
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import threading
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from strata.manifests.block_codec import BlockFormatError, decode_block, index_mismatches
+from strata.manifests.block_index import decode_index, index_disagreements
 from strata.manifests.checksums import BLOCK_CHECKSUM, block_checksum_value, sha256_hex
 from strata.manifests.manifest import ShardError
 from strata.manifests.paths import shard_files
@@ -64,17 +64,16 @@ class BlockTable:
             if verify and sha256_hex(raw) != shard.get("index_sha256"):
                 raise ShardError(f"{uri}: its block index {shard['index']} is not the one the manifest records (sha256); refused")
             try:
-                index = json.loads(raw)
-                blocks = index["blocks"]
-                if (index["path"], index["bytes"], len(blocks), sum(b["tokens"] for b in blocks)) != (
-                    shard["path"], shard["bytes"], shard["blocks"], shard["tokens"]
-                ):
-                    raise ShardError(f"{uri}: its block index {shard['index']} does not match the manifest")
-                columns["shard"] += [i] * len(blocks)
-                for name in columns.keys() - {"shard"}:
-                    columns[name] += [b[name] for b in blocks]
-            except (ValueError, KeyError, TypeError) as err:
-                raise ShardError(f"{uri}: its block index {shard['index']} is damaged ({err!r})") from None
+                index = decode_index(raw)
+            except ValueError as err:
+                raise ShardError(f"{uri}: its block index {shard['index']} is {err}") from None
+            differ = index_disagreements(index, shard)
+            if differ:
+                raise ShardError(f"{uri}: its block index {shard['index']} does not match the manifest: {differ}")
+            blocks = index["blocks"]
+            columns["shard"] += [i] * len(blocks)
+            for name in columns.keys() - {"shard"}:
+                columns[name] += [b[name] for b in blocks]
         start = 0
         for category in categories:
             n = sum(s["blocks"] for s in shards if s["category"] == category)
