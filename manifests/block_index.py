@@ -13,9 +13,8 @@ the manifest here.
 from __future__ import annotations
 
 import json
-from typing import Mapping
-
 from strata.manifests.checksums import BLOCK_CHECKSUM
+from strata.manifests.manifest import ShardRecord
 
 BLOCK_FIELDS = ("key", "offset", "length", "tokens", "docs", BLOCK_CHECKSUM)
 _COMPARED = ("path", "bytes", "sha256", "blocks", "tokens")  # with the manifest's shard record
@@ -41,11 +40,11 @@ def decode_index(raw: bytes) -> dict:
     return index
 
 
-def index_disagreements(index: dict, shard: Mapping) -> str | None:
+def index_disagreements(index: dict, shard: ShardRecord) -> str | None:
     """How a decoded index disagrees with the manifest's record of its shard (path, size,
     sha256, block and token counts), or None."""
     blocks = index["blocks"]
     found = (index["path"], index["bytes"], index["sha256"], len(blocks), sum(b["tokens"] for b in blocks))
-    expected = tuple(shard[name] for name in _COMPARED)
+    expected = tuple(getattr(shard, name) for name in _COMPARED)
     differ = [f"{n} {a!r} (manifest {b!r})" for n, a, b in zip(_COMPARED, found, expected) if a != b]
     return ", ".join(differ) or None

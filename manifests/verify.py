@@ -22,7 +22,7 @@ import json
 from strata.manifests.block_codec import TAR_END, decode_block, index_mismatches
 from strata.manifests.block_index import decode_index, index_disagreements
 from strata.manifests.checksums import BLOCK_CHECKSUM, block_checksum, sha256_hex, stream_sha256
-from strata.manifests.manifest import read_manifest
+from strata.manifests.manifest import Manifest, ShardRecord
 from strata.manifests.paths import resolve_inside, shard_files
 from strata.storage import filesystem
 
@@ -30,25 +30,25 @@ CHUNK = 1 << 20
 
 
 def verify_build(out: str) -> dict:
-    manifest = read_manifest(out)
-    vocab_size = manifest["tokenizer"]["vocab_size"]
+    manifest = Manifest.read(out)
+    vocab_size = manifest.tokenizer.vocab_size
     shards = []
-    for name, category in sorted(manifest["categories"].items()):
-        for shard in category["shards"]:
+    for name, category in sorted(manifest.categories.items()):
+        for shard in category.shards:
             problems = verify_shard(out, shard, vocab_size)
-            shards.append({"path": shard["path"], "category": name, "split": shard["split"], "blocks": shard["blocks"],
+            shards.append({"path": shard.path, "category": name, "split": shard.split, "blocks": shard.blocks,
                            "ok": not problems, "problems": problems})
-    tokenizer = manifest["tokenizer"]
-    tokenizer_problems = file_problems(resolve_inside(out, tokenizer["path"], "manifest tokenizer path"), tokenizer["sha256"])
+    tokenizer = manifest.tokenizer
+    tokenizer_problems = file_problems(resolve_inside(out, tokenizer.path, "manifest tokenizer path"), tokenizer.sha256)
     return {
         "build": out,
         "ok": not tokenizer_problems and all(s["ok"] for s in shards),
         "shards": shards,
-        "tokenizer": {"path": tokenizer["path"], "ok": not tokenizer_problems, "problems": tokenizer_problems},
+        "tokenizer": {"path": tokenizer.path, "ok": not tokenizer_problems, "problems": tokenizer_problems},
     }
 
 
-def verify_shard(out: str, shard: dict, vocab_size: int) -> list[str]:
+def verify_shard(out: str, shard: ShardRecord, vocab_size: int) -> list[str]:
     """What is wrong with one shard of the manifest: nothing is an empty list."""
     shard_uri, index_uri = shard_files(out, shard)
     fs, path = filesystem(shard_uri)
@@ -62,10 +62,10 @@ def verify_shard(out: str, shard: dict, vocab_size: int) -> list[str]:
     problems += block_issues
     if blocks and not problems and (rest, all_zero) != (TAR_END, True):
         problems.append(f"{rest} bytes after the last block, where {TAR_END} zero bytes end a tar")
-    return problems + _size_and_hash_problems(size + rest, digest.hexdigest(), shard["bytes"], shard["sha256"])
+    return problems + _size_and_hash_problems(size + rest, digest.hexdigest(), shard.bytes, shard.sha256)
 
 
-def _read_blocks(f, blocks: list[dict], shard: dict, vocab_size: int, digest) -> tuple[int, list[str]]:
+def _read_blocks(f, blocks: list[dict], shard: ShardRecord, vocab_size: int, digest) -> tuple[int, list[str]]:
     """(bytes read, problems) of the indexed blocks, read in order from the start of `f`."""
     size, problems = 0, []
     for block in blocks:
@@ -100,7 +100,7 @@ def _size_and_hash_problems(size: int, sha256: str, expected_size: int | None, e
     return problems
 
 
-def index_problems(uri: str, shard: dict) -> tuple[list[dict], list[str]]:
+def index_problems(uri: str, shard: ShardRecord) -> tuple[list[dict], list[str]]:
     """(the sidecar's blocks, what is wrong with it): no blocks if it is unusable."""
     fs, path = filesystem(uri)
     try:
@@ -108,19 +108,19 @@ def index_problems(uri: str, shard: dict) -> tuple[list[dict], list[str]]:
             raw = f.read()
         index = decode_index(raw)
     except FileNotFoundError:
-        return [], [f"its block index {shard['index']} is missing"]
+        return [], [f"its block index {shard.index} is missing"]
     except ValueError as err:
-        return [], [f"its block index {shard['index']} is {err}"]
+        return [], [f"its block index {shard.index} is {err}"]
     blocks = index["blocks"]
     differ = index_disagreements(index, shard)
     if differ:
-        return blocks, [f"its block index {shard['index']} does not match the manifest: {differ}"]
-    if sha256_hex(raw) != shard.get("index_sha256"):
-        return blocks, [f"its block index {shard['index']} has sha256 {sha256_hex(raw)[:16]}..., not the manifest's"]
+        return blocks, [f"its block index {shard.index} does not match the manifest: {differ}"]
+    if sha256_hex(raw) != shard.index_sha256:
+        return blocks, [f"its block index {shard.index} has sha256 {sha256_hex(raw)[:16]}..., not the manifest's"]
     return blocks, []
 
 
-def indexed_block_problems(data: bytes, block: dict, shard: dict, vocab_size: int) -> list[str]:
+def indexed_block_problems(data: bytes, block: dict, shard: ShardRecord, vocab_size: int) -> list[str]:
     """What is wrong with the bytes of one indexed block."""
     if len(data) < block["length"]:
         return [f"only {len(data):,} of its {block['length']:,} bytes (the shard is truncated)"]
@@ -136,7 +136,7 @@ def indexed_block_problems(data: bytes, block: dict, shard: dict, vocab_size: in
     doc_ids = len(meta.get("doc_ids", ()))
     if doc_ids != block["docs"]:
         problems.append(f"{doc_ids} doc_ids where the index has {block['docs']} documents")
-    if (meta.get("category"), meta.get("split")) != (shard["category"], shard["split"]):
+    if (meta.get("category"), meta.get("split")) != (shard.category, shard.split):
         problems.append(f"its JSON says category {meta.get('category')!r}, split {meta.get('split')!r}")
     return problems
 

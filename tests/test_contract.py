@@ -13,6 +13,8 @@ import pytest
 from strata.manifests import layout
 from strata.manifests.block_codec import BlockFormatError, decode_block, encode_block, index_mismatches, token_dtype
 from strata.manifests.block_index import decode_index, encode_index, index_disagreements
+from strata.manifests.checksums import sha256_hex
+from strata.manifests.manifest import SCHEMA_VERSION, Manifest, ManifestError, ShardRecord
 
 from conftest import REPO
 
@@ -113,10 +115,32 @@ def test_a_block_index_round_trips_and_names_what_disagrees_with_the_manifest():
     blocks = [{"key": KEY, "offset": 0, "length": 2048, "tokens": 10, "docs": 2, "xxh3_64": "0" * 16}]
     raw = encode_index("shards/Books/train-000000.tar", "ab" * 32, 3072, blocks)
     index = decode_index(raw)
-    shard = {"path": "shards/Books/train-000000.tar", "bytes": 3072, "sha256": "ab" * 32, "blocks": 1, "tokens": 10}
+    shard = ShardRecord(category="Books", split="train", shard=0, path="shards/Books/train-000000.tar",
+                        index="shards/Books/train-000000.idx.json", index_sha256=sha256_hex(raw), sha256="ab" * 32,
+                        bytes=3072, blocks=1, tokens=10, docs=2)
     assert index["blocks"] == blocks and index_disagreements(index, shard) is None
-    assert index_disagreements(index, dict(shard, tokens=11, bytes=3584)) == "bytes 3072 (manifest 3584), tokens 10 (manifest 11)"
+    other = shard.model_copy(update={"tokens": 11, "bytes": 3584})
+    assert index_disagreements(index, other) == "bytes 3072 (manifest 3584), tokens 10 (manifest 11)"
     with pytest.raises(ValueError, match="damaged: .*a block without xxh3_64"):
         decode_index(encode_index("x.tar", "ab", 1, [{k: v for k, v in blocks[0].items() if k != "xxh3_64"}]))
     with pytest.raises(ValueError, match="damaged"):
         decode_index(raw[:-5])
+
+
+def test_the_manifest_reads_back_to_the_same_bytes_and_a_damaged_field_is_named(shard_build, tmp_path):
+    out, _ = shard_build
+    manifest = Manifest.read(str(out))
+    assert manifest.schema_version == SCHEMA_VERSION and manifest.categories and manifest.tokenizer.vocab_size > 0
+    manifest.write(str(tmp_path))
+    assert (tmp_path / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
+
+    data = json.loads((out / "manifest.json").read_text())
+    category = sorted(data["categories"])[0]
+    data["categories"][category]["shards"][0]["bytes"] = "many"
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=rf"damaged manifest: categories\.{category}\.shards\.0\.bytes: "):
+        Manifest.read(str(tmp_path))
+    data["schema_version"] = SCHEMA_VERSION + 1
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=f"manifest schema version {SCHEMA_VERSION + 1}; .* reads version {SCHEMA_VERSION}"):
+        Manifest.read(str(tmp_path))

@@ -19,7 +19,7 @@ import numpy as np
 from strata.manifests.block_codec import BlockFormatError, decode_block, index_mismatches
 from strata.manifests.block_index import decode_index, index_disagreements
 from strata.manifests.checksums import BLOCK_CHECKSUM, block_checksum_value, sha256_hex
-from strata.manifests.manifest import ShardError
+from strata.manifests.manifest import Manifest, ShardError
 from strata.manifests.paths import shard_files
 from strata.storage import filesystem, join
 
@@ -45,13 +45,13 @@ class BlockTable:
     categories: dict[str, range]
 
     @classmethod
-    def load(cls, build: str, manifest: dict, split: str, categories: list[str], verify: bool = True) -> "BlockTable":
+    def load(cls, build: str, manifest: Manifest, split: str, categories: list[str], verify: bool = True) -> "BlockTable":
         """Reads the block-index sidecar of every shard of `categories` in `split`, checked
         against the manifest's record of the shard (and its sha256, if `verify`)."""
-        shards = [s for c in categories for s in manifest["categories"][c]["shards"] if s["split"] == split]
+        shards = [s for c in categories for s in manifest.categories[c].shards if s.split == split]
         uris = [shard_files(build, s)[0] for s in shards]  # every recorded path confined to the build first
         fs, root = filesystem(build)
-        index_paths = [join(root, s["index"]) for s in shards]
+        index_paths = [join(root, s.index) for s in shards]
         try:
             sidecars = fs.cat(index_paths, on_error="raise") if index_paths else {}
         except FileNotFoundError as err:
@@ -61,29 +61,29 @@ class BlockTable:
         ranges = {}
         for i, (shard, index_path, uri) in enumerate(zip(shards, index_paths, uris)):
             raw = sidecars[index_path]
-            if verify and sha256_hex(raw) != shard.get("index_sha256"):
-                raise ShardError(f"{uri}: its block index {shard['index']} is not the one the manifest records (sha256); refused")
+            if verify and sha256_hex(raw) != shard.index_sha256:
+                raise ShardError(f"{uri}: its block index {shard.index} is not the one the manifest records (sha256); refused")
             try:
                 index = decode_index(raw)
             except ValueError as err:
-                raise ShardError(f"{uri}: its block index {shard['index']} is {err}") from None
+                raise ShardError(f"{uri}: its block index {shard.index} is {err}") from None
             differ = index_disagreements(index, shard)
             if differ:
-                raise ShardError(f"{uri}: its block index {shard['index']} does not match the manifest: {differ}")
+                raise ShardError(f"{uri}: its block index {shard.index} does not match the manifest: {differ}")
             blocks = index["blocks"]
             columns["shard"] += [i] * len(blocks)
             for name in columns.keys() - {"shard"}:
                 columns[name] += [b[name] for b in blocks]
         start = 0
         for category in categories:
-            n = sum(s["blocks"] for s in shards if s["category"] == category)
+            n = sum(s.blocks for s in shards if s.category == category)
             ranges[category] = range(start, start + n)
             start += n
         return cls(
             uris=uris,
-            paths=[s["path"] for s in shards],
-            sizes=[s["bytes"] for s in shards],
-            sha256s=[s["sha256"] for s in shards],
+            paths=[s.path for s in shards],
+            sizes=[s.bytes for s in shards],
+            sha256s=[s.sha256 for s in shards],
             shard=np.array(columns["shard"], dtype=np.int32),
             **{name: np.array(columns[name], dtype=np.int64) for name in ("offset", "length", "tokens", "docs")},
             keys=columns["key"],

@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from strata.manifests.block_codec import token_dtype
-from strata.manifests.manifest import read_manifest
+from strata.manifests.manifest import Manifest
 from strata.storage import is_local
 from strata.train.data.blocks import BlockReader, BlockTable
 from strata.train.data.plan import PLAN_STEPS, Cut, Plan
@@ -87,24 +87,24 @@ class StreamingWindows(IterableDataset):
         # Local reads come from the page cache, behind the kernel's own readahead: threads
         # would only contend for the GIL. Object stores answer in tens of milliseconds.
         self.io_threads = (0 if is_local(self.build) else 8) if io_threads is None else io_threads
-        manifest = read_manifest(self.build)
-        self.vocab_size = manifest["tokenizer"]["vocab_size"]
+        manifest = Manifest.read(self.build)
+        self.vocab_size = manifest.tokenizer.vocab_size
         shares = self._shares(manifest, split, weights)
         self.verify = verify
         self.table = BlockTable.load(self.build, manifest, split, sorted(shares), verify)
         self._verifier: ShardVerifier | None = None
         self.plan = Plan(self.table, shares, seed, seq_len, extra_token)
-        shards = [s["sha256"] for c in sorted(shares) for s in manifest["categories"][c]["shards"] if s["split"] == split]
+        shards = [s.sha256 for c in sorted(shares) for s in manifest.categories[c].shards if s.split == split]
         stream = [split, self.plan.mix.shares, seed, seq_len, extra_token, global_batch, shards]
         self.fingerprint = hashlib.sha256(json.dumps(stream).encode()).hexdigest()
 
     @staticmethod
-    def _shares(manifest: dict, split: str, weights: Mapping[str, float] | None) -> dict[str, float]:
+    def _shares(manifest: Manifest, split: str, weights: Mapping[str, float] | None) -> dict[str, float]:
         """Categories that take part, with their share: the manifest's, or `weights`."""
-        categories = manifest["categories"]
-        has_data = {c for c, entry in categories.items() if any(s["split"] == split for s in entry["shards"])}
+        categories = manifest.categories
+        has_data = {c for c, entry in categories.items() if any(s.split == split for s in entry.shards)}
         if weights is None:
-            return {c: entry["share"] for c, entry in categories.items() if entry["share"] > 0 and c in has_data}
+            return {c: entry.share for c, entry in categories.items() if entry.share > 0 and c in has_data}
         unknown = sorted(c for c, w in weights.items() if w > 0 and c not in has_data)
         if unknown:
             raise ValueError(f"weights name categories without {split} data: {unknown}; the build has {sorted(has_data)}")
