@@ -28,10 +28,10 @@ from strata.manifests.layout import CONSUMED_GLOB, CURATE_LINEAGE_GLOB, PLACEMEN
 from strata.manifests.lineage import look_up, read_run
 from strata.manifests.manifest import ManifestError
 from strata.manifests.tables import count, format_table
-from strata.manifests.schemas import LINEAGE_SCHEMA
+from strata.manifests.schemas import CONSUMED_SCHEMA, LINEAGE_SCHEMA, PLACEMENTS_SCHEMA
 
-PLACEMENT_COLUMNS = ["doc_id", "category", "split", "shard", "block_key", "token_start", "token_end"]
-CONSUMED_COLUMNS = ["step", "rank", "sample_id", "block_key", "token_start", "token_end"]
+PLACEMENT_COLUMNS = PLACEMENTS_SCHEMA.names
+CONSUMED_COLUMNS = [name for name in CONSUMED_SCHEMA.names if name != "shard"]  # the placements name the shard
 SHOWN_PIECES = 20
 
 

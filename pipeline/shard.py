@@ -16,9 +16,9 @@ block, encoded by manifests/block_codec.py; every document ends with EOS. KEY =
 <folder, dots as '-', cut to 48 chars>_<split>_<shard:06d>_<block:06d> (manifests/layout.py:
 no dots, so WebDataset groups the three members; short enough for USTAR's 100-byte names).
 
-Block index (TAR.idx.json): {path, sha256, bytes, blocks: [{key, offset, length, tokens,
-docs, xxh3_64}]}, xxh3_64 being the checksum of the block's bytes (manifests/checksums.py);
-the shard's record holds the sidecar's own sha256 (`index_sha256`).
+Block index (TAR.idx.json, manifests/block_index.py): each block's key, byte range, tokens,
+docs and xxh3_64 checksum; the shard's record (a ShardRecord) holds the sidecar's own
+sha256 (`index_sha256`).
 """
 
 from __future__ import annotations
