@@ -22,7 +22,8 @@ from urllib.parse import unquote
 
 import fsspec
 
-TMP_MARK = ".tmp-"
+from strata.manifests.layout import is_temporary, temporary_name
+
 _S3_USERINFO = re.compile(r"^(?P<scheme>s3a?://)(?P<key>[^:@/]*):(?P<secret>[^@/]*)@(?P<rest>.*)$", re.S)
 
 
@@ -98,7 +99,7 @@ def write_atomic(uri: str, write: Callable[[IO[bytes]], None]) -> None:
             write(f)
         return
     folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}{TMP_MARK}{uuid.uuid4().hex[:8]}")
+    tmp = os.path.join(folder, temporary_name(name, uuid.uuid4().hex[:8]))
     try:
         with open(tmp, "wb") as f:
             write(f)
@@ -137,7 +138,7 @@ def glob(uri_pattern: str) -> list[str]:
 
 def remove_leftovers(root: str, owned: Callable[[str], bool] = lambda name: True) -> list[str]:
     """Delete the temporary files and folders a killed job left under a local `root`
-    (hidden names with ".tmp-": write_atomic's files, checkpoint folders) for which
+    (`is_temporary` names: write_atomic's files, checkpoint folders) for which
     `owned(name)` holds; returns their paths. Object stores have none: an interrupted PUT
     leaves nothing."""
     if not is_local(root):
@@ -145,12 +146,12 @@ def remove_leftovers(root: str, owned: Callable[[str], bool] = lambda name: True
     removed = []
     for folder, dirs, files in os.walk(root.removeprefix("file://")):
         for name in [*files, *dirs]:
-            if name.startswith(".") and TMP_MARK in name and owned(name):
+            if is_temporary(name) and owned(name):
                 path = os.path.join(folder, name)
                 if os.path.isdir(path) and not os.path.islink(path):
                     shutil.rmtree(path)
                 else:
                     os.remove(path)
                 removed.append(path)
-        dirs[:] = [d for d in dirs if not (d.startswith(".") and TMP_MARK in d)]
+        dirs[:] = [d for d in dirs if not is_temporary(d)]
     return removed

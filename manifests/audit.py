@@ -42,10 +42,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from strata.manifests.lineage import CONSUMED, LINEAGE, PLACEMENTS, codes, map_files, read_metrics, read_run
+from strata.manifests.layout import CONSUMED_GLOB, CURATE_LINEAGE_GLOB, PLACEMENTS_GLOB
+from strata.manifests.lineage import codes, map_files, read_metrics, read_run
 from strata.manifests.manifest import ManifestError, read_manifest
 from strata.manifests.tables import count, evenly, format_table, percent, quantity, size
-from strata.pipeline.schema import FATE_DROPPED, FATE_DUPLICATE, FATE_KEPT, FATE_QUARANTINED, STAGES
+from strata.manifests.schemas import FATE_DROPPED, FATE_DUPLICATE, FATE_KEPT, FATE_QUARANTINED, STAGES
 
 FATES = (FATE_KEPT, FATE_DROPPED, FATE_DUPLICATE, FATE_QUARANTINED)
 BINS_PER_OCTAVE = 4
@@ -59,7 +60,7 @@ PLACEMENT_COLUMNS = ["doc_id", "category", "token_start", "token_end"]
 
 def audit_build(out: str) -> dict:
     manifest = read_manifest(out)
-    parts = map_files(out, LINEAGE, [*OUTCOME, "category", "text_bytes"], lineage_summary)
+    parts = map_files(out, CURATE_LINEAGE_GLOB, [*OUTCOME, "category", "text_bytes"], lineage_summary)
     outcomes = _merged_outcomes(counts for counts, _ in parts)
     return {
         "kind": "build",
@@ -77,7 +78,7 @@ def audit_build(out: str) -> dict:
         "decontamination": manifest.get("decontamination", {}),
         "lengths": {
             "bytes": histogram(_merged_bins(bins for _, bins in parts)),
-            "tokens": histogram(_merged_bins(map_files(out, PLACEMENTS, PLACEMENT_COLUMNS, placements_summary))),
+            "tokens": histogram(_merged_bins(map_files(out, PLACEMENTS_GLOB, PLACEMENT_COLUMNS, placements_summary))),
         },
     }
 
@@ -294,7 +295,7 @@ def audit_run(run: str, data: str | None = None) -> dict:
         if data is not None:
             raise
         raise ManifestError(f"{err}; {run}/run.json names this build (give another with --data OUT)") from None
-    parts = map_files(run, CONSUMED, ["step", "sample_id", "shard", "token_start", "token_end"], consumed_summary)
+    parts = map_files(run, CONSUMED_GLOB, ["step", "sample_id", "shard", "token_start", "token_end"], consumed_summary)
     tokens = consumed_tokens([shards for shards, _, _ in parts], manifest, run, build)
     steps = np.unique(np.concatenate([steps for _, steps, _ in parts]))
     total = sum(tokens.values())

@@ -1,7 +1,8 @@
 """Reading the lineage of a build and of a training run, local or object store, as Arrow
-tables of the columns asked for and nothing else:
+tables of the columns asked for and nothing else (manifests/layout.py names the files,
+manifests/schemas.py their columns):
 
-    OUT/lineage/part-*.parquet     curate lineage, one row per input record (pipeline/schema.py)
+    OUT/lineage/part-*.parquet     curate lineage, one row per input record
     OUT/lineage/shards-*.parquet   placements: each piece of a kept document -> shard, block, token range
     RUN/run.json                   the run's settings: data (the build), shares, seq_len, ...
     RUN/consumed/part-r*.parquet   each piece of every window a step trained on: step, rank,
@@ -23,14 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from strata.manifests.layout import METRICS, RUN_RECORD
 from strata.manifests.manifest import ManifestError
 from strata.storage import exists, filesystem, is_local, join, open_file
 
-LINEAGE = "lineage/part-*.parquet"
-PLACEMENTS = "lineage/shards-*.parquet"
-CONSUMED = "consumed/part-r*.parquet"
-RUN_RECORD = "run.json"
-METRICS = "metrics.jsonl"
 
 # Columns with few distinct values: read as dictionaries, so that grouping and filtering
 # compare small integers instead of strings.

@@ -27,12 +27,11 @@ import time
 import uuid
 
 from strata.errors import StrataError
-from strata.storage import TMP_MARK, filesystem, is_local, join
+from strata.manifests.layout import temporary_name
+from strata.storage import filesystem, is_local, join
 
 log = logging.getLogger("strata.lock")
 
-BUILD_LOCK = "build.lock"
-RUN_LOCK = "train.lock"
 READ_TRIES = 20  # a lock read while its owner is still writing it: retried every 50 ms
 SETTLE_S = 1.0  # single-writer rule: how long a put must stay ours before we hold the lock
 
@@ -160,7 +159,7 @@ class FolderLock:
         """Remove a stale lock, unless another job has just taken it over itself."""
         if self.local:
             folder, name = os.path.split(self.path)
-            aside = os.path.join(folder, f".{name}{TMP_MARK}{uuid.uuid4().hex[:8]}")  # a leftover if killed here
+            aside = os.path.join(folder, temporary_name(name, uuid.uuid4().hex[:8]))  # a leftover if killed here
             try:
                 os.rename(self.path, aside)  # atomic: of two jobs taking over, one moves it
             except FileNotFoundError:

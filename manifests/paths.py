@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from strata.manifests.manifest import ManifestError
+from strata.manifests.manifest import ManifestError, ShardRecord
 from strata.storage import join
 
 # A name strata writes: no separators, no percent-escapes, no control characters.
@@ -50,12 +50,7 @@ def resolve_inside(root: str, relative: object, what: str) -> str:
     return join(root, relative)
 
 
-def shard_entry(shard: dict) -> str:
-    """How errors name a shard's entry in the manifest."""
-    return f"manifest entry {shard.get('category')}/{shard.get('split')} shard {shard.get('shard')}"
-
-
-def shard_files(root: str, shard: dict) -> tuple[str, str]:
+def shard_files(root: str, shard: ShardRecord) -> tuple[str, str]:
     """(the tar's URI, its block index's URI) of a manifest shard entry, both confined to `root`."""
-    entry = shard_entry(shard)
-    return resolve_inside(root, shard.get("path"), f"{entry}, path"), resolve_inside(root, shard.get("index"), f"{entry}, index")
+    entry = f"manifest entry {shard.category}/{shard.split} shard {shard.shard}"
+    return resolve_inside(root, shard.path, f"{entry}, path"), resolve_inside(root, shard.index, f"{entry}, index")

@@ -82,9 +82,9 @@ def build_page(audit: dict) -> str:
         table(["kind", "kept documents", "matches replaced"],
               [[kind, count(v["documents"]), count(v["matches"])] for kind, v in audit["pii"].items()]),
         "<h2>Document lengths</h2>",
-        figure(histogram(audit["lengths"]["bytes"], size),
+        figure(histogram_svg(audit["lengths"]["bytes"], size),
                "Kept documents by UTF-8 bytes of text, log-spaced bins, stacked by category."),
-        figure(histogram(audit["lengths"]["tokens"], _plain),
+        figure(histogram_svg(audit["lengths"]["tokens"], _plain),
                "Kept documents by tokens (EOS excluded), log-spaced bins, stacked by category."),
         "<h2>Tokenizer fertility</h2>",
         figure(hbars(names, {"tokens per byte": [categories[n]["tokens_per_byte"] for n in names]}, "{:.3f}".format),
@@ -218,7 +218,7 @@ def hbars(labels: list[str], series: dict[str, list[float]], fmt) -> str:
     return svg(WIDTH, height, ", ".join(series), parts)
 
 
-def histogram(hist: dict, fmt) -> str:
+def histogram_svg(hist: dict, fmt) -> str:
     """Stacked columns per log-spaced bin, one colour per category."""
     edges, counts = hist["edges"], hist["counts"]
     left, top, bottom, height = 60, 34, 44, 300

@@ -24,22 +24,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from strata.manifests.lineage import CONSUMED, LINEAGE, PLACEMENTS, look_up, read_run
+from strata.manifests.layout import CONSUMED_GLOB, CURATE_LINEAGE_GLOB, PLACEMENTS_GLOB
+from strata.manifests.lineage import look_up, read_run
 from strata.manifests.manifest import ManifestError
 from strata.manifests.tables import count, format_table
-from strata.pipeline.schema import LINEAGE_SCHEMA
+from strata.manifests.schemas import CONSUMED_SCHEMA, LINEAGE_SCHEMA, PLACEMENTS_SCHEMA
 
-PLACEMENT_COLUMNS = ["doc_id", "category", "split", "shard", "block_key", "token_start", "token_end"]
-CONSUMED_COLUMNS = ["step", "rank", "sample_id", "block_key", "token_start", "token_end"]
+PLACEMENT_COLUMNS = PLACEMENTS_SCHEMA.names
+CONSUMED_COLUMNS = [name for name in CONSUMED_SCHEMA.names if name != "shard"]  # the placements name the shard
 SHOWN_PIECES = 20
 
 
 def trace_document(out: str, doc_id: str, run: str | None = None) -> dict:
-    rows = look_up(out, LINEAGE, "doc_id", [doc_id], [n for n in LINEAGE_SCHEMA.names if n != "config_hash"])
+    rows = look_up(out, CURATE_LINEAGE_GLOB, "doc_id", [doc_id], [n for n in LINEAGE_SCHEMA.names if n != "config_hash"])
     if not rows.num_rows:
         raise ManifestError(f"{doc_id}: no such document in {out}")
     record = rows.slice(0, 1).to_pylist()[0]
-    placements = look_up(out, PLACEMENTS, "doc_id", [doc_id], PLACEMENT_COLUMNS)
+    placements = look_up(out, PLACEMENTS_GLOB, "doc_id", [doc_id], PLACEMENT_COLUMNS)
     placements = placements.sort_by([("split", "ascending"), ("shard", "ascending"), ("block_key", "ascending")])
     trained = _trained(run, placements) if run is not None and placements.num_rows else []
     return {
@@ -55,23 +56,23 @@ def trace_document(out: str, doc_id: str, run: str | None = None) -> dict:
 def _trained(run: str, placements: pa.Table) -> list[dict]:
     """The pieces of RUN's windows that overlap the placements, by step, rank and sample,
     then block (a document's blocks sort in its order)."""
-    consumed = look_up(run, CONSUMED, "block_key", _values(placements, "block_key"), CONSUMED_COLUMNS)
+    consumed = look_up(run, CONSUMED_GLOB, "block_key", _values(placements, "block_key"), CONSUMED_COLUMNS)
     order = [(column, "ascending") for column in ("step", "rank", "sample_id", "block_key", "token_start")]
     return overlaps(consumed, placements).sort_by(order).select(CONSUMED_COLUMNS).to_pylist()
 
 
 def trace_step(run: str, step: int, out: str | None = None) -> dict:
     build = out or read_run(run)["data"]
-    consumed = look_up(run, CONSUMED, "step", [step], CONSUMED_COLUMNS)
+    consumed = look_up(run, CONSUMED_GLOB, "step", [step], CONSUMED_COLUMNS)
     if not consumed.num_rows:
         raise ManifestError(f"{run}: step {step} is not in its consumed lineage")
     # A rank's rows are its windows' pieces in order: number them to keep that order.
     consumed = consumed.append_column("piece", pa.array(np.arange(consumed.num_rows)))
-    placements = look_up(build, PLACEMENTS, "block_key", _values(consumed, "block_key"), PLACEMENT_COLUMNS)
+    placements = look_up(build, PLACEMENTS_GLOB, "block_key", _values(consumed, "block_key"), PLACEMENT_COLUMNS)
     pieces = overlaps(consumed, placements).sort_by([("piece", "ascending"), ("token_start", "ascending")])
     documents = _documents(pieces)
     doc_ids = [d["doc_id"] for d in documents]
-    sources = look_up(build, LINEAGE, "doc_id", doc_ids, ["doc_id", "source", "uri", "record_index"])
+    sources = look_up(build, CURATE_LINEAGE_GLOB, "doc_id", doc_ids, ["doc_id", "source", "uri", "record_index"])
     source_of = {row["doc_id"]: row for row in sources.to_pylist()}
     return {
         "run": run,

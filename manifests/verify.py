@@ -3,10 +3,10 @@
 Per shard: it exists; its size and sha256 are the manifest's; its block-index sidecar agrees
 with the manifest (path, size, sha256, blocks, tokens, and the sidecar's own sha256); the
 indexed blocks lie end to end from byte 0 and are followed by the two zero blocks that end a
-tar; each block's bytes match the index's checksum (xxh3_64) and hold
-exactly its three members (KEY.json, KEY.offsets.npy, KEY.tokens.npy) with valid tar
-headers, parseable JSON and npy arrays, token and document counts as indexed, document
-offsets in order and token ids below the vocabulary size. The tokenizer model's sha256 is
+tar; each block's bytes match the index's checksum (xxh3_64) and decode (manifests/block_codec.py:
+exactly its three members with valid tar headers and npy arrays, document offsets in
+order) to parseable JSON, token and document counts as indexed and token ids below the
+vocabulary size. The tokenizer model's sha256 is
 checked too. Local folders and object stores alike (fsspec); nothing is loaded whole.
 
 `verify_build(OUT)` returns {build, ok, shards: [{path, category, split, blocks, ok,
@@ -17,42 +17,38 @@ where there is one.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 
-import numpy as np
-
+from strata.manifests.block_codec import TAR_END, decode_block, index_mismatches
+from strata.manifests.block_index import decode_index, index_disagreements
 from strata.manifests.checksums import BLOCK_CHECKSUM, block_checksum, sha256_hex, stream_sha256
-from strata.manifests.manifest import read_manifest
+from strata.manifests.manifest import Manifest, ShardRecord
 from strata.manifests.paths import resolve_inside, shard_files
 from strata.storage import filesystem
 
 CHUNK = 1 << 20
-TAR_END = 2 * tarfile.BLOCKSIZE  # the zero blocks after a tar's last member
-MEMBERS = (".json", ".offsets.npy", ".tokens.npy")  # a block's members, in their order in the tar
 
 
 def verify_build(out: str) -> dict:
-    manifest = read_manifest(out)
-    vocab_size = manifest["tokenizer"]["vocab_size"]
+    manifest = Manifest.read(out)
+    vocab_size = manifest.tokenizer.vocab_size
     shards = []
-    for name, category in sorted(manifest["categories"].items()):
-        for shard in category["shards"]:
+    for name, category in sorted(manifest.categories.items()):
+        for shard in category.shards:
             problems = verify_shard(out, shard, vocab_size)
-            shards.append({"path": shard["path"], "category": name, "split": shard["split"], "blocks": shard["blocks"],
+            shards.append({"path": shard.path, "category": name, "split": shard.split, "blocks": shard.blocks,
                            "ok": not problems, "problems": problems})
-    tokenizer = manifest["tokenizer"]
-    tokenizer_problems = file_problems(resolve_inside(out, tokenizer["path"], "manifest tokenizer path"), tokenizer["sha256"])
+    tokenizer = manifest.tokenizer
+    tokenizer_problems = file_problems(resolve_inside(out, tokenizer.path, "manifest tokenizer path"), tokenizer.sha256)
     return {
         "build": out,
         "ok": not tokenizer_problems and all(s["ok"] for s in shards),
         "shards": shards,
-        "tokenizer": {"path": tokenizer["path"], "ok": not tokenizer_problems, "problems": tokenizer_problems},
+        "tokenizer": {"path": tokenizer.path, "ok": not tokenizer_problems, "problems": tokenizer_problems},
     }
 
 
-def verify_shard(out: str, shard: dict, vocab_size: int) -> list[str]:
+def verify_shard(out: str, shard: ShardRecord, vocab_size: int) -> list[str]:
     """What is wrong with one shard of the manifest: nothing is an empty list."""
     shard_uri, index_uri = shard_files(out, shard)
     fs, path = filesystem(shard_uri)
@@ -66,10 +62,10 @@ def verify_shard(out: str, shard: dict, vocab_size: int) -> list[str]:
     problems += block_issues
     if blocks and not problems and (rest, all_zero) != (TAR_END, True):
         problems.append(f"{rest} bytes after the last block, where {TAR_END} zero bytes end a tar")
-    return problems + _size_and_hash_problems(size + rest, digest.hexdigest(), shard["bytes"], shard["sha256"])
+    return problems + _size_and_hash_problems(size + rest, digest.hexdigest(), shard.bytes, shard.sha256)
 
 
-def _read_blocks(f, blocks: list[dict], shard: dict, vocab_size: int, digest) -> tuple[int, list[str]]:
+def _read_blocks(f, blocks: list[dict], shard: ShardRecord, vocab_size: int, digest) -> tuple[int, list[str]]:
     """(bytes read, problems) of the indexed blocks, read in order from the start of `f`."""
     size, problems = 0, []
     for block in blocks:
@@ -78,7 +74,7 @@ def _read_blocks(f, blocks: list[dict], shard: dict, vocab_size: int, digest) ->
         data = f.read(block["length"])
         digest.update(data)
         size += len(data)
-        problems += [f"block {block['key']}: {p}" for p in block_problems(data, block, shard, vocab_size)]
+        problems += [f"block {block['key']}: {p}" for p in indexed_block_problems(data, block, shard, vocab_size)]
         if len(data) < block["length"]:
             break
     return size, problems
@@ -104,30 +100,27 @@ def _size_and_hash_problems(size: int, sha256: str, expected_size: int | None, e
     return problems
 
 
-def index_problems(uri: str, shard: dict) -> tuple[list[dict], list[str]]:
+def index_problems(uri: str, shard: ShardRecord) -> tuple[list[dict], list[str]]:
     """(the sidecar's blocks, what is wrong with it): no blocks if it is unusable."""
     fs, path = filesystem(uri)
     try:
         with fs.open(path, "rb") as f:
             raw = f.read()
-        index = json.loads(raw)
-        blocks = index["blocks"]
-        found = (index["path"], index["bytes"], index["sha256"], len(blocks), sum(b["tokens"] for b in blocks))
+        index = decode_index(raw)
     except FileNotFoundError:
-        return [], [f"its block index {shard['index']} is missing"]
-    except (ValueError, KeyError, TypeError) as err:
-        return [], [f"its block index {shard['index']} is damaged: {err!r}"]
-    expected = (shard["path"], shard["bytes"], shard["sha256"], shard["blocks"], shard["tokens"])
-    if found != expected:
-        names = ("path", "bytes", "sha256", "blocks", "tokens")
-        differ = ", ".join(f"{n} {a!r} (manifest {b!r})" for n, a, b in zip(names, found, expected) if a != b)
-        return blocks, [f"its block index {shard['index']} does not match the manifest: {differ}"]
-    if sha256_hex(raw) != shard.get("index_sha256"):
-        return blocks, [f"its block index {shard['index']} has sha256 {sha256_hex(raw)[:16]}..., not the manifest's"]
+        return [], [f"its block index {shard.index} is missing"]
+    except ValueError as err:
+        return [], [f"its block index {shard.index} is {err}"]
+    blocks = index["blocks"]
+    differ = index_disagreements(index, shard)
+    if differ:
+        return blocks, [f"its block index {shard.index} does not match the manifest: {differ}"]
+    if sha256_hex(raw) != shard.index_sha256:
+        return blocks, [f"its block index {shard.index} has sha256 {sha256_hex(raw)[:16]}..., not the manifest's"]
     return blocks, []
 
 
-def block_problems(data: bytes, block: dict, shard: dict, vocab_size: int) -> list[str]:
+def indexed_block_problems(data: bytes, block: dict, shard: ShardRecord, vocab_size: int) -> list[str]:
     """What is wrong with the bytes of one indexed block."""
     if len(data) < block["length"]:
         return [f"only {len(data):,} of its {block['length']:,} bytes (the shard is truncated)"]
@@ -135,42 +128,17 @@ def block_problems(data: bytes, block: dict, shard: dict, vocab_size: int) -> li
     if block_checksum(data) != block.get(BLOCK_CHECKSUM):
         problems.append(f"its bytes do not match the block index's {BLOCK_CHECKSUM} checksum")
     try:
-        members = block_members(data, block["key"])
-        meta = json.loads(members[".json"])
-        offsets, tokens = (np.load(io.BytesIO(members[m]), allow_pickle=False) for m in MEMBERS[1:])
-    except (ValueError, OSError, EOFError) as err:
+        decoded = decode_block(data, block["key"])
+        meta = json.loads(bytes(decoded.meta))
+    except ValueError as err:  # a BlockFormatError, or JSON that does not parse
         return problems + [f"does not parse: {err}"]
-    if len(tokens) != block["tokens"]:
-        problems.append(f"{len(tokens)} tokens where the index has {block['tokens']}")
+    problems += index_mismatches(decoded, block["tokens"], block["docs"], vocab_size)
     doc_ids = len(meta.get("doc_ids", ()))
-    if not len(offsets) == doc_ids == block["docs"]:
-        problems.append(f"{len(offsets)} offsets and {doc_ids} doc_ids where the index has {block['docs']} documents")
-    if (meta.get("category"), meta.get("split")) != (shard["category"], shard["split"]):
+    if doc_ids != block["docs"]:
+        problems.append(f"{doc_ids} doc_ids where the index has {block['docs']} documents")
+    if (meta.get("category"), meta.get("split")) != (shard.category, shard.split):
         problems.append(f"its JSON says category {meta.get('category')!r}, split {meta.get('split')!r}")
-    if len(tokens) and int(tokens.max()) >= vocab_size:
-        problems.append(f"token id {int(tokens.max())} is not below the vocabulary size {vocab_size}")
-    if len(offsets) and (offsets[0] != 0 or np.any(np.diff(offsets) <= 0) or offsets[-1] >= len(tokens)):
-        problems.append("document offsets out of order or out of range")
     return problems
-
-
-def block_members(data: bytes, key: str) -> dict[str, bytes]:
-    """{suffix: bytes} of the block's three members, which must be all that `data` holds."""
-    members, position = {}, 0
-    for suffix in MEMBERS:
-        name = key + suffix
-        try:
-            info = tarfile.TarInfo.frombuf(data[position : position + tarfile.BLOCKSIZE], "utf-8", "strict")
-        except tarfile.HeaderError as err:
-            raise ValueError(f"bad tar header where {name} belongs: {err}") from None
-        if info.name != name:
-            raise ValueError(f"member {info.name!r} where {name!r} belongs")
-        start = position + tarfile.BLOCKSIZE
-        members[suffix] = data[start : start + info.size]
-        position = start + info.size + (-info.size % tarfile.BLOCKSIZE)
-    if position != len(data):
-        raise ValueError(f"its members end at byte {position} of its {len(data)}")
-    return members
 
 
 def file_problems(uri: str, sha256: str) -> list[str]:

@@ -22,10 +22,22 @@ import time
 
 from strata.config import BuildConfig, ConfigError
 from strata.errors import BuildError
-from strata.manifests.lock import BUILD_LOCK, FolderLock
-from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
+from strata.manifests.layout import (
+    BUILD_LOCK,
+    CURATE_RECORD,
+    CURATED,
+    HF_TOKENIZER,
+    HF_TOKENIZER_CONFIG,
+    MANIFEST,
+    QUARANTINE,
+    TOKENIZER_DIR,
+    TOKENIZER_MODEL,
+    TOKENIZER_RECORD,
+)
+from strata.manifests.lock import FolderLock
+from strata.manifests.manifest import TokenizerEntry, build_manifest
 from strata.manifests.mixture import resolve_shares
-from strata.pipeline.curate import CURATE_SUMMARY, run_curate
+from strata.pipeline.curate import run_curate
 from strata.pipeline.preflight import preflight
 from strata.pipeline.progress import Progress, curate_line, shards_line, tokenizer_line
 from strata.pipeline.read import InputFile
@@ -36,24 +48,21 @@ from strata.storage import exists, join, open_file, remove, remove_leftovers, wr
 from strata.tokenize.encoders import HFTokenizerEncoder, hf_tokenizer_files, is_sentencepiece, load_encoder
 from strata.tokenize.model_file import read_model_file
 from strata.tokenize.specials import objective_pieces, with_control_pieces
-from strata.tokenize.spm_proto import model_type
 from strata.tokenize.trainer import sample_curated_text, train_tokenizer
 
 log = logging.getLogger("strata.build")
 
 BUILD_STAGES = ("curate", "tokenizer", "shards")
-TOKENIZER_DIR = "tokenizer"
-TOKENIZER_MODEL = "tokenizer/tokenizer.model"
-TOKENIZER_RECORD = "tokenizer/tokenizer.json"
-HF_TOKENIZER = "tokenizer/hf/tokenizer.json"  # a given HF tokenizer, with its config beside it
-HF_TOKENIZER_CONFIG = "tokenizer/hf/tokenizer_config.json"
 CURATE_SECTIONS = ("sources", "validate", "normalize", "filters", "dedup", "decontaminate", "output")
+TOKENIZER_SECTIONS = ("tokenizer", "seed")
 
 
-def settings_hash(config: BuildConfig, sections: tuple[str, ...]) -> str:
-    """sha256 of the config sections a stage depends on."""
+def settings_hash(config: BuildConfig, sections: tuple[str, ...], upstream: str | None = None) -> str:
+    """sha256 of the config sections a stage depends on and of the settings hash of the
+    stage whose output it reads (`upstream`), if any."""
     data = config.to_dict()
-    canonical = json.dumps({k: data[k] for k in sections}, sort_keys=True, separators=(",", ":"))
+    settings = {k: data[k] for k in sections} | ({"upstream": upstream} if upstream else {})
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -65,7 +74,7 @@ def _read_json(uri: str) -> dict | None:
 
 
 def _curate(config: BuildConfig, out: str, files: list[InputFile], beam_args: list[str], progress: Progress | None) -> dict:
-    previous = _read_json(join(out, CURATE_SUMMARY))
+    previous = _read_json(join(out, CURATE_RECORD))
     key = settings_hash(config, CURATE_SECTIONS)
     if previous and previous.get("settings_hash") == key:
         inputs = [
@@ -86,8 +95,8 @@ def _check_usable(curate: dict, out: str) -> None:
         return
     raise BuildError(
         f"no usable records: {fates['quarantined']} quarantined, {fates['dropped']} dropped, "
-        f"{fates['duplicate']} duplicates of {curate['records']}; see {redact_url(join(out, 'quarantine'))}/ "
-        f"and {redact_url(join(out, CURATE_SUMMARY))}"
+        f"{fates['duplicate']} duplicates of {curate['records']}; see {redact_url(join(out, QUARANTINE))}/ "
+        f"and {redact_url(join(out, CURATE_RECORD))}"
     )
 
 
@@ -96,9 +105,7 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: dict[st
     configured one (its files, already checked, in `given_model`); either way OUT/tokenizer/
     holds the model and its record."""
     cfg = config.tokenizer
-    key = hashlib.sha256(
-        json.dumps([config.to_dict()["tokenizer"], curate["settings_hash"], config.seed], sort_keys=True).encode()
-    ).hexdigest()
+    key = settings_hash(config, TOKENIZER_SECTIONS, upstream=curate["settings_hash"])
     previous = _read_json(join(out, TOKENIZER_RECORD))
     if previous and previous.get("settings_hash") == key:
         log.info("tokenizer: kept from the previous run")
@@ -113,7 +120,7 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: dict[st
         shares = resolve_shares(config.categories, {c: v["bytes"] for c, v in curate["categories"].items()})
         with tempfile.TemporaryDirectory(prefix="strata-tokenizer-") as scratch:
             sample_path = os.path.join(scratch, "sample.txt")
-            sample = sample_curated_text(join(out, "curated"), shares, cfg.sample_bytes, config.seed, sample_path)
+            sample = sample_curated_text(join(out, CURATED), shares, cfg.sample_bytes, config.seed, sample_path)
             record = train_tokenizer(
                 sample_path,
                 join(out, TOKENIZER_DIR),
@@ -126,10 +133,7 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: dict[st
                 vocab_key="tokenizer.vocab_size",
             )
         record["sample"].pop("path")  # a temporary file
-        record["trained"] = True
-        with open_file(join(out, TOKENIZER_MODEL), "rb") as f:
-            model_bytes = f.read()
-        record.update(path=TOKENIZER_MODEL, model_type=model_type(model_bytes))
+        record.update(trained=True, path=TOKENIZER_MODEL)
     record["settings_hash"] = key
     write_bytes_atomic(join(out, TOKENIZER_RECORD), (json.dumps(record, indent=2) + "\n").encode())
     return record
@@ -180,13 +184,8 @@ def _given_tokenizer(model: str, files: dict[str, bytes], out: str, control_piec
         "model_sha256": hashlib.sha256(files[path]).hexdigest(),
         "special_ids": encoder.special_ids,
         "vocab_size": encoder.vocab_size,
-        "model_type": model_type(files[path]) if path == TOKENIZER_MODEL else hf_model_type(files[path]),
+        "model_type": encoder.model_type,
     }
-
-
-def hf_model_type(tokenizer_json: bytes) -> str:
-    """'hf-bpe', 'hf-unigram', 'hf-wordpiece', ... from a tokenizer.json."""
-    return "hf-" + str(json.loads(tokenizer_json).get("model", {}).get("type", "unknown")).lower()
 
 
 def run_build(
@@ -223,17 +222,18 @@ def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str],
     shards = run_shards(config, out, join(out, tokenizer["path"]), beam_args, progress)
     say(shards_line(shards, time.monotonic() - started))
     manifest = build_manifest(config, curate, _manifest_tokenizer(tokenizer), shards)
-    write_manifest(out, manifest)
-    return manifest
+    manifest.write(out)
+    return manifest.to_dict()
 
 
-def _manifest_tokenizer(record: dict) -> dict:
-    return {
-        "path": record["path"],
-        "record": TOKENIZER_RECORD,
-        "sha256": record["model_sha256"],
-        "type": record["model_type"],
-        "vocab_size": record["vocab_size"],
-        "special_ids": record["special_ids"],
-        "trained": record["trained"],
-    }
+def _manifest_tokenizer(record: dict) -> TokenizerEntry:
+    """The manifest's entry for the tokenizer stage's record."""
+    return TokenizerEntry(
+        path=record["path"],
+        record=TOKENIZER_RECORD,
+        sha256=record["model_sha256"],
+        type=record["model_type"],
+        vocab_size=record["vocab_size"],
+        special_ids=record["special_ids"],
+        trained=record["trained"],
+    )

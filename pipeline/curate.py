@@ -18,10 +18,8 @@ runs unchanged on the DirectRunner, Dask, Flink, Spark or Dataflow.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 import time
 from collections import defaultdict
 from contextlib import nullcontext
@@ -34,13 +32,19 @@ import pyarrow.dataset as ds
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig
-from strata.pipeline.progress import CountDocuments, Progress, expected_bytes
-from strata.pipeline.decompress import ExpansionLimit
-from strata.pipeline.decontaminate import load_eval_ngrams
-from strata.pipeline.dedup import ExactDuplicates, NearDuplicates
-from strata.pipeline.paragraphs import BoilerplateParagraphs, paragraph_hashes, remove_paragraphs
-from strata.pipeline.read import InputFile, ReadSources, discover_inputs
-from strata.pipeline.schema import (
+from strata.manifests.layout import (
+    CURATE_LINEAGE_GLOB,
+    CURATE_OUTPUTS,
+    CURATE_RECORD,
+    LINEAGE,
+    QUARANTINE,
+    REJECTED,
+    SPOOL,
+    batch_part,
+    curated_folder,
+    spool_file,
+)
+from strata.manifests.schemas import (
     CURATED_SCHEMA,
     FATE_DROPPED,
     FATE_DUPLICATE,
@@ -50,10 +54,15 @@ from strata.pipeline.schema import (
     PII_COUNTS,
     QUARANTINE_SCHEMA,
     REJECTED_SCHEMA,
-    SPOOL_SCHEMA,
     STAGES,
-    lineage_row,
 )
+from strata.pipeline.progress import CountDocuments, Progress, expected_bytes
+from strata.pipeline.decompress import ExpansionLimit
+from strata.pipeline.decontaminate import load_eval_ngrams
+from strata.pipeline.dedup import ExactDuplicates, NearDuplicates
+from strata.pipeline.paragraphs import BoilerplateParagraphs, paragraph_hashes, remove_paragraphs
+from strata.pipeline.read import InputFile, ReadSources, discover_inputs
+from strata.pipeline.schema import SPOOL_SCHEMA, lineage_row
 from strata.pipeline.stages import (
     Decontaminate,
     Fingerprint,
@@ -64,25 +73,14 @@ from strata.pipeline.stages import (
     RedactPII,
     Validate,
 )
-from strata.pipeline.write import read_parquet, write_parquet, write_table
+from strata.pipeline.write import read_table, write_parquet, write_table
 from strata.storage import filesystem, join, remove, write_bytes_atomic
 from strata.version import __version__
 
 log = logging.getLogger("strata.curate")
 
-CURATE_SUMMARY = "curate.json"
-CURATE_OUTPUTS = ("curated", "rejected", "quarantine", "lineage", "_spool")
 BATCH_DOCS = 4096
 BATCH_BYTES = 32 * 2**20
-
-
-def category_folder(category: str) -> str:
-    """A category name as a path segment. A name that needs changing gets a short hash of
-    itself, so two names never share a folder: 'Gutenberg (PG-19)' -> 'Gutenberg_PG-19-4c1a5e'."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", category).strip("_")
-    if slug == category and slug.strip("."):
-        return slug
-    return f"{slug}-{hashlib.blake2b(category.encode(), digest_size=3).hexdigest()}"
 
 
 def node_id(doc_id: str, batch: str) -> str:
@@ -102,7 +100,7 @@ class SpoolBatch(beam.DoFn):
 
     def process(self, batch):
         key = batch["batch"]
-        write_parquet(join(self.out, "_spool", f"{key}.parquet"), [_spool_row(d) for d in batch["docs"]], SPOOL_SCHEMA)
+        write_parquet(join(self.out, spool_file(key)), [_spool_row(d) for d in batch["docs"]], SPOOL_SCHEMA)
         yield "batch", key
         for doc in batch["docs"]:
             if doc["fate"] is None:
@@ -185,8 +183,8 @@ class ResolveBatch(beam.DoFn):
         verdicts: dict[str, dict] = defaultdict(dict)
         for doc_id, kind, *verdict in grouped["verdicts"]:
             verdicts[doc_id][kind] = verdict
-        spool = join(self.out, "_spool", f"{key}.parquet")
-        table = read_parquet(spool)
+        spool = join(self.out, spool_file(key))
+        table = read_table(spool)
         docs = table.drop_columns(["text", "raw"]).to_pylist()
         for doc in docs:
             if doc["fate"] is None:
@@ -196,25 +194,24 @@ class ResolveBatch(beam.DoFn):
             table = table.set_column(
                 table.schema.get_field_index(column), column, pa.array([d[column] for d in docs], pa.string())
             )
-        name = f"part-{key}.parquet"
         lineage = [
             lineage_row(d, d["fate"], d["stage"], d["reason"], self.config_hash, duplicate_of=d.get("duplicate_of"),
                         cluster_id=d.get("cluster_id"), similarity=d.get("similarity"))
             for d in docs
         ]
-        yield (uri := join(self.out, "lineage", name)), write_parquet(uri, lineage, LINEAGE_SCHEMA)
+        yield (uri := join(self.out, batch_part(LINEAGE, key))), write_parquet(uri, lineage, LINEAGE_SCHEMA)
         fates = [d["fate"] for d in docs]
-        targets = [("quarantine", QUARANTINE_SCHEMA, [i for i, f in enumerate(fates) if f == FATE_QUARANTINED])]
+        targets = [(QUARANTINE, QUARANTINE_SCHEMA, [i for i, f in enumerate(fates) if f == FATE_QUARANTINED])]
         if self.write_rejected:
             rejected = [i for i, f in enumerate(fates) if f in (FATE_DROPPED, FATE_DUPLICATE)]
-            targets.append(("rejected", REJECTED_SCHEMA, rejected))
+            targets.append((REJECTED, REJECTED_SCHEMA, rejected))
         for category in sorted({d["category"] for d in docs if d["fate"] == FATE_KEPT}):
             kept = [i for i, d in enumerate(docs) if d["fate"] == FATE_KEPT and d["category"] == category]
-            targets.append((f"curated/{category_folder(category)}", CURATED_SCHEMA, kept))
+            targets.append((curated_folder(category), CURATED_SCHEMA, kept))
         for folder, schema, rows in targets:
             if rows:
                 part = table.take(rows).select(schema.names).cast(schema)
-                yield (uri := join(self.out, folder, name)), write_table(uri, part)
+                yield (uri := join(self.out, batch_part(folder, key))), write_table(uri, part)
         remove(spool)
 
     def remove_boilerplate(self, table: pa.Table, docs: list[dict], verdicts: dict) -> pa.Table:
@@ -364,7 +361,7 @@ def run_curate(
     `files`: the inputs, if already discovered."""
     files = discover_inputs(config.sources) if files is None else files
     # A previous, possibly killed, run may have left files of another input layout.
-    remove(join(out, CURATE_SUMMARY))
+    remove(join(out, CURATE_RECORD))
     for folder in CURATE_OUTPUTS:
         remove(join(out, folder))
     log.info("curate: %d input files, %.1f MB", len(files), sum(f.size for f in files) / 1e6)
@@ -374,17 +371,17 @@ def run_curate(
     with watching as report_folder, beam.Pipeline(options=options) as pipeline:
         _ = pipeline | "Curate" >> Curate(config, files, out, report_folder)
     seconds = time.time() - started
-    remove(join(out, "_spool"))
+    remove(join(out, SPOOL))
     summary = summarize(config, files, out, seconds)
     summary["settings_hash"] = settings_hash
-    write_bytes_atomic(join(out, CURATE_SUMMARY), json.dumps(summary, indent=2).encode())
+    write_bytes_atomic(join(out, CURATE_RECORD), json.dumps(summary, indent=2).encode())
     return summary
 
 
 def read_lineage(out: str):
     """The curate lineage table (all of OUT/lineage/part-*.parquet), local or object store."""
-    fs, path = filesystem(join(out, "lineage"))
-    return ds.dataset(fs.glob(f"{path}/part-*.parquet"), format="parquet", filesystem=fs).to_table()
+    fs, pattern = filesystem(join(out, CURATE_LINEAGE_GLOB))
+    return ds.dataset(fs.glob(pattern), format="parquet", filesystem=fs).to_table()
 
 
 def stage_counters(lineage) -> dict:
@@ -453,7 +450,7 @@ def summarize(config: BuildConfig, files: list[InputFile], out: str, seconds: fl
     for category in sorted({c for c in categories[kept]}):
         mask = kept & (categories == category)
         per_category[category] = {
-            "folder": f"curated/{category_folder(category)}",
+            "folder": curated_folder(category),
             "docs": int(mask.sum()),
             "bytes": int(text_bytes[mask].sum()),
         }

@@ -24,7 +24,7 @@ import fsspec
 import zstandard
 
 from strata.pipeline.console import Console
-from strata.pipeline.schema import FATE_DROPPED, FATE_QUARANTINED
+from strata.manifests.schemas import FATE_DROPPED, FATE_QUARANTINED
 
 REPORT_SECONDS = 0.5
 
@@ -200,9 +200,10 @@ def tokenizer_line(record: dict, seconds: float) -> str:
     return f"tokenizer: {record['model_type']}, {record['vocab_size']:,} pieces, {how} | {seconds:,.1f} s"
 
 
-def shards_line(records: list[dict], seconds: float) -> str:
-    tokens = sum(r["tokens"] for r in records)
+def shards_line(records: list, seconds: float) -> str:
+    """The shard stage's summary line from its ShardRecords."""
+    tokens = sum(r.tokens for r in records)
     return (
-        f"shards: {len(records):,} tars, {sum(r['docs'] for r in records):,} docs, {tokens:,} tokens, "
-        f"{sum(r['bytes'] for r in records) / 1e6:,.1f} MB | {tokens / max(seconds, 1e-9):,.0f} tokens/s, {seconds:,.1f} s"
+        f"shards: {len(records):,} tars, {sum(r.docs for r in records):,} docs, {tokens:,} tokens, "
+        f"{sum(r.bytes for r in records) / 1e6:,.1f} MB | {tokens / max(seconds, 1e-9):,.0f} tokens/s, {seconds:,.1f} s"
     )

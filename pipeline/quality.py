@@ -86,7 +86,7 @@ def document_reader(path: str) -> Callable[[str], Iterator[str]]:
     raise ValueError(f"{path}: unsupported input; expected one of {', '.join(DOCUMENT_READERS)}")
 
 
-def read_documents(path: str) -> Iterator[str]:
+def training_texts(path: str) -> Iterator[str]:
     """The non-blank documents of one training input (local path or fsspec URI)."""
     return (text for text in document_reader(path)(path) if text and not text.isspace())
 
@@ -108,7 +108,7 @@ def _write_training_file(inputs: list[tuple[str, str]], path: str, seed: int) ->
         offset = 0
         for label, input_path in inputs:
             documents = 0
-            for text in read_documents(input_path):
+            for text in training_texts(input_path):
                 line = f"{LABEL_PREFIX}{label} {fasttext_line(text)}\n".encode("utf-8", "replace")
                 out.write(line)
                 spans.append((offset, len(line)))

@@ -15,10 +15,11 @@ import random
 from collections import defaultdict
 
 from strata.config import BuildConfig
-from strata.pipeline.curate import CURATE_SUMMARY, read_lineage
+from strata.manifests.layout import CURATE_RECORD
+from strata.pipeline.curate import read_lineage
 from strata.pipeline.decompress import ExpansionLimit
 from strata.pipeline.read import InputFile, read_records
-from strata.pipeline.schema import FATE_KEPT
+from strata.manifests.schemas import FATE_KEPT
 from strata.pipeline.validate import validate_record
 from strata.storage import join, open_file
 
@@ -49,7 +50,7 @@ def _matches(row: dict, reason: str | None, category: str | None, kept: bool) ->
 
 def _texts_as_read(out: str, rows: list[dict]) -> dict[str, str]:
     """doc_id -> text as read from the input, for the rows whose record is still there."""
-    with open_file(join(out, CURATE_SUMMARY)) as f:
+    with open_file(join(out, CURATE_RECORD)) as f:
         summary = json.loads(f.read())
     config = BuildConfig.model_validate(summary["config"])
     sources = {s.name: s for s in config.sources}

@@ -11,45 +11,54 @@
 Text is never shuffled: each shard is written by one worker straight from its files, so
 the output is a pure function of the curated files, the model and the shards config.
 
-Tar format (read by `tar tf` and stock `webdataset.WebDataset`): USTAR, members with mtime
-0, uid/gid 0, empty uname/gname, mode 0o644, one sample per block, members in name order:
+Tar format (read by `tar tf` and stock `webdataset.WebDataset`): plain USTAR, one sample per
+block, encoded by manifests/block_codec.py; every document ends with EOS. KEY =
+<folder, dots as '-', cut to 48 chars>_<split>_<shard:06d>_<block:06d> (manifests/layout.py:
+no dots, so WebDataset groups the three members; short enough for USTAR's 100-byte names).
 
-    KEY.json         {"category", "split", "shard", "block", "doc_ids", "first_continues", "last_continues"}
-    KEY.offsets.npy  int64 start of each document piece in tokens
-    KEY.tokens.npy   uint16 (vocab < 65536) or uint32 token ids; every document ends with EOS
-
-KEY = <folder, dots as '-', cut to 48 chars>_<split>_<shard:06d>_<block:06d> (no dots, so
-WebDataset groups the three members; short enough for USTAR's 100-byte names).
-
-Block index (TAR.idx.json): {path, sha256, bytes, blocks: [{key, offset, length, tokens,
-docs, xxh3_64}]}, xxh3_64 being the checksum of the block's bytes (manifests/checksums.py);
-the shard's record holds the sidecar's own sha256 (`index_sha256`).
+Block index (TAR.idx.json, manifests/block_index.py): each block's key, byte range, tokens,
+docs and xxh3_64 checksum; the shard's record (a ShardRecord) holds the sidecar's own
+sha256 (`index_sha256`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import json
 import logging
 import sys
-import tarfile
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Iterable, Iterator, NamedTuple
 
 import apache_beam as beam
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig, ShardsConfig
+from strata.manifests.block_codec import TAR_END, encode_block, token_dtype
+from strata.manifests.block_index import encode_index
 from strata.manifests.checksums import BLOCK_CHECKSUM, block_hasher, sha256_hex
+from strata.manifests.layout import (
+    CURATE_RECORD,
+    PARQUET_GLOB,
+    PLACEMENTS_GLOB,
+    SHARDS,
+    SHARDS_RECORD,
+    block_key,
+    category_folder,
+    index_path,
+    key_prefix,
+    placements_path,
+    shard_path,
+)
+from strata.manifests.manifest import ShardRecord
 from strata.manifests.paths import resolve_inside
-from strata.pipeline.curate import CURATE_SUMMARY, category_folder, default_pipeline_options
+from strata.manifests.schemas import PLACEMENTS_SCHEMA
+from strata.pipeline.curate import default_pipeline_options
 from strata.pipeline.progress import Progress, ProgressReport
 from strata.pipeline.write import write_parquet
 from strata.storage import filesystem, glob, join, remove, write_atomic, write_bytes_atomic
@@ -58,7 +67,6 @@ from strata.pipeline.windows import newline_windows, utf8_newline_windows
 
 log = logging.getLogger("strata.shard")
 
-SHARDS_SUMMARY = "shards.json"
 SPLITS = ("train", "val")
 ENCODE_BATCH_DOCS = 256  # documents per sentencepiece call
 # Each tokenizer call gets about this many characters: short documents are grouped up to
@@ -75,44 +83,10 @@ KEY_STEM_CHARS = 48
 # number of shards depends on it.
 TAR_BYTES_PER_TEXT_BYTE = 0.5
 
-SHARD_LINEAGE_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("category", pa.string()),
-        ("split", pa.string()),
-        ("shard", pa.string()),  # the tar's path relative to OUT
-        ("block_key", pa.string()),
-        ("token_start", pa.int64()),  # within the block's tokens
-        ("token_end", pa.int64()),  # exclusive; a document's last piece includes its EOS
-    ]
-)
-
 
 def split_of(doc_id: str, val_fraction: float) -> str:
     """'val' or 'train', a pure function of the doc_id (a uniform hex hash)."""
     return "val" if int(doc_id[:8], 16) / 2**32 < val_fraction else "train"
-
-
-def token_dtype(vocab_size: int) -> np.dtype:
-    return np.dtype(np.uint16 if vocab_size < 2**16 else np.uint32)
-
-
-def shard_path(folder: str, split: str, shard: int) -> str:
-    """The tar's path relative to OUT."""
-    return f"shards/{folder}/{split}-{shard:06d}.tar"
-
-
-def index_path(tar_path: str) -> str:
-    return tar_path.removesuffix(".tar") + ".idx.json"
-
-
-def key_prefix(folder: str, split: str, shard: int) -> str:
-    """Block keys are this + _<block:06d>: no dots, and short enough for USTAR names."""
-    return f"{folder.replace('.', '-')[:KEY_STEM_CHARS]}_{split}_{shard:06d}"
-
-
-def lineage_path(folder: str, shard: int) -> str:
-    return f"lineage/shards-{folder}-{shard:06d}.parquet"
 
 
 # --------------------------------------------------------------------------- planning
@@ -128,19 +102,19 @@ class ShardPlan(NamedTuple):
         return category_folder(self.category)
 
 
-def curated_files(out: str) -> dict[str, list[tuple[str, int]]]:
+def shard_inputs(out: str) -> dict[str, list[tuple[str, int]]]:
     """Category -> [(curated file uri, text bytes)], files sorted by name, for the
     categories OUT/curate.json lists (curate's commit point). Text bytes are the text
     column's uncompressed size from the Parquet footer."""
-    fs, path = filesystem(join(out, CURATE_SUMMARY))
+    fs, path = filesystem(join(out, CURATE_RECORD))
     if not fs.exists(path):
-        raise FileNotFoundError(f"{join(out, CURATE_SUMMARY)} is missing: run the curate stage first")
+        raise FileNotFoundError(f"{join(out, CURATE_RECORD)} is missing: run the curate stage first")
     with fs.open(path, "rb") as f:
         categories = json.load(f)["categories"]
     return {
         category: [
             (uri, _text_bytes(uri))
-            for uri in glob(join(resolve_inside(out, entry["folder"], f"{CURATE_SUMMARY} {category}: folder"), "*.parquet"))
+            for uri in glob(join(resolve_inside(out, entry["folder"], f"{CURATE_RECORD} {category}: folder"), PARQUET_GLOB))
         ]
         for category, entry in sorted(categories.items())
     }
@@ -211,7 +185,7 @@ class BlockPacker:
         self.block = self._new_block(0, first_continues=False)
 
     def _new_block(self, index: int, first_continues: bool) -> Block:
-        return Block(f"{self.key_prefix}_{index:06d}", index, first_continues)
+        return Block(block_key(self.key_prefix, index), index, first_continues)
 
     def _close(self, continues: bool) -> Block:
         closed = self.block
@@ -255,12 +229,6 @@ class HashingWriter:
         return self.bytes
 
 
-def _npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
 class ShardTar:
     """Writes one tar of blocks (`write` is the callback for storage.write_atomic) and
     records, as it goes, the block index (byte range of each block's members, from its
@@ -276,34 +244,33 @@ class ShardTar:
         self.bytes = 0
 
     def write(self, file: IO[bytes]) -> None:
-        """A plain USTAR archive: per member a 512-byte header, the data, zero padding to
-        512; at the end the two zero blocks POSIX asks for, without tarfile's padding of
-        the whole archive to 10 KiB (which costs more than the headers on a small shard)."""
+        """A plain USTAR archive: the blocks' members, then the two zero blocks POSIX asks
+        for, without tarfile's padding of the whole archive to 10 KiB (which costs more than
+        the headers on a small shard)."""
         out = HashingWriter(file)
         for block in self.blocks:
             start = out.tell()
             checksum = block_hasher()
-            for name, data in sorted(self.members(block).items()):
-                header = self._member_info(name, len(data)).tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
-                for part in (header, data, bytes(-len(data) % tarfile.BLOCKSIZE)):
-                    out.write(part)
-                    checksum.update(part)
+            for part in encode_block(block.key, self.meta(block), np.concatenate(block.pieces), block.offsets()):
+                out.write(part)
+                checksum.update(part)
             self.index.append(
                 {"key": block.key, "offset": start, "length": out.tell() - start,
                  "tokens": block.size, "docs": len(block.doc_ids), BLOCK_CHECKSUM: checksum.hexdigest()}
             )
             self.placements += [(block.key, *placement) for placement in block.placements()]
             self.docs += len(block.doc_ids) - block.first_continues
-        out.write(bytes(2 * tarfile.BLOCKSIZE))
+        out.write(bytes(TAR_END))
         self.sha256 = out.sha256.hexdigest()
         self.bytes = out.bytes
 
     def index_bytes(self, path: str) -> bytes:
         """The block-index sidecar of this tar (once written), stored at `path`."""
-        return json.dumps({"path": path, "sha256": self.sha256, "bytes": self.bytes, "blocks": self.index}, indent=1).encode()
+        return encode_index(path, self.sha256, self.bytes, self.index)
 
-    def members(self, block: Block) -> dict[str, bytes]:
-        meta = {
+    def meta(self, block: Block) -> dict:
+        """The block's KEY.json."""
+        return {
             "category": self.category,
             "split": self.split,
             "shard": self.shard,
@@ -312,22 +279,6 @@ class ShardTar:
             "first_continues": block.first_continues,
             "last_continues": block.last_continues,
         }
-        return {
-            f"{block.key}.json": json.dumps(meta, sort_keys=True, separators=(",", ":")).encode(),
-            f"{block.key}.offsets.npy": _npy(block.offsets()),
-            f"{block.key}.tokens.npy": _npy(np.concatenate(block.pieces)),
-        }
-
-    @staticmethod
-    def _member_info(name: str, size: int) -> tarfile.TarInfo:
-        """Fixed metadata, so identical inputs give byte-identical tars."""
-        info = tarfile.TarInfo(name)
-        info.size = size
-        info.mtime = 0
-        info.mode = 0o644
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        return info
 
     @property
     def tokens(self) -> int:
@@ -337,7 +288,7 @@ class ShardTar:
 # --------------------------------------------------------------------------- the Beam stage
 
 
-def read_documents(files: list[str], long_bytes: int) -> Iterator[tuple[list[str], list[str | memoryview]]]:
+def read_curated_batches(files: list[str], long_bytes: int) -> Iterator[tuple[list[str], list[str | memoryview]]]:
     """(doc_ids, texts) of the files' documents, in file and record order, in batches. A
     text over `long_bytes` comes as a view of its UTF-8 bytes in Arrow's buffer, so that it
     is decoded a window at a time (a 50 MB document can be a 200 MB Python str)."""
@@ -391,12 +342,12 @@ class ShardWriter(beam.DoFn):
                 for key, doc_id, start, end in tar.placements
             ]
             records.append(
-                {"category": plan.category, "split": split, "shard": plan.shard, "path": path,
-                 "index": index_path(path), "index_sha256": sha256_hex(index), "sha256": tar.sha256, "bytes": tar.bytes,
-                 "blocks": len(tar.index), "tokens": tar.tokens, "docs": tar.docs}
+                ShardRecord(category=plan.category, split=split, shard=plan.shard, path=path, index=index_path(path),
+                            index_sha256=sha256_hex(index), sha256=tar.sha256, bytes=tar.bytes, blocks=len(tar.index),
+                            tokens=tar.tokens, docs=tar.docs).to_dict()
             )
             log.debug("shard %s: %d blocks, %d tokens, %d docs", path, len(tar.index), tar.tokens, tar.docs)
-        write_parquet(join(self.out, lineage_path(plan.folder, plan.shard)), placements, SHARD_LINEAGE_SCHEMA)
+        write_parquet(join(self.out, placements_path(plan.folder, plan.shard)), placements, PLACEMENTS_SCHEMA)
         self.report.flush()
         return records
 
@@ -405,7 +356,7 @@ class ShardWriter(beam.DoFn):
         share) are set aside in `val_docs` for the val tar, so every file is read and
         encoded once."""
         long_bytes = ENCODE_WINDOW_CHARS if isinstance(self.encoder, SentencePieceEncoder) else sys.maxsize
-        for doc_ids, texts in read_documents(plan.files, long_bytes):
+        for doc_ids, texts in read_curated_batches(plan.files, long_bytes):
             encoded = self.encode(texts)
             self.report.add(docs=len(texts), bytes=sum(map(len, texts)), tokens=sum(map(len, encoded)))
             for doc_id, tokens in zip(doc_ids, encoded):
@@ -457,7 +408,7 @@ class WriteShardsSummary(beam.DoFn):
     def process(self, element):
         _, records = element
         ordered = sorted(records, key=lambda r: (r["category"], r["split"], r["shard"]))
-        write_bytes_atomic(join(self.out, SHARDS_SUMMARY), json.dumps({"shards": ordered}, indent=1).encode())
+        write_bytes_atomic(join(self.out, SHARDS_RECORD), json.dumps({"shards": ordered}, indent=1).encode())
         yield len(ordered)
 
 
@@ -500,14 +451,14 @@ def run_shards(
     model_path: str,
     beam_args: list[str] | None = None,
     progress: Progress | None = None,
-) -> list[dict]:
+) -> list[ShardRecord]:
     """Shard OUT's curated documents with the tokenizer at `model_path` (a sentencepiece
     model or a HF tokenizer.json, see tokenize/encoders.py); returns
     the shard records sorted by (category, split, shard)."""
-    curated = curated_files(out)
+    curated = shard_inputs(out)
     plans = plan_shards(curated, config.shards.target_bytes)
     # A previous, possibly killed, run may have left shards of another plan.
-    for uri in [join(out, SHARDS_SUMMARY), join(out, "shards"), *glob(join(out, "lineage", "shards-*.parquet"))]:
+    for uri in [join(out, SHARDS_RECORD), join(out, SHARDS), *glob(join(out, PLACEMENTS_GLOB))]:
         remove(uri)
     if not plans:
         return []
@@ -516,6 +467,6 @@ def run_shards(
     watching = progress.stage("shards", text_chars) if progress else nullcontext()
     with watching as report_folder, beam.Pipeline(options=shard_pipeline_options(beam_args or [])) as pipeline:
         _ = pipeline | "WriteShards" >> WriteShards(plans, out, model_path, config.shards, report_folder)
-    fs, path = filesystem(join(out, SHARDS_SUMMARY))
+    fs, path = filesystem(join(out, SHARDS_RECORD))
     with fs.open(path, "rb") as f:
-        return json.load(f)["shards"]
+        return [ShardRecord.model_validate(record) for record in json.load(f)["shards"]]

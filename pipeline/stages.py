@@ -17,7 +17,7 @@ from strata.config import BuildConfig, FilterSet
 from strata.pipeline import dedup, filters, langid, pii, quality
 from strata.pipeline.decontaminate import EvalNgrams, decontaminate
 from strata.pipeline.normalize import normalize_text
-from strata.pipeline.schema import FATE_DROPPED
+from strata.manifests.schemas import FATE_DROPPED
 from strata.pipeline.validate import utf8_size, validate_record
 
 

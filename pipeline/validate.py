@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import orjson
 
-from strata.pipeline.schema import FATE_QUARANTINED
+from strata.manifests.schemas import FATE_QUARANTINED
 
 
 class Invalid(Exception):

@@ -30,6 +30,7 @@ def write_parquet(uri: str, rows: list[dict], schema: pa.Schema) -> int:
     return write_table(uri, pa.Table.from_pylist(rows, schema=schema))
 
 
-def read_parquet(uri: str) -> pa.Table:
+def read_table(uri: str) -> pa.Table:
+    """One Parquet file as a table (the reverse of write_table)."""
     fs, path = filesystem(uri)
     return pq.read_table(path, filesystem=fs)

@@ -164,7 +164,7 @@ def objective_build(code_build, tmp_path_factory):
     import hashlib
     import shutil
 
-    from strata.manifests.manifest import write_manifest
+    from strata.manifests.manifest import Manifest
     from strata.tokenize.specials import objective_pieces, with_control_pieces
     from strata.tokenize.trainer import special_ids
 
@@ -178,7 +178,7 @@ def objective_build(code_build, tmp_path_factory):
     tokenizer = {**manifest["tokenizer"], "sha256": hashlib.sha256(model).hexdigest(),
                  "vocab_size": ids["sentinels"][0] + 100, "special_ids": ids}
     manifest = {**manifest, "tokenizer": tokenizer}
-    write_manifest(str(out), manifest)
+    Manifest.model_validate(manifest).write(str(out))
     return out, manifest
 
 

@@ -96,7 +96,7 @@ def test_rerun_on_two_processes_gives_identical_output(corpus, built, tmp_path):
 
 
 def test_category_folders_never_collide():
-    from strata.pipeline.curate import category_folder
+    from strata.manifests.layout import category_folder
 
     assert category_folder("Pile-CC") == "Pile-CC"
     names = ["A B", "A_B", "A  B", "Gutenberg (PG-19)", "Wikipedia (en)", "a/b", "..", ""]

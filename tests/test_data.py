@@ -17,7 +17,9 @@ import torch.multiprocessing as mp
 import webdataset as wds
 from torch.utils.data import DataLoader
 
-from strata.train.data import BatchLoader, BlockReader, ConsumedWriter, ShardError, StreamingWindows, collate
+from strata.manifests.manifest import ShardError
+from strata.train.data import BatchLoader, ConsumedWriter, StreamingWindows, collate
+from strata.train.data.blocks import BlockReader
 from strata.train.mixing import Interleave, block_order, interleave, quantize
 
 

@@ -15,7 +15,9 @@ import pytest
 import xxhash
 
 from strata.cli import main
-from strata.train.data import BatchLoader, BlockReader, ShardError, StreamingWindows
+from strata.manifests.manifest import ShardError
+from strata.train.data import BatchLoader, StreamingWindows
+from strata.train.data.blocks import BlockReader
 from strata.train.integrity import ShardVerifier
 
 TRAIN = ["--objective=clm", "--seq-len=64", "--batch-size=8", "--steps=3", "--eval-every=0", "--weights=Books=1"]

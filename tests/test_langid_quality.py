@@ -163,23 +163,23 @@ WRITERS = {
 
 
 @pytest.mark.parametrize("suffix", WRITERS)
-def test_read_documents(tmp_path, suffix):
+def test_training_texts_of_every_format(tmp_path, suffix):
     path = tmp_path / f"docs{suffix}"
     WRITERS[suffix](path, DOCUMENTS)
-    assert list(quality.read_documents(str(path))) == DOCUMENTS
+    assert list(quality.training_texts(str(path))) == DOCUMENTS
 
 
 def test_blank_documents_are_skipped(tmp_path):
     (tmp_path / "docs.txt").write_text("one\n\n   \ntwo\n")
     pq.write_table(pa.table({"text": ["one", None, " ", "two"]}), tmp_path / "docs.parquet")
-    assert list(quality.read_documents(str(tmp_path / "docs.txt"))) == ["one", "two"]
-    assert list(quality.read_documents(str(tmp_path / "docs.parquet"))) == ["one", "two"]
+    assert list(quality.training_texts(str(tmp_path / "docs.txt"))) == ["one", "two"]
+    assert list(quality.training_texts(str(tmp_path / "docs.parquet"))) == ["one", "two"]
 
 
 def test_a_jsonl_record_without_text_is_an_error_naming_its_line(tmp_path):
     (tmp_path / "docs.jsonl").write_text('{"text": "fine"}\n{"body": "no text"}\n')
     with pytest.raises(ValueError, match=r"docs.jsonl:2: no string field 'text'"):
-        list(quality.read_documents(str(tmp_path / "docs.jsonl")))
+        list(quality.training_texts(str(tmp_path / "docs.jsonl")))
 
 
 def test_an_unsupported_input_fails_before_training(tmp_path):

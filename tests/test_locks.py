@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from strata.cli import main
-from strata.manifests.lock import BUILD_LOCK, RUN_LOCK, FolderLock, LockedError, pid_alive
+from strata.manifests.layout import BUILD_LOCK, RUN_LOCK
+from strata.manifests.lock import FolderLock, LockedError, pid_alive
 
 from conftest import IN_MEMORY, REPO
 from corpus import prose

@@ -18,14 +18,14 @@ import sentencepiece as spm
 import webdataset as wds
 
 from strata.config import parse_config
-from strata.pipeline.curate import category_folder
-from strata.pipeline.schema import CURATED_SCHEMA, make_doc_id
+from strata.manifests.layout import category_folder
+from strata.manifests.schemas import CURATED_SCHEMA
+from strata.pipeline.schema import make_doc_id
 from strata.pipeline.shard import (
     BlockPacker,
     plan_shards,
     run_shards,
     split_of,
-    token_dtype,
 )
 
 from corpus import prose
@@ -99,7 +99,7 @@ def sharded(tmp_path_factory):
     _write_curated(out, docs)
     texts = {d: t for files in docs.values() for rows in files for d, t in rows}
     model = _train_model(root / "sp", [prose(random.Random(5), 12) for _ in range(200)])
-    records = run_shards(CONFIG, str(out), model, IN_MEMORY)
+    records = [r.to_dict() for r in run_shards(CONFIG, str(out), model, IN_MEMORY)]
     return out, records, texts, spm.SentencePieceProcessor(model_file=model)
 
 
@@ -147,11 +147,6 @@ def test_packer_keeps_documents_whole_unless_longer_than_a_block():
     ]
     assert [b.key for b in blocks] == [f"k_{i:06d}" for i in range(6)]
     assert list(blocks[4].placements()) == [("d", 0, 3), ("e", 3, 5)]
-
-
-def test_token_dtype_fits_the_vocabulary():
-    assert token_dtype(300) == np.uint16 and token_dtype(65535) == np.uint16
-    assert token_dtype(65536) == np.uint32 and token_dtype(256_000) == np.uint32
 
 
 def test_val_split_is_a_pure_function_of_doc_id_and_roughly_honoured():
@@ -271,7 +266,7 @@ def test_another_run_gives_byte_identical_shards(sharded, tmp_path, beam_args):
     shutil.copytree(out / "curated", again / "curated")
     shutil.copy(out / "curate.json", again / "curate.json")
     model = str(next(out.parent.glob("sp.model")))
-    assert run_shards(CONFIG, str(again), model, beam_args) == records
+    assert [r.to_dict() for r in run_shards(CONFIG, str(again), model, beam_args)] == records
     for name in ("lineage/shards-Pile-CC-000001.parquet", records[0]["index"]):
         assert (again / name).read_bytes() == (out / name).read_bytes()
 

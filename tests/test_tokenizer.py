@@ -9,8 +9,10 @@ import pyarrow as pa
 import pytest
 import sentencepiece as spm
 
-from strata.pipeline.schema import CURATED_SCHEMA, make_doc_id
+from strata.manifests.schemas import CURATED_SCHEMA
+from strata.pipeline.schema import make_doc_id
 from strata.pipeline.write import write_table
+from strata.tokenize.encoders import SentencePieceEncoder
 from strata.tokenize.pieces import PieceTable
 from strata.tokenize.specials import objective_pieces, objective_special_ids, with_control_pieces
 from strata.tokenize.stats import format_stats_table, tokenizer_stats
@@ -192,6 +194,8 @@ def test_record_describes_the_model(trained):
     params = record["parameters"]
     assert params["byte_fallback"] and params["split_digits"] and params["seed"] == 1
     assert record["sample"]["docs"] > 0 and len(record["sample"]["sha256"]) == 64
+    # the stage records the type it trained; a given model's type is read from the model itself
+    assert record["model_type"] == params["model_type"] == SentencePieceEncoder(model).model_type
 
 
 def test_training_is_reproducible_wherever_the_sample_is(trained, tmp_path):

@@ -104,11 +104,11 @@ def test_train_refuses_a_shard_outside_the_build(build, tmp_path, capsys, name, 
 
 
 def test_a_curate_record_pointing_outside_the_build_is_refused(tmp_path):
-    from strata.pipeline.shard import curated_files
+    from strata.pipeline.shard import shard_inputs
 
     (tmp_path / "curate.json").write_text(json.dumps({"categories": {"Web": {"folder": "../../home"}}}))
     with pytest.raises(PathOutsideBuild, match="curate.json Web: folder: '../../home'"):
-        curated_files(str(tmp_path))
+        shard_inputs(str(tmp_path))
 
 
 @pytest.mark.parametrize("data", ["pipe:cat /etc/passwd", "pipe://cat", "ftp://host/build", "memory://build"])

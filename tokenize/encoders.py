@@ -5,6 +5,7 @@ Hugging Face tokenizer (`tokenizer.json`, or a folder holding one and, optionall
     encode(texts)  ids of each text, nothing added (the shard stage appends EOS)
     decode(ids)    text
     vocab_size     every id the tokenizer can give, added tokens included
+    model_type     sentencepiece's "bpe", "unigram", ...; "hf-bpe", "hf-wordpiece", ... for HF
     special_ids    {pad, unk, bos, eos, mask} -> id or None
     piece_texts()  the text each id stands for, for bits per byte and words
                    (tokenize/pieces.py): "" for control tokens, one "\x00" per byte of a
@@ -20,6 +21,7 @@ import re
 from strata.manifests.paths import resolve_inside
 from strata.storage import filesystem, join
 from strata.tokenize.pieces import piece_text
+from strata.tokenize.spm_proto import model_type
 
 # Special tokens of a HF tokenizer without a tokenizer_config.json, by their usual names.
 USUAL_SPECIALS = {
@@ -50,6 +52,9 @@ class SentencePieceEncoder:
         self.sp = spm.SentencePieceProcessor(model_proto=model_bytes)
         self.vocab_size = self.sp.get_piece_size()
         self.special_ids = _special_ids(self.sp)
+        # The processor does not say; sentencepiece's own sentencepiece_model_pb2 needs a
+        # newer protobuf runtime than Beam allows, so the model's trainer spec is read here.
+        self.model_type = model_type(model_bytes)
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         return self.sp.encode(texts, num_threads=1)
@@ -68,6 +73,7 @@ class HFTokenizerEncoder:
         self.tokenizer = Tokenizer.from_str(tokenizer_json.decode("utf-8"))
         self.vocab_size = self.tokenizer.get_vocab_size(with_added_tokens=True)
         self.special_ids = self._specials(config or {})
+        self.model_type = "hf-" + str(json.loads(tokenizer_json).get("model", {}).get("type", "unknown")).lower()
 
     def _specials(self, config: dict) -> dict[str, int | None]:
         specials = {}

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sentencepiece as spm
 
+from strata.manifests.layout import CATEGORY_PARTS_GLOB, MODEL_FILE, RECORD_FILE
 from strata.storage import filesystem, glob, join, write_atomic, write_bytes_atomic
 from strata.tokenize.specials import objective_special_ids, with_control_pieces
 from strata.tokenize.vocab import check_vocab_size, meta_pieces, required_characters
@@ -30,8 +31,6 @@ from strata.version import __version__
 
 log = logging.getLogger("strata.tokenize")
 
-MODEL_FILE = "tokenizer.model"
-RECORD_FILE = "tokenizer.json"
 MASK = "<mask>"
 # sentencepiece skips training lines longer than max_sentence_length bytes, so long lines
 # are cut into chunks of at most this many bytes.
@@ -47,7 +46,7 @@ BUILTIN_SYMBOLS = (MASK, "\n")
 
 def curated_files(curated_root: str) -> list[str]:
     """The Parquet files of OUT/curated (curated/<category folder>/part-*.parquet)."""
-    return glob(join(curated_root, "*", "*.parquet"))
+    return glob(join(curated_root, CATEGORY_PARTS_GLOB))
 
 
 def file_categories(uri: str) -> set[str]:
@@ -334,6 +333,7 @@ def train_tokenizer(
         "model": MODEL_FILE,
         "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
         "vocab_size": processor.get_piece_size(),
+        "model_type": model_type,
         "special_ids": _special_ids(processor),
         "parameters": {**options, "seed": seed, "control_pieces": len(control_pieces)},
         "sample": {**(sample or {}), "path": sample_path, "file_bytes": os.path.getsize(sample_path),

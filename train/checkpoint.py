@@ -27,13 +27,20 @@ from pathlib import Path
 import torch
 
 from strata.errors import CheckpointError
+from strata.manifests.layout import (
+    CHECKPOINT_GLOB,
+    CHECKPOINT_META,
+    CHECKPOINTS,
+    LATEST_CHECKPOINT,
+    RUN_RECORD,
+    checkpoint_name,
+    temporary_name,
+)
 from strata.storage import write_bytes_atomic
-
-LATEST = "latest"
 
 
 def checkpoint_dir(run: str | Path, step: int) -> Path:
-    return Path(run) / "checkpoints" / f"step-{step:08d}"
+    return Path(run) / CHECKPOINTS / checkpoint_name(step)
 
 
 def save_checkpoint(
@@ -42,18 +49,18 @@ def save_checkpoint(
     """Write a checkpoint (rank 0 only) and drop the oldest ones beyond `keep`; `exports`:
     more state dicts, each saved as NAME.pt."""
     folder = checkpoint_dir(run, step)
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
+    tmp = folder.parent / temporary_name(folder.name, str(os.getpid()))
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     torch.save(model, tmp / "model.pt")
     torch.save(train, tmp / "train.pt")
     for name, weights in (exports or {}).items():
         torch.save(weights, tmp / f"{name}.pt")
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    (tmp / CHECKPOINT_META).write_text(json.dumps(meta, indent=2, sort_keys=True))
     shutil.rmtree(folder, ignore_errors=True)  # a checkpoint of the same step from a run that was resumed earlier
     os.replace(tmp, folder)
-    write_bytes_atomic(str(folder.parent / LATEST), folder.name.encode())
-    for old in sorted(folder.parent.glob("step-*"))[:-keep]:
+    write_bytes_atomic(str(folder.parent / LATEST_CHECKPOINT), folder.name.encode())
+    for old in sorted(folder.parent.glob(CHECKPOINT_GLOB))[:-keep]:
         if old != folder:
             shutil.rmtree(old)
     return folder
@@ -61,7 +68,7 @@ def save_checkpoint(
 
 def latest_checkpoint(run: str | Path) -> Path | None:
     """The checkpoint RUN/checkpoints/latest names, if any."""
-    pointer = Path(run) / "checkpoints" / LATEST
+    pointer = Path(run) / CHECKPOINTS / LATEST_CHECKPOINT
     if not pointer.exists():
         return None
     folder = pointer.parent / pointer.read_text().strip()
@@ -96,12 +103,12 @@ def run_model(run: str | Path, step: int | None = None) -> tuple[torch.nn.Module
     from strata.train.presets import model_for, model_of
 
     run = Path(run)
-    if not (run / "run.json").exists():
-        raise FileNotFoundError(f"{run}: not a training run (no run.json)")
-    record = json.loads((run / "run.json").read_text())
+    if not (run / RUN_RECORD).exists():
+        raise FileNotFoundError(f"{run}: not a training run (no {RUN_RECORD})")
+    record = json.loads((run / RUN_RECORD).read_text())
     folder = checkpoint_dir(run, step) if step is not None else latest_checkpoint(run)
     if folder is None or not (folder / "model.pt").exists():
-        have = sorted(p.name for p in (run / "checkpoints").glob("step-*"))
+        have = sorted(p.name for p in (run / CHECKPOINTS).glob(CHECKPOINT_GLOB))
         raise FileNotFoundError(f"{run}: no checkpoint {'at step %d' % step if step is not None else ''}; it has {have}")
     if "model_config" in record:
         model = model_of(record["objective"], record["model_config"])
@@ -112,4 +119,4 @@ def run_model(run: str | Path, step: int | None = None) -> tuple[torch.nn.Module
         model = model_for(record["objective"], cfg["model"], read_manifest(record["data"])["tokenizer"]["vocab_size"],
                           cfg["seq_len"])
     model.load_state_dict(_load(folder / "model.pt", torch.device("cpu")))
-    return model.eval(), record, json.loads((folder / "meta.json").read_text())
+    return model.eval(), record, json.loads((folder / CHECKPOINT_META).read_text())

@@ -60,7 +60,7 @@ def eval_build(loaded: Loaded, build: str, split: str = "val", **flags) -> dict[
     return validation.run(loaded.model, objective, CPU, contextlib.nullcontext())
 
 
-def read_documents(files: list[str]) -> dict[str, list[str]]:
+def texts_by_category(files: list[str]) -> dict[str, list[str]]:
     """category -> texts, in file and record order."""
     docs: dict[str, list[str]] = {}
     for name in files:
@@ -96,7 +96,7 @@ def eval_files(loaded: Loaded, files: list[str], seq_len: int | None = None, see
     pieces = PieceTable.of_texts(encoder.piece_texts())
     eos = encoder.special_ids["eos"]
     results, overall = {}, Totals()
-    for category, texts in sorted(read_documents(files).items()):
+    for category, texts in sorted(texts_by_category(files).items()):
         stream = np.concatenate([np.array(ids + [eos], dtype=np.int64) for ids in encoder.encode(texts)])
         windows = file_windows(stream, seq_len, objective.extra_token)
         totals = Totals()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from strata.manifests.layout import RUN_RECORD
 from strata.manifests.manifest import read_manifest
 from strata.tokenize.encoders import HFTokenizerEncoder, SentencePieceEncoder, load_build_encoder, load_encoder
 from strata.train.checkpoint import run_model
@@ -24,7 +25,7 @@ class Loaded:
 
 
 def load_model(source: str, step: int | None = None) -> Loaded:
-    if (Path(source) / "run.json").exists():
+    if (Path(source) / RUN_RECORD).exists():
         model, record, _ = run_model(source, step)
         encoder = load_build_encoder(record["data"], read_manifest(record["data"]))
         return Loaded(record["objective"], model, encoder, record)

@@ -10,6 +10,7 @@ from pathlib import Path
 import fsspec
 
 from strata.manifests.audit import audit_run
+from strata.manifests.layout import MANIFEST
 from strata.manifests.lineage import read_metrics
 from strata.storage import join
 
@@ -62,7 +63,7 @@ def differences(record: dict, architecture: str, generator: bool) -> list[str]:
 
 
 def _manifest_sha256(build: str) -> str:
-    with fsspec.open(join(build, "manifest.json"), "rb") as f:
+    with fsspec.open(join(build, MANIFEST), "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 

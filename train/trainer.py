@@ -35,12 +35,13 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from strata.config import ConfigError, TrainConfig
-from strata.manifests.lock import RUN_LOCK, FolderLock
+from strata.manifests.layout import RUN_LOCK, consumed_leftover_rank
+from strata.manifests.lock import FolderLock
 from strata.manifests.manifest import read_manifest
 from strata.redact import redact_strings, redact_url
 from strata.storage import remove_leftovers, write_bytes_atomic
 from strata.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from strata.train.data import LEFTOVER, BatchLoader, ConsumedWriter, StreamingWindows
+from strata.train.data import BatchLoader, ConsumedWriter, StreamingWindows
 from strata.train.hf_import import init_model
 from strata.train.objectives import objective_for
 from strata.train.runtime import Runtime, all_reduce_sum, on_device, start_runtime, stop_runtime
@@ -167,7 +168,7 @@ class Trainer:
         self.run = Path(cfg.out)
         self.run.mkdir(parents=True, exist_ok=True)
         if rt.rank == 0:  # what a killed run left; each rank clears its own consumed parts
-            remove_leftovers(str(self.run), lambda name: not LEFTOVER.search(name))
+            remove_leftovers(str(self.run), lambda name: consumed_leftover_rank(name) is None)
         checkpoint = latest_checkpoint(self.run)
         if checkpoint is not None and not cfg.resume:
             raise ConfigError(f"out: {self.run} already holds checkpoints; pass --resume to continue it, or choose a new --out")

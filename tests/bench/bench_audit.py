@@ -40,11 +40,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from strata.manifests.manifest import SCHEMA_VERSION
-from strata.pipeline.schema import LINEAGE_SCHEMA
-from strata.pipeline.shard import SHARD_LINEAGE_SCHEMA
+from strata.manifests.manifest import SCHEMA_VERSION, Manifest, TokenizerEntry
+from strata.manifests.schemas import CONSUMED_SCHEMA, LINEAGE_SCHEMA, PLACEMENTS_SCHEMA
 from strata.pipeline.write import write_table
-from strata.train.data import CONSUMED_SCHEMA
 
 TARGET_SECONDS = 5.0
 INPUT_FILES, BATCH = 100, 4096
@@ -165,7 +163,7 @@ def placements(table: pa.Table, rng: np.random.Generator) -> tuple[dict, dict[st
     val = rng.random(kept.num_rows) < VAL_FRACTION
     categories, files = {}, {}
     for name, share in CATEGORIES.items():
-        entry = {"config": {"weight": share}, "share": share, "curated": f"curated/{folder(name)}",
+        entry = {"config": {"weight": share}, "share": share, "planned_epochs": None, "curated": f"curated/{folder(name)}",
                  "docs": int((category == name).sum()), "bytes": int(text_bytes[category == name].sum()), "shards": []}
         for split in ("train", "val"):
             rows = np.flatnonzero((category == name) & (val == (split == "val")))
@@ -182,15 +180,15 @@ def placements(table: pa.Table, rng: np.random.Generator) -> tuple[dict, dict[st
                     {"doc_id": kept.column("doc_id").take(rows[index[mine]]), "category": [name] * n,
                      "split": [split] * n, "shard": [path] * n, "block_key": strings(blocks[mine] - first, keys),
                      "token_start": low[mine], "token_end": high[mine]},
-                    schema=SHARD_LINEAGE_SCHEMA,
+                    schema=PLACEMENTS_SCHEMA,
                 )
                 name_of_file = f"shards-{folder(name)}-{shard:06d}.parquet"  # both splits of a shard, as strata does
                 files[name_of_file] = pa.concat_tables([files[name_of_file], part]) if name_of_file in files else part
                 shard_tokens = int((high - low)[mine].sum())
                 entry["shards"].append(
                     {"category": name, "split": split, "shard": shard, "path": path, "index": path[:-4] + ".idx.json",
-                     "sha256": "0" * 64, "bytes": 2 * shard_tokens, "blocks": len(keys), "tokens": shard_tokens,
-                     "docs": len(np.unique(index[mine]))}
+                     "index_sha256": "0" * 64, "sha256": "0" * 64, "bytes": 2 * shard_tokens, "blocks": len(keys),
+                     "tokens": shard_tokens, "docs": len(np.unique(index[mine]))}
                 )
         categories[name] = entry
     return categories, files
@@ -272,10 +270,11 @@ def generate(root: Path, rows: int, seed: int = 0) -> dict:
     })
     categories, files = placements(table, rng)
     write_all(out, {f"lineage/{name}": part for name, part in files.items()})
-    manifest = {"schema_version": SCHEMA_VERSION, "strata_version": "bench", "config_hash": "ab" * 32,
-                "tokenizer": {"path": "tokenizer/tokenizer.model", "sha256": "0" * 64, "vocab_size": 32000},
-                "categories": categories, "lineage": "lineage"}
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    tokenizer = TokenizerEntry(path="tokenizer/tokenizer.model", record="", sha256="0" * 64, type="bpe", vocab_size=32000,
+                               special_ids={}, trained=False)
+    Manifest(schema_version=SCHEMA_VERSION, strata_version="bench", strata_commit=None, config_hash="ab" * 32, config={},
+             inputs=[], records=rows, fates={}, stages={}, budget_tokens=None, tokenizer=tokenizer,
+             categories=categories, lineage="lineage").write(str(out))
     pieces_table = consumed(categories, rows, rng)
     write_all(run, consumed_parts(pieces_table))
     steps = pieces_table["step"][-1].as_py() + 1

@@ -83,10 +83,11 @@ WARMUP = 20
 # --------------------------------------------------------------------------- the build
 
 
-def write_synthetic_build(out: Path, tokens: dict[str, int], seed: int = 0) -> dict:
-    """Random-token documents per category through the real shard writer; returns the manifest."""
-    from strata.manifests.manifest import SCHEMA_VERSION
-    from strata.pipeline.shard import BlockPacker, ShardTar, index_path, key_prefix, shard_path
+def write_synthetic_build(out: Path, tokens: dict[str, int], seed: int = 0) -> None:
+    """Random-token documents per category through the real shard writer, and a manifest."""
+    from strata.manifests.layout import index_path, key_prefix, shard_path
+    from strata.manifests.manifest import SCHEMA_VERSION, CategoryEntry, Manifest, ShardRecord, TokenizerEntry
+    from strata.pipeline.shard import BlockPacker, ShardTar
     from strata.storage import write_atomic
 
     rng = np.random.default_rng(seed)
@@ -113,22 +114,26 @@ def write_synthetic_build(out: Path, tokens: dict[str, int], seed: int = 0) -> d
             index = tar.index_bytes(path)
             (out / index_path(path)).write_bytes(index)
             shards.append(
-                {"category": category, "split": "train", "shard": shard, "path": path, "index": index_path(path),
-                 "index_sha256": hashlib.sha256(index).hexdigest(), "sha256": tar.sha256, "bytes": tar.bytes, "blocks": len(tar.index), "tokens": tar.tokens, "docs": tar.docs}
+                ShardRecord(category=category, split="train", shard=shard, path=path, index=index_path(path),
+                            index_sha256=hashlib.sha256(index).hexdigest(), sha256=tar.sha256, bytes=tar.bytes,
+                            blocks=len(tar.index), tokens=tar.tokens, docs=tar.docs)
             )
             shard += 1
-        categories[category] = {"share": SHARES[category], "tokens": total, "val_tokens": 0, "shards": shards}
+        categories[category] = CategoryEntry(
+            config={"weight": SHARES[category]}, share=SHARES[category], planned_epochs=None, docs=len(docs),
+            bytes=2 * total, curated="", tokens=total, val_tokens=0, shards=shards,
+        )
     np.concatenate(flat).tofile(out / "train.bin")
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "tokenizer": {"vocab_size": VOCAB, "special_ids": {"eos": EOS}},
-        "categories": categories,
-    }
+    tokenizer = TokenizerEntry(path="", record="", sha256="", type="synthetic", vocab_size=VOCAB,
+                               special_ids={"eos": EOS}, trained=False)
+    Manifest(schema_version=SCHEMA_VERSION, strata_version="bench", strata_commit=None, config_hash="", config={},
+             inputs=[], records=0, fates={}, stages={}, budget_tokens=None, tokenizer=tokenizer, categories=categories,
+             lineage="lineage").write(str(out))
 
 
 def ensure_build(total_tokens: int) -> None:
-    marker = BUILD / "manifest.json"
-    if marker.exists() and json.loads(marker.read_text()).get("bench_tokens") == total_tokens:
+    marker = BUILD / "bench.json"
+    if marker.exists() and json.loads(marker.read_text()).get("tokens") == total_tokens:
         if all((BUILD / f"{category}.bin").exists() for category in SHARES):
             return
     print(f"writing a synthetic build of {total_tokens / 1e6:.0f}M tokens to {BUILD} ...", flush=True)
@@ -136,8 +141,8 @@ def ensure_build(total_tokens: int) -> None:
     shutil.rmtree(BUILD, ignore_errors=True)
     shutil.rmtree(LITDATA, ignore_errors=True)  # made from the build's tokens
     BUILD.mkdir(parents=True)
-    manifest = write_synthetic_build(BUILD, {c: int(total_tokens * s) for c, s in SHARES.items()})
-    marker.write_text(json.dumps(dict(manifest, bench_tokens=total_tokens), indent=1))
+    write_synthetic_build(BUILD, {c: int(total_tokens * s) for c, s in SHARES.items()})
+    marker.write_text(json.dumps({"tokens": total_tokens}))
     print(f"  done in {time.perf_counter() - t0:.1f}s", flush=True)
 
 

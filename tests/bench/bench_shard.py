@@ -60,7 +60,8 @@ import pyarrow.parquet as pq  # noqa: E402
 import sentencepiece as spm  # noqa: E402
 
 from strata.config import parse_config  # noqa: E402
-from strata.pipeline.shard import ShardWriter, curated_files, plan_shards, run_shards, token_dtype  # noqa: E402
+from strata.manifests.block_codec import token_dtype  # noqa: E402
+from strata.pipeline.shard import ShardWriter, plan_shards, run_shards, shard_inputs  # noqa: E402
 
 BUILD = REPO / "out" / "bench" / "shard-build"
 CORPUS_CONFIG = REPO / "out" / "bench" / "corpus-60mb" / "strata.yaml"
@@ -80,7 +81,7 @@ def ensure_curated(build: Path) -> None:
 def curated_texts(build: Path) -> list[str]:
     """Every curated document's text, in the order the shard stage reads them."""
     texts = []
-    for files in curated_files(str(build)).values():
+    for files in shard_inputs(str(build)).values():
         for uri, _ in files:
             texts += pq.read_table(uri, columns=["text"]).column("text").to_pylist()
     return texts
@@ -157,7 +158,7 @@ def repeated_build(build: Path, copies: int) -> Path:
 def shard_in_process(build: Path, model: Path, config) -> tuple[int, float]:
     """(tokens, seconds) of the stage's own work, without Beam: ShardWriter on every plan,
     one after the other in this process, writing into a scratch OUT."""
-    plans = plan_shards(curated_files(str(build)), config.shards.target_bytes)
+    plans = plan_shards(shard_inputs(str(build)), config.shards.target_bytes)
     with tempfile.TemporaryDirectory(dir=build.parent) as scratch:
         writer = ShardWriter(scratch, str(model), config.shards)
         started = time.perf_counter()
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     alone_tokens, alone_seconds = shard_in_process(build, args.model, config)
     cores = next((int(a.split("=")[1]) for a in beam_args if a.startswith("--direct_num_workers=")), 0) or os.cpu_count()
     started, cpu = time.perf_counter(), cpu_seconds()
-    records = run_shards(config, str(build), str(args.model), beam_args)
+    records = [r.to_dict() for r in run_shards(config, str(build), str(args.model), beam_args)]
     shard_seconds, shard_cpu = time.perf_counter() - started, cpu_seconds() - cpu
     tokens = sum(r["tokens"] for r in records)
     assert tokens == alone_tokens == plain_tokens * args.copies, (tokens, alone_tokens, plain_tokens)
