@@ -6,9 +6,11 @@ build in OUT then stays whole and verifiable until the first stage that rewrites
 starts: that stage withdraws the old manifest first, and the new one is written last. So
 at any moment OUT either has a manifest that describes complete, checksummed output, or
 none. Running the same command again resumes at stage granularity: a stage whose record
-(curate.json, tokenizer/tokenizer.json) was written by a run with the same inputs and the
-same settings for that stage is kept; the stage that was interrupted, and every stage
-after it, runs again from its start, after the temporary files a killed run left are removed.
+(annotate.json, curate.json, tokenizer/tokenizer.json) was written by a run with the same
+inputs and the same settings for that stage is kept (so a build that changes only
+thresholds reselects from the stored attributes: curate_steps.py); the stage that was
+interrupted, and every stage after it, runs again from its start, after the temporary
+files a killed run left are removed. The build says which stages it kept.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from strata.errors import BuildError
 from strata.manifests.lock import BUILD_LOCK, FolderLock
 from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
 from strata.manifests.mixture import resolve_shares
-from strata.pipeline.curate import CURATE_SUMMARY, run_curate
+from strata.pipeline.curate import CURATE_SUMMARY
+from strata.pipeline.curate_steps import curate
 from strata.pipeline.preflight import preflight
-from strata.pipeline.progress import Progress, curate_line, shards_line, tokenizer_line
+from strata.pipeline.progress import Progress, curate_line, reuse_line, shards_line, tokenizer_line
 from strata.pipeline.read import InputFile
 from strata.pipeline.scratch import private_tempdir
 from strata.pipeline.shard import run_shards
@@ -47,14 +50,6 @@ TOKENIZER_MODEL = "tokenizer/tokenizer.model"
 TOKENIZER_RECORD = "tokenizer/tokenizer.json"
 HF_TOKENIZER = "tokenizer/hf/tokenizer.json"  # a given HF tokenizer, with its config beside it
 HF_TOKENIZER_CONFIG = "tokenizer/hf/tokenizer_config.json"
-CURATE_SECTIONS = ("sources", "validate", "normalize", "filters", "dedup", "decontaminate", "output")
-
-
-def settings_hash(config: BuildConfig, sections: tuple[str, ...]) -> str:
-    """sha256 of the config sections a stage depends on."""
-    data = config.to_dict()
-    canonical = json.dumps({k: data[k] for k in sections}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _read_json(uri: str) -> dict | None:
@@ -62,21 +57,6 @@ def _read_json(uri: str) -> dict | None:
         return None
     with open_file(uri, "rb") as f:
         return json.loads(f.read())
-
-
-def _curate(config: BuildConfig, out: str, files: list[InputFile], beam_args: list[str], progress: Progress | None) -> dict:
-    previous = _read_json(join(out, CURATE_SUMMARY))
-    key = settings_hash(config, CURATE_SECTIONS)
-    if previous and previous.get("settings_hash") == key:
-        inputs = [
-            {"source": f.source, "uri": f.uri, "relpath": f.relpath, "size": f.size, "fingerprint": f.fingerprint}
-            for f in files
-        ]
-        if inputs == previous["inputs"]:
-            log.info("curate: kept from the previous run (same inputs and settings)")
-            return previous
-    remove(join(out, MANIFEST))
-    return run_curate(config, out, beam_args, settings_hash=key, files=files, progress=progress)
 
 
 def _check_usable(curate: dict, out: str) -> None:
@@ -91,18 +71,18 @@ def _check_usable(curate: dict, out: str) -> None:
     )
 
 
-def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: dict[str, bytes] | None) -> dict:
+def _tokenizer(config: BuildConfig, out: str, curated: dict, given_model: dict[str, bytes] | None) -> tuple[dict, bool]:
     """Train a tokenizer on a mixture-weighted sample of the curated text, or take the
     configured one (its files, already checked, in `given_model`); either way OUT/tokenizer/
-    holds the model and its record."""
+    holds the model and its record. Returns the record and whether a previous run's was kept."""
     cfg = config.tokenizer
     key = hashlib.sha256(
-        json.dumps([config.to_dict()["tokenizer"], curate["settings_hash"], config.seed], sort_keys=True).encode()
+        json.dumps([config.to_dict()["tokenizer"], curated["settings_hash"], config.seed], sort_keys=True).encode()
     ).hexdigest()
     previous = _read_json(join(out, TOKENIZER_RECORD))
     if previous and previous.get("settings_hash") == key:
         log.info("tokenizer: kept from the previous run")
-        return previous
+        return previous, True
     remove(join(out, MANIFEST))
     remove(join(out, TOKENIZER_DIR))
     control_pieces = objective_pieces(cfg.sentinels) if cfg.objective_specials else []
@@ -110,7 +90,7 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: dict[st
         record = _given_tokenizer(cfg.model, given_model, out, control_pieces)
     else:
         # Curated bytes stand in for tokens, which are not known before the tokenizer.
-        shares = resolve_shares(config.categories, {c: v["bytes"] for c, v in curate["categories"].items()})
+        shares = resolve_shares(config.categories, {c: v["bytes"] for c, v in curated["categories"].items()})
         with tempfile.TemporaryDirectory(prefix="strata-tokenizer-") as scratch:
             sample_path = os.path.join(scratch, "sample.txt")
             sample = sample_curated_text(join(out, "curated"), shares, cfg.sample_bytes, config.seed, sample_path)
@@ -132,7 +112,7 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: dict[st
         record.update(path=TOKENIZER_MODEL, model_type=model_type(model_bytes))
     record["settings_hash"] = key
     write_bytes_atomic(join(out, TOKENIZER_RECORD), (json.dumps(record, indent=2) + "\n").encode())
-    return record
+    return record, False
 
 
 def read_given_tokenizer(model: str) -> dict[str, bytes]:
@@ -208,21 +188,25 @@ def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str],
                 files: list[InputFile], progress: Progress | None) -> dict:
     say = progress.line if progress else lambda _: None
     remove_leftovers(out)
-    curate = _curate(config, out, files, beam_args, progress)
-    say(curate_line(curate))
-    _check_usable(curate, out)
+    curated, reused = curate(config, out, files, beam_args, progress)
+    say(curate_line(curated))
+    _check_usable(curated, out)
     if until == "curate":
-        return curate
+        say(reuse_line(reused, ("annotate", "select")))
+        return curated
     started = time.monotonic()
-    tokenizer = _tokenizer(config, out, curate, given_model)
+    tokenizer, kept = _tokenizer(config, out, curated, given_model)
     say(tokenizer_line(tokenizer, time.monotonic() - started))
+    reused += ["tokenizer"] if kept else []
     if until == "tokenizer":
+        say(reuse_line(reused, ("annotate", "select", "tokenizer")))
         return tokenizer
     remove(join(out, MANIFEST))  # the shard stage rewrites what the manifest describes
     started = time.monotonic()
     shards = run_shards(config, out, join(out, tokenizer["path"]), beam_args, progress)
     say(shards_line(shards, time.monotonic() - started))
-    manifest = build_manifest(config, curate, _manifest_tokenizer(tokenizer), shards)
+    say(reuse_line(reused, ("annotate", "select", "tokenizer", "shards")))
+    manifest = build_manifest(config, curated, _manifest_tokenizer(tokenizer), shards)
     write_manifest(out, manifest)
     return manifest
 

@@ -1,30 +1,30 @@
-"""Curate: the Beam pipeline from raw sources to curated, deduplicated Parquet.
+"""Curate: annotation, then selection, from raw sources to curated, deduplicated Parquet.
 
-    read -> validate -> normalize -> language ID -> heuristic filters -> quality
-         -> fingerprint -> PII redaction -> spool -> exact + near dedup -> resolve
-         -> curated/<category>/, rejected/, quarantine/, lineage/
-         -> curate.json (written last: the stage's commit point)
+    annotate (annotate.py)  read -> validate -> normalize -> language ID -> Gopher statistics,
+                            C4 lines -> quality score -> decontamination -> fingerprints -> PII
+                            -> OUT/attributes/, annotate.json
+    select (select.py)      attributes -> thresholds (attributes.py) -> exact + near dedup of
+                            the survivors -> resolve (here) -> curated/<category>/, rejected/,
+                            quarantine/, lineage/ -> curate.json (written last: the commit point)
 
-Documents travel in batches from one input file. After the per-document stages each
-batch is spooled to OUT/_spool/ and only its small dedup fingerprints (ids, content
-hash, MinHash signature) are shuffled; the text never goes through a shuffle. Once the
-duplicates are known, each batch is read back once and written out. Memory per worker is
-one batch, whatever the corpus size, and the runner's shuffles carry a few hundred bytes
-per document.
+Each step has its own settings fingerprint (curate_steps.py): changing only thresholds,
+category rules or dedup resolution reruns selection on the stored attributes. Only the
+small dedup fingerprints (ids, content hash, MinHash signature) are shuffled; the text
+never goes through a shuffle. Once the duplicates are known, each batch's attributes are
+read back once and written out. Memory per worker is one batch, whatever the corpus size.
 
-The pipeline uses only core Beam transforms (Create, ParDo, GroupByKey, Flatten), so it
-runs unchanged on the DirectRunner, Dask, Flink, Spark or Dataflow.
+The pipelines use only core Beam transforms (Create, ParDo, GroupByKey, Flatten), so they
+run unchanged on the DirectRunner, Dask, Flink, Spark or Dataflow. This module holds what
+selection resolves with (dedup verdicts, ResolveBatch) and curate.json's summary.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 import logging
 import re
-import time
 from collections import defaultdict
-from contextlib import nullcontext
 
 import apache_beam as beam
 import numpy as np
@@ -34,12 +34,10 @@ import pyarrow.dataset as ds
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig
-from strata.pipeline.progress import CountDocuments, Progress, expected_bytes
-from strata.pipeline.decompress import ExpansionLimit
-from strata.pipeline.decontaminate import load_eval_ngrams
+from strata.pipeline.attributes import ATTRIBUTES, select_batch, spool_table
 from strata.pipeline.dedup import ExactDuplicates, NearDuplicates
-from strata.pipeline.paragraphs import BoilerplateParagraphs, paragraph_hashes, remove_paragraphs
-from strata.pipeline.read import InputFile, ReadSources, discover_inputs
+from strata.pipeline.paragraphs import remove_paragraphs
+from strata.pipeline.read import InputFile
 from strata.pipeline.schema import (
     CURATED_SCHEMA,
     FATE_DROPPED,
@@ -50,28 +48,17 @@ from strata.pipeline.schema import (
     PII_COUNTS,
     QUARANTINE_SCHEMA,
     REJECTED_SCHEMA,
-    SPOOL_SCHEMA,
     STAGES,
     lineage_row,
 )
-from strata.pipeline.stages import (
-    Decontaminate,
-    Fingerprint,
-    HeuristicFilters,
-    LanguageFilter,
-    Normalize,
-    QualityFilter,
-    RedactPII,
-    Validate,
-)
 from strata.pipeline.write import read_parquet, write_parquet, write_table
-from strata.storage import filesystem, join, remove, write_bytes_atomic
+from strata.storage import filesystem, join
 from strata.version import __version__
 
 log = logging.getLogger("strata.curate")
 
 CURATE_SUMMARY = "curate.json"
-CURATE_OUTPUTS = ("curated", "rejected", "quarantine", "lineage", "_spool")
+SELECT_OUTPUTS = ("curated", "rejected", "quarantine", "lineage")
 BATCH_DOCS = 4096
 BATCH_BYTES = 32 * 2**20
 
@@ -89,31 +76,6 @@ def node_id(doc_id: str, batch: str) -> str:
     """Dedup works on `doc_id@batch`: the batch travels with the verdict, and since doc_ids
     have one length, the smallest node id is the smallest doc_id."""
     return f"{doc_id}@{batch}"
-
-
-class SpoolBatch(beam.DoFn):
-    """Writes a batch to OUT/_spool/<batch>.parquet and emits ('batch', key) plus, per live
-    document, ('fingerprint', (node_id, content_hash, signature)) and, with paragraph dedup,
-    ('paragraphs', (node_id, hashes of its paragraphs as spooled))."""
-
-    def __init__(self, out: str, min_paragraph_chars: int | None):
-        self.out = out
-        self.min_paragraph_chars = min_paragraph_chars  # None: no paragraph dedup
-
-    def process(self, batch):
-        key = batch["batch"]
-        write_parquet(join(self.out, "_spool", f"{key}.parquet"), [_spool_row(d) for d in batch["docs"]], SPOOL_SCHEMA)
-        yield "batch", key
-        for doc in batch["docs"]:
-            if doc["fate"] is None:
-                node = node_id(doc["doc_id"], key)
-                yield "fingerprint", (node, doc["content_hash"], doc.get("minhash"))
-                if self.min_paragraph_chars is not None:
-                    yield "paragraphs", (node, paragraph_hashes(doc["text"], self.min_paragraph_chars))
-
-
-def _spool_row(doc: dict) -> dict:
-    return {name: doc.get(name) for name in SPOOL_SCHEMA.names}
 
 
 class Deduplicate(beam.PTransform):
@@ -156,11 +118,6 @@ def _exact_verdict(node: str, survivor: str) -> tuple:
     return batch, (doc_id, "exact", _doc_id(survivor), None, 1.0)
 
 
-def _paragraph_verdict(node: str, hashes: list) -> tuple:
-    doc_id, batch = node.split("@")
-    return batch, (doc_id, "paragraphs", hashes, None, None)
-
-
 def _near_verdict(node: str, verified: tuple) -> tuple:
     survivor, cluster, similarity = verified
     doc_id, batch = node.split("@")
@@ -168,26 +125,33 @@ def _near_verdict(node: str, verified: tuple) -> tuple:
 
 
 class ResolveBatch(beam.DoFn):
-    """Reads a spooled batch back, applies its dedup verdicts and writes the batch's
-    curated/<category>/, rejected/, quarantine/ and lineage/ files; emits (uri, rows).
+    """Reads a batch's attributes, selects its documents (attributes.py), applies their
+    dedup verdicts and writes the batch's curated/<category>/, rejected/, quarantine/ and
+    lineage/ files; emits (uri, rows).
 
     Fates are decided on the small columns; the text and raw columns stay in Arrow and
     are only sliced into the output files, never turned into Python strings."""
 
-    def __init__(self, out: str, config_hash: str, write_rejected: bool, min_chars_after_paragraphs: int):
+    def __init__(self, out: str, config: dict):
         self.out = out
-        self.config_hash = config_hash
-        self.write_rejected = write_rejected
-        self.min_chars = min_chars_after_paragraphs
+        self._config_dict = config  # plain data: DoFns travel to workers on any runner
+
+    def setup(self):
+        config = BuildConfig.model_validate(self._config_dict)
+        self.config_hash = config.config_hash
+        self.write_rejected = config.output.write_rejected
+        self.min_chars = config.dedup.paragraph.min_chars
+        self.filters_for = functools.lru_cache(maxsize=None)(config.filters.for_category)
 
     def process(self, element):
         key, grouped = element
         verdicts: dict[str, dict] = defaultdict(dict)
         for doc_id, kind, *verdict in grouped["verdicts"]:
             verdicts[doc_id][kind] = verdict
-        spool = join(self.out, "_spool", f"{key}.parquet")
-        table = read_parquet(spool)
-        docs = table.drop_columns(["text", "raw"]).to_pylist()
+        attributes = read_parquet(join(self.out, ATTRIBUTES, f"part-{key}.parquet"))
+        docs, levels = select_batch(attributes, self.filters_for)
+        table = spool_table(attributes, docs, levels)
+        del attributes
         for doc in docs:
             if doc["fate"] is None:
                 self.resolve(doc, verdicts.get(doc["doc_id"], {}))
@@ -215,7 +179,6 @@ class ResolveBatch(beam.DoFn):
             if rows:
                 part = table.take(rows).select(schema.names).cast(schema)
                 yield (uri := join(self.out, folder, name)), write_table(uri, part)
-        remove(spool)
 
     def remove_boilerplate(self, table: pa.Table, docs: list[dict], verdicts: dict) -> pa.Table:
         """Takes the boilerplate paragraphs out of the kept documents that hold them (only
@@ -257,81 +220,6 @@ class ResolveBatch(beam.DoFn):
         doc["cluster_id"] = cluster
 
 
-def _only(kind: str):
-    return beam.FlatMap(lambda item: [item[1]] if item[0] == kind else [])
-
-
-class _Decontaminate(beam.PTransform):
-    """The Decontaminate stage with the eval n-grams, read here once, as a side input; no
-    stage at all without a `decontaminate` config."""
-
-    def __init__(self, config: BuildConfig):
-        super().__init__()
-        self.config = config
-
-    def expand(self, batches):
-        if self.config.decontaminate is None:
-            return batches
-        table = load_eval_ngrams(self.config.decontaminate)
-        log.info("decontaminate: %d eval n-grams of lengths %s", len(table), list(table.lengths))
-        eval_ngrams = batches.pipeline | "EvalNgrams" >> beam.Create([table.to_dict()])
-        return batches | "Match" >> beam.ParDo(Decontaminate(self.config.to_dict()), beam.pvalue.AsSingleton(eval_ngrams))
-
-
-class Curate(beam.PTransform):
-    """The whole curate stage; outputs (uri, rows) of every file it wrote."""
-
-    def __init__(self, config: BuildConfig, files: list[InputFile], out: str, report_folder: str | None = None):
-        super().__init__()
-        self.config = config
-        self.files = files
-        self.out = out
-        self.report_folder = report_folder  # see progress.py
-
-    def expand(self, pbegin):
-        config, out = self.config, self.out
-        cfg = config.to_dict()
-        paragraph = config.dedup.paragraph
-        expansion = ExpansionLimit(config.validate_.max_expansion_ratio, config.validate_.max_decompressed_bytes)
-        spooled = (
-            pbegin
-            | "Read" >> ReadSources(self.files, config.validate_.max_text_bytes * 2 + 1024, BATCH_DOCS, BATCH_BYTES,
-                                    expansion)
-            | "Validate" >> beam.ParDo(Validate(cfg))
-            | "Normalize" >> beam.ParDo(Normalize(cfg))
-            | "LanguageID" >> beam.ParDo(LanguageFilter(cfg))
-            | "HeuristicFilters" >> beam.ParDo(HeuristicFilters(cfg))
-            | "QualityClassifier" >> beam.ParDo(QualityFilter(cfg))
-            | "Decontaminate" >> _Decontaminate(config)
-            | "Fingerprint" >> beam.ParDo(Fingerprint(cfg))
-            | "RedactPII" >> beam.ParDo(RedactPII(cfg))
-            | "Progress" >> beam.ParDo(CountDocuments(self.report_folder))
-            | "Spool" >> beam.ParDo(SpoolBatch(out, paragraph.min_paragraph_chars if paragraph.enabled else None))
-        )
-        batches = spooled | "Batches" >> _only("batch") | "KeyBatches" >> beam.Map(lambda key: (key, None))
-        verdicts = spooled | "Fingerprints" >> _only("fingerprint") | "Deduplicate" >> Deduplicate(config)
-        if paragraph.enabled:
-            verdicts = (
-                verdicts,
-                spooled
-                | "ParagraphHashes" >> _only("paragraphs")
-                | "BoilerplateParagraphs" >> BoilerplateParagraphs(paragraph)
-                | "AsParagraphVerdicts" >> beam.MapTuple(_paragraph_verdict),
-            ) | "WithParagraphVerdicts" >> beam.Flatten()
-        # The final transform depends on every write, so that runners which compute only
-        # the pipeline's last node (Dask) still run all of it.
-        return (
-            {"batch": batches, "verdicts": verdicts}
-            | "JoinVerdicts" >> beam.CoGroupByKey()
-            | "ResolveBatches" >> beam.ParDo(
-                ResolveBatch(out, config.config_hash, config.output.write_rejected, paragraph.min_chars)
-            )
-        )
-
-
-# --------------------------------------------------------------------------- running
-
-
 def default_pipeline_options(beam_args: list[str], mode: str = "in_memory", workers: int = 1) -> PipelineOptions:
     """The DirectRunner in `mode` with `workers` (0: one per core) unless the user's args say
     otherwise. Curate's default is one process: each DirectRunner worker process costs
@@ -351,34 +239,10 @@ def default_pipeline_options(beam_args: list[str], mode: str = "in_memory", work
     return PipelineOptions(args)
 
 
-def run_curate(
-    config: BuildConfig,
-    out: str,
-    beam_args: list[str] | None = None,
-    settings_hash: str = "",
-    files: list[InputFile] | None = None,
-    progress: Progress | None = None,
-) -> dict:
-    """Run the curate pipeline into `out` and write OUT/curate.json; returns the summary.
-    `settings_hash` identifies the config sections curation depends on (see build.py);
-    `files`: the inputs, if already discovered."""
-    files = discover_inputs(config.sources) if files is None else files
-    # A previous, possibly killed, run may have left files of another input layout.
-    remove(join(out, CURATE_SUMMARY))
-    for folder in CURATE_OUTPUTS:
-        remove(join(out, folder))
-    log.info("curate: %d input files, %.1f MB", len(files), sum(f.size for f in files) / 1e6)
-    started = time.time()
-    options = default_pipeline_options(beam_args or [])
-    watching = progress.stage("curate", expected_bytes(files)) if progress else nullcontext()
-    with watching as report_folder, beam.Pipeline(options=options) as pipeline:
-        _ = pipeline | "Curate" >> Curate(config, files, out, report_folder)
-    seconds = time.time() - started
-    remove(join(out, "_spool"))
-    summary = summarize(config, files, out, seconds)
-    summary["settings_hash"] = settings_hash
-    write_bytes_atomic(join(out, CURATE_SUMMARY), json.dumps(summary, indent=2).encode())
-    return summary
+def input_records(files: list[InputFile]) -> list[dict]:
+    """The inputs as curate.json and annotate.json record them (and compare them on a rerun)."""
+    return [{"source": f.source, "uri": f.uri, "relpath": f.relpath, "size": f.size, "fingerprint": f.fingerprint}
+            for f in files]
 
 
 def read_lineage(out: str):
@@ -461,10 +325,7 @@ def summarize(config: BuildConfig, files: list[InputFile], out: str, seconds: fl
         "strata_version": __version__,
         "config_hash": config.config_hash,
         "config": config.to_dict(),
-        "inputs": [
-            {"source": f.source, "uri": f.uri, "relpath": f.relpath, "size": f.size, "fingerprint": f.fingerprint}
-            for f in files
-        ],
+        "inputs": input_records(files),
         "records": int(len(fate)),
         "fates": {k: int((fate == k).sum()) for k in (FATE_KEPT, FATE_DROPPED, FATE_DUPLICATE, FATE_QUARANTINED)},
         "stages": stage_counters(lineage),

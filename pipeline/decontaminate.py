@@ -21,6 +21,7 @@ parallel array of set indices, 16 bytes per n-gram (1.6 MB for 100k), searched w
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 import zlib
@@ -114,10 +115,32 @@ def load_eval_ngrams(cfg: DecontaminateConfig) -> EvalNgrams:
     return EvalNgrams(unique, all_sets[first], tuple(sorted(lengths)), tuple(s.name for s in cfg.sets))
 
 
+def _eval_paths(pattern: str) -> tuple[object, list[str]]:
+    """The file system of a path or glob, and the files it names there."""
+    fs, path = filesystem(pattern)
+    return fs, sorted(fs.glob(path)) if any(c in path for c in "*?[") else [path]
+
+
+def eval_files_fingerprint(cfg: DecontaminateConfig) -> list[dict]:
+    """Size and sha256 of every eval file, per set: a settings fingerprint that changes
+    when a file's contents do, not only when the config names other files."""
+    files = []
+    for eval_set in cfg.sets:
+        for pattern in eval_set.paths:
+            fs, paths = _eval_paths(pattern)
+            for path in paths:
+                digest = hashlib.sha256()
+                with fs.open(path, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        digest.update(chunk)
+                files.append({"set": eval_set.name, "size": fs.size(path), "sha256": digest.hexdigest()})
+    return files
+
+
 def _eval_files(pattern: str) -> Iterator[tuple[str, object]]:
     """(name without .gz/.zst, open decompressed file) of every file a path or glob names."""
-    fs, path = filesystem(pattern)
-    for found in sorted(fs.glob(path)) if any(c in path for c in "*?[") else [path]:
+    fs, paths = _eval_paths(pattern)
+    for found in paths:
         raw = fs.open(found, "rb")
         if found.endswith(".gz"):
             yield found.removesuffix(".gz"), gzip.open(raw)
