@@ -24,7 +24,7 @@ from strata.config import BuildConfig
 from strata.pipeline.attributes import ATTRIBUTES, ATTRIBUTES_SCHEMA, attribute_row
 from strata.pipeline.curate import BATCH_BYTES, BATCH_DOCS, default_pipeline_options, input_records
 from strata.pipeline.decompress import ExpansionLimit
-from strata.pipeline.decontaminate import load_eval_ngrams
+from strata.pipeline.decontaminate import load_eval_index
 from strata.pipeline.progress import CountDocuments, Progress, expected_bytes
 from strata.pipeline.read import InputFile, ReadSources
 from strata.pipeline.stages import (
@@ -73,7 +73,7 @@ class _Decontaminate(beam.PTransform):
     def expand(self, batches):
         if self.config.decontaminate is None:
             return batches
-        table = load_eval_ngrams(self.config.decontaminate)
+        table = load_eval_index(self.config.decontaminate)
         log.info("decontaminate: %d eval n-grams of lengths %s", len(table), list(table.lengths))
         eval_ngrams = batches.pipeline | "EvalNgrams" >> beam.Create([table.to_dict()])
         return batches | "Match" >> beam.ParDo(Decontaminate(self.config.to_dict()), beam.pvalue.AsSingleton(eval_ngrams))

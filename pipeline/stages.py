@@ -17,7 +17,7 @@ import apache_beam as beam
 
 from strata.config import BuildConfig, FilterSet
 from strata.pipeline import dedup, filters, langid, pii, quality
-from strata.pipeline.decontaminate import EvalNgrams, decontaminate
+from strata.pipeline.decontaminate import decontaminate, eval_index_from_dict
 from strata.pipeline.normalize import normalize_text
 from strata.pipeline.schema import FATE_DROPPED
 from strata.pipeline.validate import utf8_size, validate_record
@@ -151,7 +151,7 @@ class Decontaminate(DocStage):
 
     def process(self, batch, eval_ngrams):
         if not hasattr(self, "index"):
-            self.index = EvalNgrams.from_dict(eval_ngrams)
+            self.index = eval_index_from_dict(eval_ngrams)
         yield from super().process(batch)
 
     def apply(self, doc):
