@@ -28,14 +28,14 @@ from strata.manifests.lock import BUILD_LOCK, FolderLock
 from strata.manifests.manifest import MANIFEST, build_manifest, write_manifest
 from strata.manifests.mixture import resolve_shares
 from strata.pipeline.curate import CURATE_SUMMARY
-from strata.pipeline.curate_steps import curate
+from strata.pipeline.curate_steps import curate, read_json
 from strata.pipeline.preflight import preflight
 from strata.pipeline.progress import Progress, curate_line, reuse_line, shards_line, tokenizer_line
 from strata.pipeline.read import InputFile
 from strata.pipeline.scratch import private_tempdir
 from strata.pipeline.shard import run_shards
 from strata.redact import redact_url
-from strata.storage import exists, join, open_file, remove, remove_leftovers, write_bytes_atomic
+from strata.storage import join, open_file, remove, remove_leftovers, write_bytes_atomic
 from strata.tokenize.encoders import HFTokenizerEncoder, hf_tokenizer_files, is_sentencepiece, load_encoder
 from strata.tokenize.model_file import read_model_file
 from strata.tokenize.specials import objective_pieces, with_control_pieces
@@ -50,13 +50,6 @@ TOKENIZER_MODEL = "tokenizer/tokenizer.model"
 TOKENIZER_RECORD = "tokenizer/tokenizer.json"
 HF_TOKENIZER = "tokenizer/hf/tokenizer.json"  # a given HF tokenizer, with its config beside it
 HF_TOKENIZER_CONFIG = "tokenizer/hf/tokenizer_config.json"
-
-
-def _read_json(uri: str) -> dict | None:
-    if not exists(uri):
-        return None
-    with open_file(uri, "rb") as f:
-        return json.loads(f.read())
 
 
 def _check_usable(curate: dict, out: str) -> None:
@@ -79,7 +72,7 @@ def _tokenizer(config: BuildConfig, out: str, curated: dict, given_model: dict[s
     key = hashlib.sha256(
         json.dumps([config.to_dict()["tokenizer"], curated["settings_hash"], config.seed], sort_keys=True).encode()
     ).hexdigest()
-    previous = _read_json(join(out, TOKENIZER_RECORD))
+    previous = read_json(join(out, TOKENIZER_RECORD))
     if previous and previous.get("settings_hash") == key:
         log.info("tokenizer: kept from the previous run")
         return previous, True

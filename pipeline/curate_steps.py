@@ -91,10 +91,11 @@ def annotate_settings_hash(config: BuildConfig) -> str:
     return _fingerprint(annotation_settings(config), config)
 
 
-def _record(out: str, name: str) -> dict | None:
-    if not exists(join(out, name)):
+def read_json(uri: str) -> dict | None:
+    """A stage's JSON record, or None when there is none."""
+    if not exists(uri):
         return None
-    with open_file(join(out, name), "rb") as f:
+    with open_file(uri, "rb") as f:
         return json.loads(f.read())
 
 
@@ -108,13 +109,13 @@ def curate(config: BuildConfig, out: str, files: list[InputFile], beam_args: lis
     settings; returns curate.json's summary and the steps kept ('annotate', 'select')."""
     inputs = input_records(files)
     select_hash = select_settings_hash(config)
-    previous = _record(out, CURATE_SUMMARY)
+    previous = read_json(join(out, CURATE_SUMMARY))
     if _same(previous, select_hash, inputs):
         log.info("curate: kept from the previous run (same inputs and settings)")
         return previous, ["annotate", "select"]
     remove(join(out, MANIFEST))  # what follows rewrites what it describes
     annotate_hash = annotate_settings_hash(config)
-    annotated = _record(out, ANNOTATE_RECORD)
+    annotated = read_json(join(out, ANNOTATE_RECORD))
     if _same(annotated, annotate_hash, inputs):
         log.info("annotate: kept from the previous run (same inputs and attribute settings)")
         return run_select(config, out, beam_args, select_hash, files), ["annotate"]
