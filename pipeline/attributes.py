@@ -110,7 +110,8 @@ def texts_at(table: pa.Table, levels: list[str]) -> pa.ChunkedArray:
     return pc.if_else(pc.equal(levels, FINAL), final, pc.if_else(pc.equal(levels, LINES), lines, read))
 
 
-def spool_table(table: pa.Table, docs: list[dict], levels: list[str]) -> pa.Table:
-    """The batch as the dedup resolution reads it: selected documents with their text."""
+def selected_table(table: pa.Table, docs: list[dict], levels: list[str]) -> pa.Table:
+    """The batch as the dedup resolution reads it: the selected documents (`docs`), each with
+    its text at its level, and the quarantined records' raw bytes."""
     small = pa.Table.from_pylist(docs, schema=pa.schema([ATTRIBUTES_SCHEMA.field(n) for n in SMALL_COLUMNS]))
     return small.append_column("text", texts_at(table, levels)).append_column("raw", table.column("raw"))

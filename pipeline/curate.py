@@ -34,7 +34,7 @@ import pyarrow.dataset as ds
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig
-from strata.pipeline.attributes import ATTRIBUTES, select_batch, spool_table
+from strata.pipeline.attributes import ATTRIBUTES, select_batch, selected_table
 from strata.pipeline.dedup import ExactDuplicates, NearDuplicates
 from strata.pipeline.paragraphs import remove_paragraphs
 from strata.pipeline.read import InputFile
@@ -150,7 +150,7 @@ class ResolveBatch(beam.DoFn):
             verdicts[doc_id][kind] = verdict
         attributes = read_parquet(join(self.out, ATTRIBUTES, f"part-{key}.parquet"))
         docs, levels = select_batch(attributes, self.filters_for)
-        table = spool_table(attributes, docs, levels)
+        table = selected_table(attributes, docs, levels)
         del attributes
         for doc in docs:
             if doc["fate"] is None:

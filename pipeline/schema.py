@@ -88,8 +88,8 @@ LINEAGE_SCHEMA = _schema(
     "duplicate_of", "cluster_id", "similarity", "paragraphs_removed", *SCORES, *PII_COUNTS, *CONTAMINATION,
     "config_hash",
 )
-# A batch of documents after the per-document stages, spooled to disk until the dedup
-# verdicts are known.
+# A document after the per-document stages, as selection hands it to the dedup resolution;
+# attributes.py adds the attribute columns annotation stores beside these.
 SPOOL_SCHEMA = _schema(
     *RECORD, "category", "raw_bytes", "text", "text_bytes", "fate", "stage", "reason", "detail", "raw",
     "content_hash", *SCORES, *PII_COUNTS, *CONTAMINATION,

@@ -4,18 +4,22 @@ annotation and gives byte for byte what a from-scratch build with the new thresh
 import hashlib
 import json
 import os
+import random
 import shutil
 
 import pyarrow.dataset as ds
 import pytest
 
-from strata.config import GopherRepetitionConfig, parse_config
+from strata.config import FilterSet, GopherQualityConfig, GopherRepetitionConfig, parse_config
+from strata.pipeline.attributes import FINAL, LINES, READ, select_document
 from strata.pipeline.build import run_build
 from strata.pipeline.console import Console
 from strata.pipeline.curate_steps import annotate_settings_hash, select_settings_hash
+from strata.pipeline.filters import heuristic_attributes
 from strata.pipeline.progress import Progress
 
 from conftest import IN_MEMORY
+from corpus import prose
 
 DUP_NGRAMS = GopherRepetitionConfig().duplicate_ngram_max_char_fraction
 SMALL = {"tokenizer": {"vocab_size": 400}, "shards": {"block_tokens": 256, "val_fraction": 0.1, "target_bytes": 20000}}
@@ -161,3 +165,41 @@ def test_eval_file_contents_are_in_both_fingerprints(corpus_config_dict, tmp_pat
     assert os.stat(eval_file).st_size == stat.st_size
     assert annotate_settings_hash(config) != annotate
     assert select_settings_hash(config) != select
+
+
+def _annotated(text: str, language: str, **found) -> dict:
+    """A document's attributes as annotation would store them (no Beam)."""
+    doc = {"fate": None, "language": language, "language_score": 0.99, "quality_score": None,
+           "decontaminate_drop": None, "contaminated_set": None, "contaminated_ngrams": None,
+           "contaminated_chars": None, "content_hash": "c0ffee", "pii_email": 1, "pii_ip": 0, "pii_phone": 0,
+           "text_bytes": 300, "bytes_lines": 200, "bytes_final": 100}
+    doc.update(heuristic_attributes(text, FilterSet(), language), **found)
+    return doc
+
+
+def test_selection_replays_the_stages_in_order_and_empties_what_a_dropped_document_never_reached():
+    text = prose(random.Random(7), 12)
+    contaminated = {"decontaminate_drop": True, "contaminated_set": "qa", "contaminated_ngrams": 3,
+                    "contaminated_chars": 200}
+
+    wrong_language = _annotated(text, "fr", **contaminated)
+    assert select_document(wrong_language, FilterSet()) == READ
+    assert (wrong_language["stage"], wrong_language["reason"]) == ("language", "language:not_in_languages")
+    assert wrong_language["language"] == "fr" and wrong_language["text_bytes"] == 300
+    assert wrong_language["contaminated_set"] is None and wrong_language["content_hash"] is None
+    assert wrong_language["pii_email"] is None
+
+    found_in_eval = _annotated(text, "en", **contaminated)
+    assert select_document(found_in_eval, FilterSet()) == LINES
+    assert (found_in_eval["stage"], found_in_eval["reason"]) == ("decontaminate", "contaminated:qa")
+    assert found_in_eval["contaminated_ngrams"] == 3 and found_in_eval["text_bytes"] == 200
+    assert found_in_eval["content_hash"] is None
+
+    kept = _annotated(text, "en")
+    assert select_document(kept, FilterSet()) == FINAL
+    assert kept["fate"] is None and kept["text_bytes"] == 100 and kept["content_hash"] == "c0ffee"
+
+    strict = FilterSet(gopher_quality=GopherQualityConfig(min_words=kept["gq_words"] + 1))
+    too_short = _annotated(text, "en")
+    assert select_document(too_short, strict) == READ
+    assert too_short["reason"] == "gopher_quality:min_words"
