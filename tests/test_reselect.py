@@ -203,3 +203,26 @@ def test_selection_replays_the_stages_in_order_and_empties_what_a_dropped_docume
     too_short = _annotated(text, "en")
     assert select_document(too_short, strict) == READ
     assert too_short["reason"] == "gopher_quality:min_words"
+
+
+def test_curate_runs_again_when_an_eval_files_contents_change(corpus_config_dict, planted, tmp_path):
+    eval_file = tmp_path / "eval.jsonl"
+    passage = " ".join(planted["documents"][0]["text"].split()[:30])  # in the corpus
+    eval_file.write_text(json.dumps({"text": passage}) + "\n")
+    config = parse_config(_with(corpus_config_dict, decontaminate={"sets": [{"name": "qa", "paths": [str(eval_file)]}]}))
+    out = tmp_path / "out"
+
+    def curate():
+        log = tmp_path / "curate.log"
+        with open(log, "w") as f:
+            summary = run_build(config, str(out), "curate", IN_MEMORY, Progress(Console(f.fileno())))
+        return summary, log.read_text().splitlines()
+
+    first, lines = curate()
+    assert "stages reused: none | ran: annotate, select" in lines and first["decontamination"]["qa"]
+    _, lines = curate()
+    assert "stages reused: annotate, select | ran: none" in lines
+    eval_file.write_text(json.dumps({"text": " ".join(["unrelated"] * 30)}) + "\n")  # same path, new contents
+    again, lines = curate()
+    assert "stages reused: none | ran: annotate, select" in lines
+    assert again["decontamination"] == {}
