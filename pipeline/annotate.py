@@ -2,7 +2,8 @@
 
     read -> validate -> normalize -> language ID -> Gopher statistics + C4 lines -> quality score
          -> decontamination -> fingerprints -> PII redaction
-         -> OUT/attributes/part-<batch>.parquet, then OUT/annotate.json (the step's commit point)
+         -> OUT/attributes/part-<batch>.parquet, and the MinHash bands two or more documents
+            share -> OUT/attributes/shared_bands.parquet; then OUT/annotate.json (the commit point)
 
 Every document that validation and normalization let through is measured by every stage,
 whatever the thresholds (attributes.py lists what is kept), so that selection
@@ -16,15 +17,19 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
 
 from strata.config import BuildConfig
-from strata.pipeline.attributes import ATTRIBUTES, ATTRIBUTES_SCHEMA, attribute_row
-from strata.pipeline.curate import BATCH_BYTES, BATCH_DOCS, default_pipeline_options, input_records
+from strata.pipeline.attributes import ATTRIBUTES, ATTRIBUTES_SCHEMA, SHARED_BANDS, attribute_row
+from strata.pipeline.curate import BATCH_BYTES, BATCH_DOCS, default_pipeline_options, input_records, node_id
 from strata.pipeline.decompress import ExpansionLimit
 from strata.pipeline.decontaminate import load_eval_index
+from strata.pipeline.dedup import SharedBands
 from strata.pipeline.progress import CountDocuments, Progress, expected_bytes
 from strata.pipeline.read import InputFile, ReadSources
 from strata.pipeline.stages import (
@@ -37,7 +42,7 @@ from strata.pipeline.stages import (
     RedactPII,
     Validate,
 )
-from strata.pipeline.write import write_parquet
+from strata.pipeline.write import write_parquet, write_table
 from strata.storage import join, remove, write_bytes_atomic
 from strata.version import __version__
 
@@ -62,6 +67,28 @@ class WriteAttributes(beam.DoFn):
         yield batch["batch"]
 
 
+def _signatures(batch) -> Iterator[tuple]:
+    """(node, MinHash signature) of every annotated document of a batch."""
+    for doc in batch["docs"]:
+        if doc["fate"] is None and doc.get("minhash") is not None:
+            yield node_id(doc["doc_id"], batch["batch"]), np.frombuffer(doc["minhash"], np.uint32)
+
+
+class WriteSharedBands(beam.DoFn):
+    """Writes every (band key, node) of the bands two or more documents share, sorted, to
+    OUT/attributes/shared_bands.parquet: selection regroups the survivors among them
+    instead of all documents' bands."""
+
+    def __init__(self, out: str):
+        self.out = out
+
+    def process(self, members: list):
+        members.sort()
+        table = pa.table({"band_key": pa.array([key for key, _ in members], pa.binary()),
+                          "node": pa.array([node for _, node in members], pa.string())})
+        yield write_table(join(self.out, ATTRIBUTES, SHARED_BANDS), table)
+
+
 class _Decontaminate(beam.PTransform):
     """The Decontaminate stage with the eval n-grams, read here once, as a side input; no
     stage at all without a `decontaminate` config."""
@@ -80,7 +107,8 @@ class _Decontaminate(beam.PTransform):
 
 
 class Annotate(beam.PTransform):
-    """The whole annotate step; outputs the keys of the batches it wrote."""
+    """The whole annotate step: attributes per batch and, with near dedup, the shared bands;
+    outputs the keys of the batches it wrote."""
 
     def __init__(self, config: BuildConfig, files: list[InputFile], out: str, report_folder: str | None = None):
         super().__init__()
@@ -92,7 +120,7 @@ class Annotate(beam.PTransform):
     def expand(self, pbegin):
         config, cfg = self.config, self.config.to_dict()
         expansion = ExpansionLimit(config.validate_.max_expansion_ratio, config.validate_.max_decompressed_bytes)
-        return (
+        annotated = (
             pbegin
             | "Read" >> ReadSources(self.files, config.validate_.max_text_bytes * 2 + 1024, BATCH_DOCS, BATCH_BYTES,
                                     expansion)
@@ -105,8 +133,16 @@ class Annotate(beam.PTransform):
             | "Fingerprint" >> beam.ParDo(Fingerprint(cfg))
             | "RedactPII" >> beam.ParDo(RedactPII(cfg))
             | "Progress" >> beam.ParDo(CountDocuments(self.report_folder))
-            | "WriteAttributes" >> beam.ParDo(WriteAttributes(self.out))
         )
+        if config.dedup.near.enabled:
+            _ = (
+                annotated
+                | "Signatures" >> beam.FlatMap(_signatures)
+                | "SharedBands" >> SharedBands(config.dedup.near)
+                | "AllSharedBands" >> beam.combiners.ToList()
+                | "WriteSharedBands" >> beam.ParDo(WriteSharedBands(self.out))
+            )
+        return annotated | "WriteAttributes" >> beam.ParDo(WriteAttributes(self.out))
 
 
 def run_annotate(config: BuildConfig, out: str, beam_args: list[str], settings_hash: str, files: list[InputFile],

@@ -27,6 +27,7 @@ from strata.pipeline.gopher_stats import QualityStats, quality_decision, repetit
 from strata.pipeline.schema import CONTAMINATION, FATE_DROPPED, PII_COUNTS, SPOOL_SCHEMA
 
 ATTRIBUTES = "attributes"
+SHARED_BANDS = "shared_bands.parquet"  # (band key, node) of the bands two or more documents share
 READ, LINES, FINAL = "read", "lines", "final"
 
 _EXTRA = [

@@ -79,10 +79,12 @@ def node_id(doc_id: str, batch: str) -> str:
 
 
 class Deduplicate(beam.PTransform):
-    """Fingerprints of live documents -> (batch, (doc_id, kind, survivor, cluster, similarity))
-    verdicts: kind 'exact' names the survivor of the doc's identical-content group, 'near'
-    its near-dup cluster (the cluster's smallest doc_id; representatives get one too) and,
-    for a near duplicate, the representative it was verified against and their similarity."""
+    """Fingerprints of the selected documents -> (batch, (doc_id, kind, survivor, cluster,
+    similarity)) verdicts: kind 'exact' names the survivor of the doc's identical-content
+    group, 'near' its near-dup cluster (the cluster's smallest doc_id; representatives get one
+    too) and, for a near duplicate, the representative it was verified against and their
+    similarity. The fingerprints come as {"hashes": (node, content_hash), "bands": (band key,
+    node) of the stored shared bands, "signatures": (node, MinHash bytes) of those nodes}."""
 
     def __init__(self, config: BuildConfig):
         super().__init__()
@@ -92,20 +94,19 @@ class Deduplicate(beam.PTransform):
         verdicts = []
         if self.config.dedup.exact.enabled:
             verdicts.append(
-                fingerprints
-                | "ContentHashes" >> beam.MapTuple(lambda node, content_hash, _: (node, content_hash))
+                fingerprints["hashes"]
                 | "ExactDuplicates" >> ExactDuplicates()
                 | "AsExactVerdicts" >> beam.MapTuple(_exact_verdict)
             )
         if self.config.dedup.near.enabled:
             verdicts.append(
-                fingerprints
-                | "Signatures" >> beam.MapTuple(lambda node, _, sig: (node, np.frombuffer(sig, dtype=np.uint32)))
-                | "NearDuplicates" >> NearDuplicates(self.config.dedup.near)
+                fingerprints["signatures"]
+                | "Signatures" >> beam.MapTuple(lambda node, sig: (node, np.frombuffer(sig, dtype=np.uint32)))
+                | "NearDuplicates" >> NearDuplicates(self.config.dedup.near, fingerprints["bands"])
                 | "AsNearVerdicts" >> beam.MapTuple(_near_verdict)
             )
         if not verdicts:
-            return fingerprints | "NoVerdicts" >> beam.FlatMap(lambda _: ())
+            return fingerprints["hashes"] | "NoVerdicts" >> beam.FlatMap(lambda _: ())
         return verdicts | "AllVerdicts" >> beam.Flatten()
 
 

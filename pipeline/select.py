@@ -1,7 +1,8 @@
 """Select: the cheap half of curate, from stored attributes to curated Parquet.
 
     OUT/attributes/part-<batch>.parquet -> thresholds and category rules (attributes.py)
-        -> exact + near dedup of the survivors (their stored hashes and signatures)
+        -> exact + near dedup of the survivors (their stored hashes, signatures and shared
+           MinHash bands: only bands another annotated document shares are regrouped)
         -> optional paragraph dedup -> resolve (curate.ResolveBatch)
         -> curated/<category>/, rejected/, quarantine/, lineage/, then curate.json
 
@@ -21,7 +22,7 @@ import time
 import apache_beam as beam
 
 from strata.config import BuildConfig
-from strata.pipeline.attributes import ATTRIBUTES, SMALL_COLUMNS, select_batch, texts_at
+from strata.pipeline.attributes import ATTRIBUTES, SHARED_BANDS, SMALL_COLUMNS, select_batch, texts_at
 from strata.pipeline.curate import (
     CURATE_SUMMARY,
     SELECT_OUTPUTS,
@@ -45,10 +46,20 @@ def annotated_batches(out: str) -> list[str]:
     return sorted(name.removeprefix("part-").removesuffix(".parquet") for name in names)
 
 
+def shared_bands(out: str) -> dict[str, list[bytes]]:
+    """node -> the band keys it shares with another document (annotate's shared_bands.parquet)."""
+    table = read_parquet(join(out, ATTRIBUTES, SHARED_BANDS))
+    bands: dict[str, list[bytes]] = {}
+    for key, node in zip(table.column("band_key").to_pylist(), table.column("node").to_pylist()):
+        bands.setdefault(node, []).append(key)
+    return bands
+
+
 class SelectBatch(beam.DoFn):
-    """A batch key -> ('batch', key) and, per document selection keeps, ('fingerprint',
-    (node_id, content_hash, signature)) and, with paragraph dedup, ('paragraphs', (node_id,
-    hashes of the paragraphs of its text))."""
+    """A batch key -> ('batch', key) and, per document selection keeps, its fingerprints:
+    ('hash', (node_id, content_hash)), ('band', (band key, node_id)) for each band it shares
+    with another annotated document and then ('signature', (node_id, MinHash bytes)), and,
+    with paragraph dedup, ('paragraphs', (node_id, hashes of the paragraphs of its text))."""
 
     def __init__(self, out: str, config: dict):
         self.out = out
@@ -59,6 +70,7 @@ class SelectBatch(beam.DoFn):
         self.filters_for = functools.lru_cache(maxsize=None)(config.filters.for_category)
         paragraph = config.dedup.paragraph
         self.min_paragraph_chars = paragraph.min_paragraph_chars if paragraph.enabled else None
+        self.bands_of = shared_bands(self.out) if config.dedup.near.enabled else {}
 
     def process(self, key):
         columns = [*SMALL_COLUMNS, "minhash"]
@@ -66,13 +78,16 @@ class SelectBatch(beam.DoFn):
             columns += ["text", "text_lines", "text_final"]
         table = read_parquet(join(self.out, ATTRIBUTES, f"part-{key}.parquet")).select(columns)
         docs, levels = select_batch(table, self.filters_for)
-        signatures = table.column("minhash").to_pylist()
+        signatures = table.column("minhash")
         texts = texts_at(table, levels) if self.min_paragraph_chars is not None else None
         yield "batch", key
         for i, doc in enumerate(docs):
             if doc["fate"] is None:
                 node = node_id(doc["doc_id"], key)
-                yield "fingerprint", (node, doc["content_hash"], signatures[i])
+                yield "hash", (node, doc["content_hash"])
+                if node in self.bands_of:
+                    yield from (("band", (band, node)) for band in self.bands_of[node])
+                    yield "signature", (node, signatures[i].as_py())
                 if texts is not None:
                     yield "paragraphs", (node, paragraph_hashes(texts[i].as_py(), self.min_paragraph_chars))
 
@@ -104,7 +119,9 @@ class Select(beam.PTransform):
             | "SelectBatch" >> beam.ParDo(SelectBatch(out, config.to_dict()))
         )
         batches = selected | "Batches" >> _only("batch") | "KeyBatches" >> beam.Map(lambda key: (key, None))
-        verdicts = selected | "Fingerprints" >> _only("fingerprint") | "Deduplicate" >> Deduplicate(config)
+        fingerprints = {name: selected | f"Only{name.title()}" >> _only(kind)
+                        for name, kind in (("hashes", "hash"), ("bands", "band"), ("signatures", "signature"))}
+        verdicts = fingerprints | "Deduplicate" >> Deduplicate(config)
         if paragraph.enabled:
             verdicts = (
                 verdicts,

@@ -54,6 +54,10 @@ def _shard_digests(out, manifest) -> dict:
     }
 
 
+def _attributes(out):
+    return ds.dataset(sorted(str(p) for p in (out / "attributes").glob("part-*.parquet")), format="parquet").to_table()
+
+
 def _copy_of(out, tmp_path):
     """The first build's OUT, copied: each test rebuilds its own."""
     copy = tmp_path / "out"
@@ -76,7 +80,7 @@ def first_build(corpus_config_dict, tmp_path_factory):
 def test_a_first_build_reuses_nothing_and_keeps_every_attribute(first_build):
     _, out, manifest, lines = first_build
     assert "stages reused: none | ran: annotate, select, tokenizer, shards" in lines
-    attributes = ds.dataset(str(out / "attributes"), format="parquet").to_table()
+    attributes = _attributes(out)
     validated = attributes.filter(ds.field("fate").is_null())
     assert validated.num_rows == manifest["records"] - manifest["fates"]["quarantined"]
     for column in ("language", "language_score", "gq_words", "gq_stop_words", "gopher_repetition", "content_hash",
@@ -85,12 +89,15 @@ def test_a_first_build_reuses_nothing_and_keeps_every_attribute(first_build):
     # computed for every document, also those the language rules drop
     assert validated.column("gq_words").null_count == 0
     assert validated.column("minhash").null_count == 0
+    # the planted near-duplicates share MinHash bands; selection regroups only those
+    shared = ds.dataset(str(out / "attributes" / "shared_bands.parquet")).to_table()
+    assert shared.num_rows > 0 and set(shared.column_names) == {"band_key", "node"}
 
 
 def test_a_gopher_threshold_change_reselects_and_equals_a_from_scratch_build(first_build, tmp_path):
     config, out, first, _ = first_build
     out = _copy_of(out, tmp_path)
-    words = sorted(w for w in ds.dataset(str(out / "attributes")).to_table().column("gq_words").to_pylist() if w)
+    words = sorted(w for w in _attributes(out).column("gq_words").to_pylist() if w)
     stricter = _with(config, filters={"gopher_quality": {"min_words": words[len(words) // 2]},
                                       "gopher_repetition": {"max_duplicate_line_fraction": 0.1}})
     assert annotate_settings_hash(parse_config(stricter)) == annotate_settings_hash(parse_config(config))
