@@ -74,21 +74,20 @@ def annotation_settings(config: BuildConfig) -> dict:
     return data
 
 
-def _fingerprint(settings: dict, config: BuildConfig) -> str:
+def _fingerprint(settings: dict, eval_files: list[dict] | None) -> str:
     """sha256 of `settings`, and of the eval files' contents when there are any."""
-    if config.decontaminate is not None:
-        settings = {**settings, "eval_files": eval_files_fingerprint(config.decontaminate)}
+    if eval_files is not None:
+        settings = {**settings, "eval_files": eval_files}
     canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def select_settings_hash(config: BuildConfig) -> str:
-    """The fingerprint of everything curate's output depends on (curate.json's settings_hash)."""
-    return _fingerprint({k: config.to_dict()[k] for k in CURATE_SECTIONS}, config)
-
-
-def annotate_settings_hash(config: BuildConfig) -> str:
-    return _fingerprint(annotation_settings(config), config)
+def settings_hashes(config: BuildConfig) -> tuple[str, str]:
+    """The settings fingerprints of annotate (annotate.json's) and of select, which covers
+    everything curate's output depends on (curate.json's); both cover the eval files' contents."""
+    eval_files = eval_files_fingerprint(config.decontaminate) if config.decontaminate is not None else None
+    curate_settings = {k: config.to_dict()[k] for k in CURATE_SECTIONS}
+    return _fingerprint(annotation_settings(config), eval_files), _fingerprint(curate_settings, eval_files)
 
 
 def read_json(uri: str) -> dict | None:
@@ -108,13 +107,12 @@ def curate(config: BuildConfig, out: str, files: list[InputFile], beam_args: lis
     """Curate into `out`, keeping what a previous run did with the same inputs and
     settings; returns curate.json's summary and the steps kept ('annotate', 'select')."""
     inputs = input_records(files)
-    select_hash = select_settings_hash(config)
+    annotate_hash, select_hash = settings_hashes(config)
     previous = read_json(join(out, CURATE_SUMMARY))
     if _same(previous, select_hash, inputs):
         log.info("curate: kept from the previous run (same inputs and settings)")
         return previous, ["annotate", "select"]
     remove(join(out, MANIFEST))  # what follows rewrites what it describes
-    annotate_hash = annotate_settings_hash(config)
     annotated = read_json(join(out, ANNOTATE_RECORD))
     if _same(annotated, annotate_hash, inputs):
         log.info("annotate: kept from the previous run (same inputs and attribute settings)")
@@ -127,5 +125,6 @@ def run_curate(config: BuildConfig, out: str, beam_args: list[str] | None = None
                files: list[InputFile] | None = None) -> dict:
     """Annotate and select into `out` from scratch; returns curate.json's summary."""
     files = discover_inputs(config.sources) if files is None else files
-    annotated = run_annotate(config, out, beam_args or [], annotate_settings_hash(config), files)
-    return run_select(config, out, beam_args or [], select_settings_hash(config), files, annotated["seconds"])
+    annotate_hash, select_hash = settings_hashes(config)
+    annotated = run_annotate(config, out, beam_args or [], annotate_hash, files)
+    return run_select(config, out, beam_args or [], select_hash, files, annotated["seconds"])

@@ -14,7 +14,7 @@ from strata.config import FilterSet, GopherQualityConfig, GopherRepetitionConfig
 from strata.pipeline.attributes import FINAL, LINES, READ, select_document
 from strata.pipeline.build import run_build
 from strata.pipeline.console import Console
-from strata.pipeline.curate_steps import annotate_settings_hash, select_settings_hash
+from strata.pipeline.curate_steps import settings_hashes
 from strata.pipeline.filters import heuristic_attributes
 from strata.pipeline.progress import Progress
 
@@ -56,6 +56,14 @@ def _shard_digests(out, manifest) -> dict:
 
 def _attributes(out):
     return ds.dataset(sorted(str(p) for p in (out / "attributes").glob("part-*.parquet")), format="parquet").to_table()
+
+
+def annotate_settings_hash(config):
+    return settings_hashes(config)[0]
+
+
+def select_settings_hash(config):
+    return settings_hashes(config)[1]
 
 
 def _copy_of(out, tmp_path):
