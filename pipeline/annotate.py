@@ -83,7 +83,7 @@ class WriteSharedBands(beam.DoFn):
         self.out = out
 
     def process(self, members: list):
-        members.sort()
+        members = sorted(members)
         table = pa.table({"band_key": pa.array([key for key, _ in members], pa.binary()),
                           "node": pa.array([node for _, node in members], pa.string())})
         yield write_table(join(self.out, ATTRIBUTES, SHARED_BANDS), table)
