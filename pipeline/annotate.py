@@ -108,7 +108,7 @@ class _Decontaminate(beam.PTransform):
 
 class Annotate(beam.PTransform):
     """The whole annotate step: attributes per batch and, with near dedup, the shared bands;
-    outputs the keys of the batches it wrote."""
+    outputs the keys of the batches it wrote (and the shared bands' row count)."""
 
     def __init__(self, config: BuildConfig, files: list[InputFile], out: str, report_folder: str | None = None):
         super().__init__()
@@ -134,15 +134,19 @@ class Annotate(beam.PTransform):
             | "RedactPII" >> beam.ParDo(RedactPII(cfg))
             | "Progress" >> beam.ParDo(CountDocuments(self.report_folder))
         )
-        if config.dedup.near.enabled:
-            _ = (
-                annotated
-                | "Signatures" >> beam.FlatMap(_signatures)
-                | "SharedBands" >> SharedBands(config.dedup.near)
-                | "AllSharedBands" >> beam.combiners.ToList()
-                | "WriteSharedBands" >> beam.ParDo(WriteSharedBands(self.out))
-            )
-        return annotated | "WriteAttributes" >> beam.ParDo(WriteAttributes(self.out))
+        written = annotated | "WriteAttributes" >> beam.ParDo(WriteAttributes(self.out))
+        if not config.dedup.near.enabled:
+            return written
+        bands_written = (
+            annotated
+            | "Signatures" >> beam.FlatMap(_signatures)
+            | "SharedBands" >> SharedBands(config.dedup.near)
+            | "AllSharedBands" >> beam.combiners.ToList()
+            | "WriteSharedBands" >> beam.ParDo(WriteSharedBands(self.out))
+        )
+        # The final transform depends on every write, so that runners which compute only
+        # the pipeline's last node (Dask) still run all of it.
+        return (written, bands_written) | "AllWrites" >> beam.Flatten()
 
 
 def run_annotate(config: BuildConfig, out: str, beam_args: list[str], settings_hash: str, files: list[InputFile],
