@@ -290,6 +290,10 @@ class DecontaminateConfig(Section):
     remove_chars: int = Field(default=200, ge=0)  # removed on each side of a match
     min_piece_chars: int = Field(default=200, ge=0)  # shorter pieces of a split document go
     max_splits: int = Field(default=10, ge=0)  # a document split more often is dropped
+    # The eval n-grams as sorted 64-bit hashes (exact) or one Bloom filter per set (smaller;
+    # an n-gram in no set matches with probability at most sets x bloom_fp_rate)
+    index: Literal["sorted", "bloom"] = "sorted"
+    bloom_fp_rate: float = Field(default=1e-6, gt=0, lt=1)
 
 
 class OutputConfig(Section):

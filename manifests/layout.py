@@ -3,12 +3,14 @@ that a writer and a reader must agree on, relative to the root (a local folder o
 object-store prefix; `strata.storage.join(root, path)` places one). Nothing else in strata
 spells these names out.
 
-    OUT/curate.json                                  curate's record (its commit point)
+    OUT/attributes/part-FFFFF-BBBBB.parquet          annotate: every per-document score
+    OUT/attributes/shared_bands.parquet              annotate: MinHash bands shared by 2+ documents
+    OUT/annotate.json                                annotate's record (its commit point)
+    OUT/curate.json                                  select's record (curate's commit point)
     OUT/curated/<folder>/part-FFFFF-BBBBB.parquet    kept documents, one folder per category
     OUT/rejected/part-FFFFF-BBBBB.parquet            dropped and duplicate documents
     OUT/quarantine/part-FFFFF-BBBBB.parquet          malformed records
     OUT/lineage/part-FFFFF-BBBBB.parquet             curate lineage, one row per input record
-    OUT/_spool/FFFFF-BBBBB.parquet                   a curate batch until dedup (removed after)
     OUT/tokenizer/tokenizer.model, tokenizer.json    sentencepiece model and the stage's record
     OUT/tokenizer/hf/tokenizer.json (+ _config)      a given Hugging Face tokenizer
     OUT/shards/<folder>/{train,val}-NNNNNN.tar       WebDataset shards (+ .idx.json block index)
@@ -57,8 +59,11 @@ CURATED = "curated"
 REJECTED = "rejected"
 QUARANTINE = "quarantine"
 LINEAGE = "lineage"  # the folder, as the manifest names it
-SPOOL = "_spool"
-CURATE_OUTPUTS = (CURATED, REJECTED, QUARANTINE, LINEAGE, SPOOL)
+ANNOTATE_RECORD = "annotate.json"
+ATTRIBUTES = "attributes"  # annotation's per-document scores, part-<batch>.parquet
+ATTRIBUTES_GLOB = f"{ATTRIBUTES}/part-*.parquet"
+SHARED_BANDS = f"{ATTRIBUTES}/shared_bands.parquet"  # (band key, node) of bands two or more documents share
+SELECT_OUTPUTS = (CURATED, REJECTED, QUARANTINE, LINEAGE)
 CURATE_LINEAGE_GLOB = f"{LINEAGE}/part-*.parquet"
 PARQUET_GLOB = "*.parquet"
 
@@ -86,8 +91,8 @@ def batch_part(output: str, batch: str) -> str:
     return f"{output}/part-{batch}.parquet"
 
 
-def spool_file(batch: str) -> str:
-    return f"{SPOOL}/{batch}.parquet"
+def attributes_part(batch: str) -> str:
+    return batch_part(ATTRIBUTES, batch)
 
 
 # --------------------------------------------------------------------------- the build: tokenizer

@@ -6,9 +6,11 @@ build in OUT then stays whole and verifiable until the first stage that rewrites
 starts: that stage withdraws the old manifest first, and the new one is written last. So
 at any moment OUT either has a manifest that describes complete, checksummed output, or
 none. Running the same command again resumes at stage granularity: a stage whose record
-(curate.json, tokenizer/tokenizer.json) was written by a run with the same inputs and the
-same settings for that stage is kept; the stage that was interrupted, and every stage
-after it, runs again from its start, after the temporary files a killed run left are removed.
+(annotate.json, curate.json, tokenizer/tokenizer.json) was written by a run with the same
+inputs and the same settings for that stage is kept (so a build that changes only
+thresholds reselects from the stored attributes: curate_steps.py); the stage that was
+interrupted, and every stage after it, runs again from its start, after the temporary
+files a killed run left are removed. The build says which stages it kept.
 """
 
 from __future__ import annotations
@@ -37,14 +39,14 @@ from strata.manifests.layout import (
 from strata.manifests.lock import FolderLock
 from strata.manifests.manifest import TokenizerEntry, build_manifest
 from strata.manifests.mixture import resolve_shares
-from strata.pipeline.curate import run_curate
+from strata.pipeline.curate_steps import curate, read_json
 from strata.pipeline.preflight import preflight
-from strata.pipeline.progress import Progress, curate_line, shards_line, tokenizer_line
+from strata.pipeline.progress import Progress, curate_line, reuse_line, shards_line, tokenizer_line
 from strata.pipeline.read import InputFile
 from strata.pipeline.scratch import private_tempdir
 from strata.pipeline.shard import run_shards
 from strata.redact import redact_url
-from strata.storage import exists, join, open_file, remove, remove_leftovers, write_bytes_atomic
+from strata.storage import join, open_file, remove, remove_leftovers, write_bytes_atomic
 from strata.tokenize.encoders import HFTokenizerEncoder, hf_tokenizer_files, is_sentencepiece, load_encoder
 from strata.tokenize.model_file import read_model_file
 from strata.tokenize.specials import objective_pieces, with_control_pieces
@@ -53,7 +55,6 @@ from strata.tokenize.trainer import sample_curated_text, train_tokenizer
 log = logging.getLogger("strata.build")
 
 BUILD_STAGES = ("curate", "tokenizer", "shards")
-CURATE_SECTIONS = ("sources", "validate", "normalize", "filters", "dedup", "decontaminate", "output")
 TOKENIZER_SECTIONS = ("tokenizer", "seed")
 
 
@@ -64,28 +65,6 @@ def settings_hash(config: BuildConfig, sections: tuple[str, ...], upstream: str 
     settings = {k: data[k] for k in sections} | ({"upstream": upstream} if upstream else {})
     canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _read_json(uri: str) -> dict | None:
-    if not exists(uri):
-        return None
-    with open_file(uri, "rb") as f:
-        return json.loads(f.read())
-
-
-def _curate(config: BuildConfig, out: str, files: list[InputFile], beam_args: list[str], progress: Progress | None) -> dict:
-    previous = _read_json(join(out, CURATE_RECORD))
-    key = settings_hash(config, CURATE_SECTIONS)
-    if previous and previous.get("settings_hash") == key:
-        inputs = [
-            {"source": f.source, "uri": f.uri, "relpath": f.relpath, "size": f.size, "fingerprint": f.fingerprint}
-            for f in files
-        ]
-        if inputs == previous["inputs"]:
-            log.info("curate: kept from the previous run (same inputs and settings)")
-            return previous
-    remove(join(out, MANIFEST))
-    return run_curate(config, out, beam_args, settings_hash=key, files=files, progress=progress)
 
 
 def _check_usable(curate: dict, out: str) -> None:
@@ -100,16 +79,16 @@ def _check_usable(curate: dict, out: str) -> None:
     )
 
 
-def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: dict[str, bytes] | None) -> dict:
+def _tokenizer(config: BuildConfig, out: str, curated: dict, given_model: dict[str, bytes] | None) -> tuple[dict, bool]:
     """Train a tokenizer on a mixture-weighted sample of the curated text, or take the
     configured one (its files, already checked, in `given_model`); either way OUT/tokenizer/
-    holds the model and its record."""
+    holds the model and its record. Returns the record and whether a previous run's was kept."""
     cfg = config.tokenizer
-    key = settings_hash(config, TOKENIZER_SECTIONS, upstream=curate["settings_hash"])
-    previous = _read_json(join(out, TOKENIZER_RECORD))
+    key = settings_hash(config, TOKENIZER_SECTIONS, upstream=curated["settings_hash"])
+    previous = read_json(join(out, TOKENIZER_RECORD))
     if previous and previous.get("settings_hash") == key:
         log.info("tokenizer: kept from the previous run")
-        return previous
+        return previous, True
     remove(join(out, MANIFEST))
     remove(join(out, TOKENIZER_DIR))
     control_pieces = objective_pieces(cfg.sentinels) if cfg.objective_specials else []
@@ -117,7 +96,7 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: dict[st
         record = _given_tokenizer(cfg.model, given_model, out, control_pieces)
     else:
         # Curated bytes stand in for tokens, which are not known before the tokenizer.
-        shares = resolve_shares(config.categories, {c: v["bytes"] for c, v in curate["categories"].items()})
+        shares = resolve_shares(config.categories, {c: v["bytes"] for c, v in curated["categories"].items()})
         with tempfile.TemporaryDirectory(prefix="strata-tokenizer-") as scratch:
             sample_path = os.path.join(scratch, "sample.txt")
             sample = sample_curated_text(join(out, CURATED), shares, cfg.sample_bytes, config.seed, sample_path)
@@ -136,7 +115,7 @@ def _tokenizer(config: BuildConfig, out: str, curate: dict, given_model: dict[st
         record.update(trained=True, path=TOKENIZER_MODEL)
     record["settings_hash"] = key
     write_bytes_atomic(join(out, TOKENIZER_RECORD), (json.dumps(record, indent=2) + "\n").encode())
-    return record
+    return record, False
 
 
 def read_given_tokenizer(model: str) -> dict[str, bytes]:
@@ -207,21 +186,25 @@ def _run_stages(config: BuildConfig, out: str, until: str, beam_args: list[str],
                 files: list[InputFile], progress: Progress | None) -> dict:
     say = progress.line if progress else lambda _: None
     remove_leftovers(out)
-    curate = _curate(config, out, files, beam_args, progress)
-    say(curate_line(curate))
-    _check_usable(curate, out)
+    curated, reused = curate(config, out, files, beam_args, progress)
+    say(curate_line(curated))
+    _check_usable(curated, out)
     if until == "curate":
-        return curate
+        say(reuse_line(reused, ("annotate", "select")))
+        return curated
     started = time.monotonic()
-    tokenizer = _tokenizer(config, out, curate, given_model)
+    tokenizer, kept = _tokenizer(config, out, curated, given_model)
     say(tokenizer_line(tokenizer, time.monotonic() - started))
+    reused += ["tokenizer"] if kept else []
     if until == "tokenizer":
+        say(reuse_line(reused, ("annotate", "select", "tokenizer")))
         return tokenizer
     remove(join(out, MANIFEST))  # the shard stage rewrites what the manifest describes
     started = time.monotonic()
     shards = run_shards(config, out, join(out, tokenizer["path"]), beam_args, progress)
     say(shards_line(shards, time.monotonic() - started))
-    manifest = build_manifest(config, curate, _manifest_tokenizer(tokenizer), shards)
+    say(reuse_line(reused, ("annotate", "select", "tokenizer", "shards")))
+    manifest = build_manifest(config, curated, _manifest_tokenizer(tokenizer), shards)
     manifest.write(out)
     return manifest.to_dict()
 

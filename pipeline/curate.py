@@ -1,28 +1,30 @@
-"""Curate: the Beam pipeline from raw sources to curated, deduplicated Parquet.
+"""Curate: annotation, then selection, from raw sources to curated, deduplicated Parquet.
 
-    read -> validate -> normalize -> language ID -> heuristic filters -> quality
-         -> fingerprint -> PII redaction -> spool -> exact + near dedup -> resolve
-         -> curated/<category>/, rejected/, quarantine/, lineage/
-         -> curate.json (written last: the stage's commit point)
+    annotate (annotate.py)  read -> validate -> normalize -> language ID -> Gopher statistics,
+                            C4 lines -> quality score -> decontamination -> fingerprints -> PII
+                            -> OUT/attributes/, annotate.json
+    select (select.py)      attributes -> thresholds (attributes.py) -> exact + near dedup of
+                            the survivors -> resolve (here) -> curated/<category>/, rejected/,
+                            quarantine/, lineage/ -> curate.json (written last: the commit point)
 
-Documents travel in batches from one input file. After the per-document stages each
-batch is spooled to OUT/_spool/ and only its small dedup fingerprints (ids, content
-hash, MinHash signature) are shuffled; the text never goes through a shuffle. Once the
-duplicates are known, each batch is read back once and written out. Memory per worker is
-one batch, whatever the corpus size, and the runner's shuffles carry a few hundred bytes
-per document.
+Each step has its own settings fingerprint (curate_steps.py): changing only thresholds,
+category rules or dedup resolution reruns selection on the stored attributes. Only the
+small dedup fingerprints (ids, content hash, MinHash signature) are shuffled; the text
+never goes through a shuffle. Once the duplicates are known, each batch's attributes are
+read back once and written out. Memory per worker is one batch, whatever the corpus size.
 
-The pipeline uses only core Beam transforms (Create, ParDo, GroupByKey, Flatten), so it
-runs unchanged on the DirectRunner, Dask, Flink, Spark or Dataflow.
+The pipelines use only core Beam transforms (Create, ParDo, GroupByKey, Flatten), so they
+run unchanged on the DirectRunner, Dask, Flink, Spark or Dataflow. This module holds what
+selection resolves with (dedup verdicts, ResolveBatch) and curate.json's summary.
 """
 
 from __future__ import annotations
 
-import json
+import functools
+import hashlib
 import logging
-import time
+import re
 from collections import defaultdict
-from contextlib import nullcontext
 
 import apache_beam as beam
 import numpy as np
@@ -32,18 +34,7 @@ import pyarrow.dataset as ds
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig
-from strata.manifests.layout import (
-    CURATE_LINEAGE_GLOB,
-    CURATE_OUTPUTS,
-    CURATE_RECORD,
-    LINEAGE,
-    QUARANTINE,
-    REJECTED,
-    SPOOL,
-    batch_part,
-    curated_folder,
-    spool_file,
-)
+from strata.manifests.layout import CURATE_LINEAGE_GLOB, LINEAGE, QUARANTINE, REJECTED, attributes_part, batch_part, curated_folder
 from strata.manifests.schemas import (
     CURATED_SCHEMA,
     FATE_DROPPED,
@@ -56,25 +47,13 @@ from strata.manifests.schemas import (
     REJECTED_SCHEMA,
     STAGES,
 )
-from strata.pipeline.progress import CountDocuments, Progress, expected_bytes
-from strata.pipeline.decompress import ExpansionLimit
-from strata.pipeline.decontaminate import load_eval_ngrams
+from strata.pipeline.attributes import select_batch, selected_table
 from strata.pipeline.dedup import ExactDuplicates, NearDuplicates
-from strata.pipeline.paragraphs import BoilerplateParagraphs, paragraph_hashes, remove_paragraphs
-from strata.pipeline.read import InputFile, ReadSources, discover_inputs
-from strata.pipeline.schema import SPOOL_SCHEMA, lineage_row
-from strata.pipeline.stages import (
-    Decontaminate,
-    Fingerprint,
-    HeuristicFilters,
-    LanguageFilter,
-    Normalize,
-    QualityFilter,
-    RedactPII,
-    Validate,
-)
+from strata.pipeline.paragraphs import remove_paragraphs
+from strata.pipeline.read import InputFile
+from strata.pipeline.schema import lineage_row
 from strata.pipeline.write import read_table, write_parquet, write_table
-from strata.storage import filesystem, join, remove, write_bytes_atomic
+from strata.storage import filesystem, join
 from strata.version import __version__
 
 log = logging.getLogger("strata.curate")
@@ -89,36 +68,13 @@ def node_id(doc_id: str, batch: str) -> str:
     return f"{doc_id}@{batch}"
 
 
-class SpoolBatch(beam.DoFn):
-    """Writes a batch to OUT/_spool/<batch>.parquet and emits ('batch', key) plus, per live
-    document, ('fingerprint', (node_id, content_hash, signature)) and, with paragraph dedup,
-    ('paragraphs', (node_id, hashes of its paragraphs as spooled))."""
-
-    def __init__(self, out: str, min_paragraph_chars: int | None):
-        self.out = out
-        self.min_paragraph_chars = min_paragraph_chars  # None: no paragraph dedup
-
-    def process(self, batch):
-        key = batch["batch"]
-        write_parquet(join(self.out, spool_file(key)), [_spool_row(d) for d in batch["docs"]], SPOOL_SCHEMA)
-        yield "batch", key
-        for doc in batch["docs"]:
-            if doc["fate"] is None:
-                node = node_id(doc["doc_id"], key)
-                yield "fingerprint", (node, doc["content_hash"], doc.get("minhash"))
-                if self.min_paragraph_chars is not None:
-                    yield "paragraphs", (node, paragraph_hashes(doc["text"], self.min_paragraph_chars))
-
-
-def _spool_row(doc: dict) -> dict:
-    return {name: doc.get(name) for name in SPOOL_SCHEMA.names}
-
-
 class Deduplicate(beam.PTransform):
-    """Fingerprints of live documents -> (batch, (doc_id, kind, survivor, cluster, similarity))
-    verdicts: kind 'exact' names the survivor of the doc's identical-content group, 'near'
-    its near-dup cluster (the cluster's smallest doc_id; representatives get one too) and,
-    for a near duplicate, the representative it was verified against and their similarity."""
+    """Fingerprints of the selected documents -> (batch, (doc_id, kind, survivor, cluster,
+    similarity)) verdicts: kind 'exact' names the survivor of the doc's identical-content
+    group, 'near' its near-dup cluster (the cluster's smallest doc_id; representatives get one
+    too) and, for a near duplicate, the representative it was verified against and their
+    similarity. The fingerprints come as {"hashes": (node, content_hash), "bands": (band key,
+    node) of the stored shared bands, "signatures": (node, MinHash bytes) of those nodes}."""
 
     def __init__(self, config: BuildConfig):
         super().__init__()
@@ -128,20 +84,19 @@ class Deduplicate(beam.PTransform):
         verdicts = []
         if self.config.dedup.exact.enabled:
             verdicts.append(
-                fingerprints
-                | "ContentHashes" >> beam.MapTuple(lambda node, content_hash, _: (node, content_hash))
+                fingerprints["hashes"]
                 | "ExactDuplicates" >> ExactDuplicates()
                 | "AsExactVerdicts" >> beam.MapTuple(_exact_verdict)
             )
         if self.config.dedup.near.enabled:
             verdicts.append(
-                fingerprints
-                | "Signatures" >> beam.MapTuple(lambda node, _, sig: (node, np.frombuffer(sig, dtype=np.uint32)))
-                | "NearDuplicates" >> NearDuplicates(self.config.dedup.near)
+                fingerprints["signatures"]
+                | "Signatures" >> beam.MapTuple(lambda node, sig: (node, np.frombuffer(sig, dtype=np.uint32)))
+                | "NearDuplicates" >> NearDuplicates(self.config.dedup.near, fingerprints["bands"])
                 | "AsNearVerdicts" >> beam.MapTuple(_near_verdict)
             )
         if not verdicts:
-            return fingerprints | "NoVerdicts" >> beam.FlatMap(lambda _: ())
+            return fingerprints["hashes"] | "NoVerdicts" >> beam.FlatMap(lambda _: ())
         return verdicts | "AllVerdicts" >> beam.Flatten()
 
 
@@ -154,11 +109,6 @@ def _exact_verdict(node: str, survivor: str) -> tuple:
     return batch, (doc_id, "exact", _doc_id(survivor), None, 1.0)
 
 
-def _paragraph_verdict(node: str, hashes: list) -> tuple:
-    doc_id, batch = node.split("@")
-    return batch, (doc_id, "paragraphs", hashes, None, None)
-
-
 def _near_verdict(node: str, verified: tuple) -> tuple:
     survivor, cluster, similarity = verified
     doc_id, batch = node.split("@")
@@ -166,26 +116,33 @@ def _near_verdict(node: str, verified: tuple) -> tuple:
 
 
 class ResolveBatch(beam.DoFn):
-    """Reads a spooled batch back, applies its dedup verdicts and writes the batch's
-    curated/<category>/, rejected/, quarantine/ and lineage/ files; emits (uri, rows).
+    """Reads a batch's attributes, selects its documents (attributes.py), applies their
+    dedup verdicts and writes the batch's curated/<category>/, rejected/, quarantine/ and
+    lineage/ files; emits (uri, rows).
 
     Fates are decided on the small columns; the text and raw columns stay in Arrow and
     are only sliced into the output files, never turned into Python strings."""
 
-    def __init__(self, out: str, config_hash: str, write_rejected: bool, min_chars_after_paragraphs: int):
+    def __init__(self, out: str, config: dict):
         self.out = out
-        self.config_hash = config_hash
-        self.write_rejected = write_rejected
-        self.min_chars = min_chars_after_paragraphs
+        self._config_dict = config  # plain data: DoFns travel to workers on any runner
+
+    def setup(self):
+        config = BuildConfig.model_validate(self._config_dict)
+        self.config_hash = config.config_hash
+        self.write_rejected = config.output.write_rejected
+        self.min_chars = config.dedup.paragraph.min_chars
+        self.filters_for = functools.lru_cache(maxsize=None)(config.filters.for_category)
 
     def process(self, element):
         key, grouped = element
         verdicts: dict[str, dict] = defaultdict(dict)
         for doc_id, kind, *verdict in grouped["verdicts"]:
             verdicts[doc_id][kind] = verdict
-        spool = join(self.out, spool_file(key))
-        table = read_table(spool)
-        docs = table.drop_columns(["text", "raw"]).to_pylist()
+        attributes = read_table(join(self.out, attributes_part(key)))
+        docs, levels = select_batch(attributes, self.filters_for)
+        table = selected_table(attributes, docs, levels)
+        del attributes
         for doc in docs:
             if doc["fate"] is None:
                 self.resolve(doc, verdicts.get(doc["doc_id"], {}))
@@ -212,7 +169,6 @@ class ResolveBatch(beam.DoFn):
             if rows:
                 part = table.take(rows).select(schema.names).cast(schema)
                 yield (uri := join(self.out, batch_part(folder, key))), write_table(uri, part)
-        remove(spool)
 
     def remove_boilerplate(self, table: pa.Table, docs: list[dict], verdicts: dict) -> pa.Table:
         """Takes the boilerplate paragraphs out of the kept documents that hold them (only
@@ -254,81 +210,6 @@ class ResolveBatch(beam.DoFn):
         doc["cluster_id"] = cluster
 
 
-def _only(kind: str):
-    return beam.FlatMap(lambda item: [item[1]] if item[0] == kind else [])
-
-
-class _Decontaminate(beam.PTransform):
-    """The Decontaminate stage with the eval n-grams, read here once, as a side input; no
-    stage at all without a `decontaminate` config."""
-
-    def __init__(self, config: BuildConfig):
-        super().__init__()
-        self.config = config
-
-    def expand(self, batches):
-        if self.config.decontaminate is None:
-            return batches
-        table = load_eval_ngrams(self.config.decontaminate)
-        log.info("decontaminate: %d eval n-grams of lengths %s", len(table), list(table.lengths))
-        eval_ngrams = batches.pipeline | "EvalNgrams" >> beam.Create([table.to_dict()])
-        return batches | "Match" >> beam.ParDo(Decontaminate(self.config.to_dict()), beam.pvalue.AsSingleton(eval_ngrams))
-
-
-class Curate(beam.PTransform):
-    """The whole curate stage; outputs (uri, rows) of every file it wrote."""
-
-    def __init__(self, config: BuildConfig, files: list[InputFile], out: str, report_folder: str | None = None):
-        super().__init__()
-        self.config = config
-        self.files = files
-        self.out = out
-        self.report_folder = report_folder  # see progress.py
-
-    def expand(self, pbegin):
-        config, out = self.config, self.out
-        cfg = config.to_dict()
-        paragraph = config.dedup.paragraph
-        expansion = ExpansionLimit(config.validate_.max_expansion_ratio, config.validate_.max_decompressed_bytes)
-        spooled = (
-            pbegin
-            | "Read" >> ReadSources(self.files, config.validate_.max_text_bytes * 2 + 1024, BATCH_DOCS, BATCH_BYTES,
-                                    expansion)
-            | "Validate" >> beam.ParDo(Validate(cfg))
-            | "Normalize" >> beam.ParDo(Normalize(cfg))
-            | "LanguageID" >> beam.ParDo(LanguageFilter(cfg))
-            | "HeuristicFilters" >> beam.ParDo(HeuristicFilters(cfg))
-            | "QualityClassifier" >> beam.ParDo(QualityFilter(cfg))
-            | "Decontaminate" >> _Decontaminate(config)
-            | "Fingerprint" >> beam.ParDo(Fingerprint(cfg))
-            | "RedactPII" >> beam.ParDo(RedactPII(cfg))
-            | "Progress" >> beam.ParDo(CountDocuments(self.report_folder))
-            | "Spool" >> beam.ParDo(SpoolBatch(out, paragraph.min_paragraph_chars if paragraph.enabled else None))
-        )
-        batches = spooled | "Batches" >> _only("batch") | "KeyBatches" >> beam.Map(lambda key: (key, None))
-        verdicts = spooled | "Fingerprints" >> _only("fingerprint") | "Deduplicate" >> Deduplicate(config)
-        if paragraph.enabled:
-            verdicts = (
-                verdicts,
-                spooled
-                | "ParagraphHashes" >> _only("paragraphs")
-                | "BoilerplateParagraphs" >> BoilerplateParagraphs(paragraph)
-                | "AsParagraphVerdicts" >> beam.MapTuple(_paragraph_verdict),
-            ) | "WithParagraphVerdicts" >> beam.Flatten()
-        # The final transform depends on every write, so that runners which compute only
-        # the pipeline's last node (Dask) still run all of it.
-        return (
-            {"batch": batches, "verdicts": verdicts}
-            | "JoinVerdicts" >> beam.CoGroupByKey()
-            | "ResolveBatches" >> beam.ParDo(
-                ResolveBatch(out, config.config_hash, config.output.write_rejected, paragraph.min_chars)
-            )
-        )
-
-
-# --------------------------------------------------------------------------- running
-
-
 def default_pipeline_options(beam_args: list[str], mode: str = "in_memory", workers: int = 1) -> PipelineOptions:
     """The DirectRunner in `mode` with `workers` (0: one per core) unless the user's args say
     otherwise. Curate's default is one process: each DirectRunner worker process costs
@@ -348,34 +229,10 @@ def default_pipeline_options(beam_args: list[str], mode: str = "in_memory", work
     return PipelineOptions(args)
 
 
-def run_curate(
-    config: BuildConfig,
-    out: str,
-    beam_args: list[str] | None = None,
-    settings_hash: str = "",
-    files: list[InputFile] | None = None,
-    progress: Progress | None = None,
-) -> dict:
-    """Run the curate pipeline into `out` and write OUT/curate.json; returns the summary.
-    `settings_hash` identifies the config sections curation depends on (see build.py);
-    `files`: the inputs, if already discovered."""
-    files = discover_inputs(config.sources) if files is None else files
-    # A previous, possibly killed, run may have left files of another input layout.
-    remove(join(out, CURATE_RECORD))
-    for folder in CURATE_OUTPUTS:
-        remove(join(out, folder))
-    log.info("curate: %d input files, %.1f MB", len(files), sum(f.size for f in files) / 1e6)
-    started = time.time()
-    options = default_pipeline_options(beam_args or [])
-    watching = progress.stage("curate", expected_bytes(files)) if progress else nullcontext()
-    with watching as report_folder, beam.Pipeline(options=options) as pipeline:
-        _ = pipeline | "Curate" >> Curate(config, files, out, report_folder)
-    seconds = time.time() - started
-    remove(join(out, SPOOL))
-    summary = summarize(config, files, out, seconds)
-    summary["settings_hash"] = settings_hash
-    write_bytes_atomic(join(out, CURATE_RECORD), json.dumps(summary, indent=2).encode())
-    return summary
+def input_records(files: list[InputFile]) -> list[dict]:
+    """The inputs as curate.json and annotate.json record them (and compare them on a rerun)."""
+    return [{"source": f.source, "uri": f.uri, "relpath": f.relpath, "size": f.size, "fingerprint": f.fingerprint}
+            for f in files]
 
 
 def read_lineage(out: str):
@@ -458,10 +315,7 @@ def summarize(config: BuildConfig, files: list[InputFile], out: str, seconds: fl
         "strata_version": __version__,
         "config_hash": config.config_hash,
         "config": config.to_dict(),
-        "inputs": [
-            {"source": f.source, "uri": f.uri, "relpath": f.relpath, "size": f.size, "fingerprint": f.fingerprint}
-            for f in files
-        ],
+        "inputs": input_records(files),
         "records": int(len(fate)),
         "fates": {k: int((fate == k).sum()) for k in (FATE_KEPT, FATE_DROPPED, FATE_DUPLICATE, FATE_QUARANTINED)},
         "stages": stage_counters(lineage),

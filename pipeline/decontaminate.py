@@ -13,14 +13,20 @@ or with nothing left, is dropped as `contaminated:<set>`. The defaults are NeMo 
 min_document_length 200, max_splits 10); GPT-3 used 13-grams and the 200 characters.
 NeMo's max_matches (ignore n-grams found in more than 10 documents) is not implemented.
 
-The eval n-grams are a side input: one sorted uint64 array of 64-bit n-gram hashes and a
-parallel array of set indices, 16 bytes per n-gram (1.6 MB for 100k), searched with
-`np.searchsorted`; matching is one pass over each document's word hashes.
+The eval n-grams are a side input (`index`): by default one sorted uint64 array of 64-bit
+n-gram hashes and a parallel int32 array of set indices, 12 bytes per n-gram (1.2 MB for
+100k), searched with `np.searchsorted`: exact (only a 64-bit hash collision could match
+wrongly). `index: bloom` keeps one Bloom filter per set instead (BloomEvalNgrams), about
+3.6 bytes per n-gram at the default `bloom_fp_rate` of 1e-6, for eval sets too large for
+12 bytes each; its false positives cut text that matches no eval set, so it is not the
+default (tests/bench/bench_decontaminate.py measures both). Matching is one pass over each
+document's word hashes.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 import zlib
@@ -32,6 +38,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from strata.config import DecontaminateConfig
+from strata.pipeline.bloom import BloomFilter
 from strata.pipeline.filters import splitmix64
 from strata.storage import filesystem
 
@@ -85,6 +92,55 @@ class EvalNgrams:
         return cls(np.frombuffer(d["hashes"], np.uint64), np.frombuffer(d["set_index"], np.int32),
                    tuple(d["lengths"]), tuple(d["names"]))
 
+    def lookup(self, found: np.ndarray) -> np.ndarray:
+        """The set index of each n-gram hash, -1 for one in no set."""
+        positions = np.minimum(np.searchsorted(self.hashes, found), len(self) - 1)
+        return np.where(self.hashes[positions] == found, self.set_index[positions], -1)
+
+
+@dataclass
+class BloomEvalNgrams:
+    """The n-grams of every eval set as one Bloom filter per set (bloom.py): about 3.6
+    bytes per n-gram at a false positive rate of 1e-6 instead of 12, no false negatives,
+    and, with S sets, an n-gram in none of them taken for an eval n-gram with probability
+    at most S x `bloom_fp_rate`. A hash in two sets counts for the first, as in EvalNgrams."""
+
+    filters: tuple[BloomFilter, ...]
+    lengths: tuple[int, ...]
+    names: tuple[str, ...]
+
+    @classmethod
+    def from_sorted(cls, ngrams: EvalNgrams, fp_rate: float) -> "BloomEvalNgrams":
+        filters = []
+        for index in range(len(ngrams.names)):
+            hashes = ngrams.hashes[ngrams.set_index == index]
+            bloom = BloomFilter.for_capacity(len(hashes), fp_rate)
+            bloom.add(hashes)
+            filters.append(bloom)
+        return cls(tuple(filters), ngrams.lengths, ngrams.names)
+
+    def __len__(self) -> int:
+        return sum(f.added for f in self.filters)
+
+    def to_dict(self) -> dict:
+        return {"bloom": [f.to_dict() for f in self.filters], "lengths": list(self.lengths), "names": list(self.names)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BloomEvalNgrams":
+        return cls(tuple(BloomFilter.from_dict(f) for f in d["bloom"]), tuple(d["lengths"]), tuple(d["names"]))
+
+    def lookup(self, found: np.ndarray) -> np.ndarray:
+        result = np.full(len(found), -1, np.int32)
+        for index, bloom in enumerate(self.filters):
+            undecided = np.flatnonzero(result < 0)
+            result[undecided[bloom.contains(found[undecided])]] = index
+        return result
+
+
+def eval_index_from_dict(d: dict) -> EvalNgrams | BloomEvalNgrams:
+    """The eval n-gram index of a side input, either kind."""
+    return BloomEvalNgrams.from_dict(d) if "bloom" in d else EvalNgrams.from_dict(d)
+
 
 def eval_text_ngrams(text: str, ngram: int, min_ngram: int) -> tuple[int, np.ndarray]:
     """(n-gram length, hashes) of one eval text: its `ngram`-grams, itself whole when it has
@@ -94,6 +150,12 @@ def eval_text_ngrams(text: str, ngram: int, min_ngram: int) -> tuple[int, np.nda
     if n < min_ngram:
         return n, np.zeros(0, np.uint64)
     return n, ngram_hashes(_word_hashes(words), n)
+
+
+def load_eval_index(cfg: DecontaminateConfig) -> EvalNgrams | BloomEvalNgrams:
+    """The eval n-grams as `cfg.index` says: sorted hashes, or Bloom filters."""
+    ngrams = load_eval_ngrams(cfg)
+    return BloomEvalNgrams.from_sorted(ngrams, cfg.bloom_fp_rate) if cfg.index == "bloom" else ngrams
 
 
 def load_eval_ngrams(cfg: DecontaminateConfig) -> EvalNgrams:
@@ -114,10 +176,32 @@ def load_eval_ngrams(cfg: DecontaminateConfig) -> EvalNgrams:
     return EvalNgrams(unique, all_sets[first], tuple(sorted(lengths)), tuple(s.name for s in cfg.sets))
 
 
+def _eval_paths(pattern: str) -> tuple[object, list[str]]:
+    """The file system of a path or glob, and the files it names there."""
+    fs, path = filesystem(pattern)
+    return fs, sorted(fs.glob(path)) if any(c in path for c in "*?[") else [path]
+
+
+def eval_files_fingerprint(cfg: DecontaminateConfig) -> list[dict]:
+    """Size and sha256 of every eval file, per set: a settings fingerprint that changes
+    when a file's contents do, not only when the config names other files."""
+    files = []
+    for eval_set in cfg.sets:
+        for pattern in eval_set.paths:
+            fs, paths = _eval_paths(pattern)
+            for path in paths:
+                digest = hashlib.sha256()
+                with fs.open(path, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        digest.update(chunk)
+                files.append({"set": eval_set.name, "size": fs.size(path), "sha256": digest.hexdigest()})
+    return files
+
+
 def _eval_files(pattern: str) -> Iterator[tuple[str, object]]:
     """(name without .gz/.zst, open decompressed file) of every file a path or glob names."""
-    fs, path = filesystem(pattern)
-    for found in sorted(fs.glob(path)) if any(c in path for c in "*?[") else [path]:
+    fs, paths = _eval_paths(pattern)
+    for found in paths:
         raw = fs.open(found, "rb")
         if found.endswith(".gz"):
             yield found.removesuffix(".gz"), gzip.open(raw)
@@ -173,7 +257,7 @@ class Decontaminated:
     dropped: bool  # split more than max_splits times, or nothing left
 
 
-def decontaminate(text: str, index: EvalNgrams, cfg: DecontaminateConfig) -> Decontaminated:
+def decontaminate(text: str, index: EvalNgrams | BloomEvalNgrams, cfg: DecontaminateConfig) -> Decontaminated:
     """Removes every region of `text` matching an eval n-gram, with cfg.remove_chars on each side."""
     if not len(index):
         return Decontaminated(text, None, 0, 0, False)
@@ -186,10 +270,10 @@ def decontaminate(text: str, index: EvalNgrams, cfg: DecontaminateConfig) -> Dec
         found = ngram_hashes(word_hashes, n)
         if not len(found):
             continue
-        positions = np.minimum(np.searchsorted(index.hashes, found), len(index) - 1)
-        for i in np.flatnonzero(index.hashes[positions] == found):
+        sets = index.lookup(found)
+        for i in np.flatnonzero(sets >= 0):
             regions.append((max(0, spans[i][0] - cfg.remove_chars), min(len(text), spans[i + n - 1][1] + cfg.remove_chars)))
-            matched_sets.append(int(index.set_index[positions[i]]))
+            matched_sets.append(int(sets[i]))
     if not regions:
         return Decontaminated(text, None, 0, 0, False)
     set_name = index.names[np.bincount(matched_sets).argmax()]

@@ -208,21 +208,53 @@ def band_keys(signature: np.ndarray, bands: int, rows: int) -> list[bytes]:
 # --------------------------------------------------------------------------- near duplicates
 
 
-class NearDuplicates(beam.PTransform):
-    """(doc_id, signature) -> (doc_id, (survivor, cluster_id, similarity)) for every document
-    in a cluster of two or more; cluster_id is the cluster's smallest doc_id. For a duplicate,
-    survivor is the representative it was verified against and similarity their estimated
-    Jaccard; for a representative (kept), both are None."""
+class SharedBands(beam.PTransform):
+    """(doc_id, signature) -> (band key, doc_id) for every band a document shares with at
+    least one other document: the only bands that can make a candidate pair, among these
+    documents or any subset of them."""
 
     def __init__(self, cfg: NearDedupConfig):
         super().__init__()
         self.cfg = cfg
 
     def expand(self, signatures):
-        cfg = self.cfg
-        pairs = (
+        return (
             signatures
-            | "KeyByBand" >> beam.FlatMap(_keyed_by_band, cfg.bands, cfg.rows)
+            | "KeyByBand" >> beam.FlatMap(_keyed_by_band, self.cfg.bands, self.cfg.rows)
+            | "GroupByBand" >> beam.GroupByKey()
+            | "Shared" >> beam.FlatMapTuple(_members_if_shared)
+        )
+
+
+def _members_if_shared(key: bytes, doc_ids: Iterable) -> Iterator[tuple]:
+    """(key, doc_id) for every member of a bucket of two or more, in two passes over the
+    grouped values (Beam's grouped iterables may be re-iterated, and may not fit in memory)."""
+    members = iter(doc_ids)
+    if next(members, None) is not None and next(members, None) is not None:
+        for doc_id in doc_ids:
+            yield key, doc_id
+
+
+class NearDuplicates(beam.PTransform):
+    """(doc_id, signature) -> (doc_id, (survivor, cluster_id, similarity)) for every document
+    in a cluster of two or more; cluster_id is the cluster's smallest doc_id. For a duplicate,
+    survivor is the representative it was verified against and similarity their estimated
+    Jaccard; for a representative (kept), both are None.
+
+    `band_members`, when given, are the (band key, doc_id) of the shared bands of these
+    documents (SharedBands of a superset of them, as annotation stores it); only the
+    documents among them need a signature. Else they are found here."""
+
+    def __init__(self, cfg: NearDedupConfig, band_members=None):
+        super().__init__()
+        self.cfg = cfg
+        self.band_members = band_members
+
+    def expand(self, signatures):
+        cfg = self.cfg
+        members = self.band_members if self.band_members is not None else signatures | "SharedBands" >> SharedBands(cfg)
+        pairs = (
+            members
             | "GroupByBand" >> beam.GroupByKey()
             | "StarEdgesPerBucket" >> beam.FlatMapTuple(star_edges)
             | "DistinctPairs" >> beam.Distinct()

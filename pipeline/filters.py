@@ -1,7 +1,7 @@
 """Heuristic document filters: Gopher quality and repetition (Rae et al. 2021, MassiveText),
 following DataTrove's GopherQualityFilter and GopherRepetitionFilter except where a
-docstring says otherwise, and `apply_heuristics`, which runs them and C4's line cleaning
-(c4.py) in order.
+docstring says otherwise, and `heuristic_attributes`, which measures a text for them and
+runs C4's line cleaning (c4.py).
 
 Pure functions over a document's text and its language (as language ID gave it; the
 rules that assume English apply only where languages.py says they fit). Each returns the reason it drops the document as
@@ -31,6 +31,7 @@ import numpy as np
 
 from strata.config import FilterSet, GopherQualityConfig, GopherRepetitionConfig
 from strata.pipeline.c4 import c4_lines
+from strata.pipeline.gopher_stats import QualityStats, quality_decision, repetition_decision
 from strata.pipeline.languages import letter_table, spaces_between_words
 
 _BLOCK_CHARS = 1 << 18
@@ -161,10 +162,6 @@ def _ends_with(points: np.ndarray, starts: np.ndarray, ends: np.ndarray, suffix:
     return result
 
 
-def _drop(family: str, rule: str) -> str:
-    return f"{family}:{rule}"
-
-
 # --------------------------------------------------------------------------- Gopher quality
 
 
@@ -174,15 +171,38 @@ def _stop_word_pattern(stop_words: tuple[str, ...]) -> re.Pattern:
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
 
 
-def _distinct_stop_words(text: str, stop_words: tuple[str, ...], enough: int) -> int:
-    """How many different stop words occur as whole words (case-sensitive), counting no
-    further than `enough`."""
+def _distinct_stop_words(text: str, stop_words: tuple[str, ...]) -> int:
+    """How many different stop words occur as whole words (case-sensitive)."""
     found: set[str] = set()
     for match in _stop_word_pattern(stop_words).finditer(text):
         found.add(match.group())
-        if len(found) >= enough:
+        if len(found) == len(stop_words):
             break
     return len(found)
+
+
+def quality_stats(text: str, cfg: GopherQualityConfig, language: str | None) -> QualityStats:
+    """What Gopher's quality rules look at in `text`, whatever the thresholds: one pass,
+    block by block."""
+    letters = letter_table()
+    words = chars = alpha_words = lines = bullet_lines = ellipsis_lines = 0
+    for block in map(_Block, _blocks(text)):
+        starts, ends = block.word_starts, block.word_ends
+        words += len(starts)
+        chars += int((ends - starts).sum())
+        letters_before = np.zeros(len(block.points) + 1, np.int32)
+        np.cumsum(letters[block.points], out=letters_before[1:])
+        alpha_words += int(np.count_nonzero(letters_before[ends] > letters_before[starts]))
+        line_starts, line_ends = block.spans(newlines=1)
+        lines += len(line_starts)
+        bullet_lines += int(np.count_nonzero(_BULLET_TABLE[block.points[line_starts]]))
+        ellipsis_lines += int(np.count_nonzero(
+            _ends_with(block.points, line_starts, line_ends, "...") | _ends_with(block.points, line_starts, line_ends, "…")
+        ))
+    stop_words = cfg.stop_words_for(language) if spaces_between_words(language) else None
+    found = _distinct_stop_words(text, stop_words) if stop_words else None
+    return QualityStats(words, chars, alpha_words, lines, bullet_lines, ellipsis_lines, text.count("#"),
+                        text.count("...") + text.count("…"), found)
 
 
 def gopher_quality(text: str, cfg: GopherQualityConfig, language: str | None = "en") -> str | None:
@@ -199,8 +219,7 @@ def gopher_quality(text: str, cfg: GopherQualityConfig, language: str | None = "
                                 whole words, case-sensitively
 
     Unlike DataTrove (nltk tokens), words keep their punctuation and stand-alone symbols count
-    as words, and line fractions ignore blank lines. A long text is scanned block by block and
-    fails max_words as soon as the blocks read so far hold too many words.
+    as words, and line fractions ignore blank lines.
 
     In a language without spaces between words only the line and alpha_words rules apply (a
     whitespace "word" there is a clause); the stop-word rule applies only to languages with
@@ -208,56 +227,7 @@ def gopher_quality(text: str, cfg: GopherQualityConfig, language: str | None = "
     """
     if not cfg.enabled:
         return None
-    spaced = spaces_between_words(language)
-    letters = letter_table()
-    words = chars = alpha_words = lines = bullet_lines = ellipsis_lines = 0
-    for block in map(_Block, _blocks(text)):
-        starts, ends = block.word_starts, block.word_ends
-        words += len(starts)
-        if spaced and words > cfg.max_words:
-            return _drop("gopher_quality", "max_words")
-        chars += int((ends - starts).sum())
-        letters_before = np.zeros(len(block.points) + 1, np.int32)
-        np.cumsum(letters[block.points], out=letters_before[1:])
-        alpha_words += int(np.count_nonzero(letters_before[ends] > letters_before[starts]))
-        line_starts, line_ends = block.spans(newlines=1)
-        lines += len(line_starts)
-        bullet_lines += int(np.count_nonzero(_BULLET_TABLE[block.points[line_starts]]))
-        ellipsis_lines += int(
-            np.count_nonzero(
-                _ends_with(block.points, line_starts, line_ends, "...")
-                | _ends_with(block.points, line_starts, line_ends, "…")
-            )
-        )
-
-    if words < (max(cfg.min_words, 1) if spaced else 1):
-        return _drop("gopher_quality", "min_words")
-    if spaced and (reason := _word_rules(text, words, chars, cfg)):
-        return reason
-    if bullet_lines / lines > cfg.max_bullet_lines_fraction:
-        return _drop("gopher_quality", "bullet_lines")
-    if ellipsis_lines / lines > cfg.max_ellipsis_lines_fraction:
-        return _drop("gopher_quality", "ellipsis_lines")
-    if alpha_words / words < cfg.min_alpha_words_fraction:
-        return _drop("gopher_quality", "alpha_words")
-    stop_words = cfg.stop_words_for(language) if spaced else None
-    if cfg.min_stop_words > 0 and stop_words:
-        if _distinct_stop_words(text, stop_words, cfg.min_stop_words) < cfg.min_stop_words:
-            return _drop("gopher_quality", "stop_words")
-    return None
-
-
-def _word_rules(text: str, words: int, chars: int, cfg: GopherQualityConfig) -> str | None:
-    """Gopher's rules on whitespace words, for languages written with spaces between words."""
-    if chars / words < cfg.min_mean_word_length:
-        return _drop("gopher_quality", "min_mean_word_length")
-    if chars / words > cfg.max_mean_word_length:
-        return _drop("gopher_quality", "max_mean_word_length")
-    if text.count("#") / words > cfg.max_symbol_word_ratio:
-        return _drop("gopher_quality", "hash_ratio")
-    if (text.count("...") + text.count("…")) / words > cfg.max_symbol_word_ratio:
-        return _drop("gopher_quality", "ellipsis_ratio")
-    return None
+    return quality_decision(quality_stats(text, cfg, language), cfg, language)
 
 
 # --------------------------------------------------------------------------- Gopher repetition
@@ -392,10 +362,15 @@ def _repetition_measures(text: str, top_ns: Iterable[int], dup_ns: Iterable[int]
 def repetition_stats(text: str, cfg: GopherRepetitionConfig | None = None) -> dict[str, float]:
     """Every repetition measure of `text` for the n-gram sizes of `cfg` (default: the
     defaults), by the names `gopher_repetition` gives as reasons. For tests and diagnostics."""
-    cfg = cfg or GopherRepetitionConfig()
-    return dict(
-        _repetition_measures(text, sorted(cfg.top_ngram_max_char_fraction), sorted(cfg.duplicate_ngram_max_char_fraction))
-    )
+    return repetition_measures(text, cfg or GopherRepetitionConfig(), "en")
+
+
+def repetition_measures(text: str, cfg: GopherRepetitionConfig, language: str | None) -> dict[str, float]:
+    """Every repetition measure that applies to `language`, by name."""
+    spaced = spaces_between_words(language)
+    top_ns = sorted(cfg.top_ngram_max_char_fraction) if spaced else []
+    dup_ns = sorted(cfg.duplicate_ngram_max_char_fraction) if spaced else []
+    return dict(_repetition_measures(text, top_ns, dup_ns))
 
 
 def gopher_repetition(text: str, cfg: GopherRepetitionConfig, language: str | None = "en") -> str | None:
@@ -408,48 +383,24 @@ def gopher_repetition(text: str, cfg: GopherRepetitionConfig, language: str | No
     dup_{n}gram                         see `_WordNGrams.duplicate_fraction`
 
     Character fractions are over the characters of the pieces compared (paragraphs, lines or
-    words), not over the whole text. Since dup_{n}gram never grows with n, the duplicate
-    n-gram checks stop at the first value within every larger n's maximum: for ordinary
-    prose one n-gram size instead of six. The word n-gram rules apply only to languages
+    words), not over the whole text. The word n-gram rules apply only to languages
     written with spaces between words.
     """
     if not cfg.enabled:
         return None
-    spaced = spaces_between_words(language)
-    top_ns = sorted(cfg.top_ngram_max_char_fraction) if spaced else []
-    dup_ns = sorted(cfg.duplicate_ngram_max_char_fraction) if spaced else []
-    limits = {
-        "dup_para_frac": cfg.max_duplicate_paragraph_fraction,
-        "dup_para_char_frac": cfg.max_duplicate_paragraph_char_fraction,
-        "dup_line_frac": cfg.max_duplicate_line_fraction,
-        "dup_line_char_frac": cfg.max_duplicate_line_char_fraction,
-        **{f"top_{n}gram": cfg.top_ngram_max_char_fraction[n] for n in top_ns},
-        **{f"dup_{n}gram": cfg.duplicate_ngram_max_char_fraction[n] for n in dup_ns},
-    }
-    # A dup_{n}gram value at or below the smallest maximum of the larger n's settles them all.
-    settles_the_rest = {
-        f"dup_{n}gram": min(cfg.duplicate_ngram_max_char_fraction[m] for m in dup_ns[i + 1 :])
-        for i, n in enumerate(dup_ns[:-1])
-    }
-    for name, value in _repetition_measures(text, top_ns, dup_ns):
-        if value > limits[name]:
-            return _drop("gopher_repetition", name)
-        if value <= settles_the_rest.get(name, -1.0):
-            break
-    return None
+    return repetition_decision(repetition_measures(text, cfg, language), cfg, language)
 
 
 # --------------------------------------------------------------------------- all families
 
 
-def apply_heuristics(text: str, filters: FilterSet, language: str | None = "en") -> tuple[str, str | None]:
-    """Runs the enabled heuristic families in the order gopher_quality, gopher_repetition,
-    c4, each as it applies to `language`; the first reason wins. Returns (the C4-cleaned
-    text, None) for a kept document and (`text` unchanged, reason) for a dropped one."""
-    reason = gopher_quality(text, filters.gopher_quality, language) or gopher_repetition(
-        text, filters.gopher_repetition, language
-    )
-    if reason:
-        return text, reason
-    cleaned, reason = c4_lines(text, filters.c4, language)
-    return (text, reason) if reason else (cleaned, None)
+def heuristic_attributes(text: str, filters: FilterSet, language: str | None = "en") -> dict:
+    """What the heuristic families find in `text` as they apply to `language`, whatever
+    their thresholds: Gopher's statistics (`gq_*`, `gopher_repetition`) and C4's verdict,
+    the reason it drops the document (`c4_reason`) or the lines it keeps (`text_lines`,
+    when it removed any). attributes.heuristic_reason decides on them."""
+    found = quality_stats(text, filters.gopher_quality, language).as_row()
+    found["gopher_repetition"] = repetition_measures(text, filters.gopher_repetition, language)
+    cleaned, found["c4_reason"] = c4_lines(text, filters.c4, language)
+    found["text_lines"] = cleaned if found["c4_reason"] is None and cleaned != text else None
+    return found

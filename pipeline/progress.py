@@ -195,6 +195,12 @@ def curate_line(summary: dict) -> str:
     )
 
 
+def reuse_line(reused: list[str], stages: tuple[str, ...]) -> str:
+    """Which of the build's `stages` a previous run's output was kept for, and which ran."""
+    ran = [stage for stage in stages if stage not in reused]
+    return f"stages reused: {', '.join(reused) or 'none'} | ran: {', '.join(ran) or 'none'}"
+
+
 def tokenizer_line(record: dict, seconds: float) -> str:
     how = f"trained on {record['sample']['bytes'] / 1e6:,.1f} MB" if record.get("trained") else "given"
     return f"tokenizer: {record['model_type']}, {record['vocab_size']:,} pieces, {how} | {seconds:,.1f} s"

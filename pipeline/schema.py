@@ -26,8 +26,8 @@ def make_doc_id(source: str, relpath: str, record_index: int) -> str:
     return hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
-# A batch of documents after the per-document stages, spooled to disk until the dedup
-# verdicts are known.
+# A document after the per-document stages, as selection hands it to the dedup resolution;
+# attributes.py adds the attribute columns annotation stores beside these.
 SPOOL_SCHEMA = curate_schema(
     *RECORD, "category", "raw_bytes", "text", "text_bytes", "fate", "stage", "reason", "detail", "raw",
     "content_hash", *SCORES, *PII_COUNTS, *CONTAMINATION,

@@ -1,9 +1,11 @@
 """The per-document curate stages as Beam DoFns, one small class each.
 
 Every element is a batch of documents from one input file: {"batch": key, "docs": [...]}
-(see schema.py for a document's fields). A document whose `fate` is set was decided by
-an earlier stage and passes through untouched; a stage decides a live one by setting
-`fate`, `stage` and `reason`. Keeping one stream (rather than tagged side outputs)
+(see schema.py and attributes.py for a document's fields). Validate and Normalize decide
+a document's fate (`fate`, `stage`, `reason`) when it is malformed or empty; a decided
+document passes the later stages untouched. The later stages only annotate: they record
+what they find (scores, statistics, cleaned text, fingerprints) whatever the thresholds,
+and selection (attributes.py) decides on it. Keeping one stream (rather than tagged side outputs)
 keeps the pipeline portable: some runners, Dask among them, mishandle multi-output
 ParDos. The logic lives in pure functions in the stage modules.
 """
@@ -15,7 +17,7 @@ import apache_beam as beam
 
 from strata.config import BuildConfig, FilterSet
 from strata.pipeline import dedup, filters, langid, pii, quality
-from strata.pipeline.decontaminate import EvalNgrams, decontaminate
+from strata.pipeline.decontaminate import decontaminate, eval_index_from_dict
 from strata.pipeline.normalize import normalize_text
 from strata.manifests.schemas import FATE_DROPPED
 from strata.pipeline.validate import utf8_size, validate_record
@@ -95,76 +97,71 @@ class Normalize(DocStage):
             self.drop(doc, "normalize:empty_after_normalize")
 
 
-class HeuristicFilters(DocStage):
-    """Gopher quality, Gopher repetition and C4 line rules, per category, as they apply to
-    the document's language. When C4 removes lines the text as read is kept beside the
-    cleaned one (`text_as_read`) until Fingerprint has used it."""
-
-    stage = "filter"
-
-    def apply(self, doc):
-        text, reason = filters.apply_heuristics(doc["text"], self.filters_for(doc["category"]), doc["language"])
-        if text is not doc["text"]:  # C4 removed lines
-            doc["text_as_read"] = doc["text"]
-            doc["text"], doc["text_bytes"] = text, utf8_size(text)
-        if reason:
-            self.drop(doc, reason)
+def lines_text(doc: dict) -> str:
+    """The document after C4's line rules (the text as read if they removed nothing)."""
+    return doc["text_lines"] if doc.get("text_lines") is not None else doc["text"]
 
 
-class LanguageFilter(DocStage):
+def final_text(doc: dict) -> str:
+    """The document after decontamination and PII redaction."""
+    return doc["text_final"] if doc.get("text_final") is not None else lines_text(doc)
+
+
+class LanguageID(DocStage):
     """fastText language ID on the document as read (before any rule removes lines):
     language and score recorded for every document, and seen by every later rule; the
-    category's `language` rules decide which are kept."""
+    category's `language` rules decide at selection which are kept."""
 
     stage = "language"
 
     def apply(self, doc):
         cfg = self.filters_for(doc["category"]).language
-        language, score = self.model(langid.get_identifier, cfg.model).predict(doc["text"])
-        doc["language"], doc["language_score"] = language, score
-        reason = langid.language_decision(language, score, cfg)
-        if reason:
-            self.drop(doc, reason)
+        doc["language"], doc["language_score"] = self.model(langid.get_identifier, cfg.model).predict(doc["text"])
 
 
-class QualityFilter(DocStage):
-    """Score with a fastText quality classifier where the category enables one."""
+class HeuristicStats(DocStage):
+    """Gopher's statistics of the text as read, and C4's line cleaning: the cleaned text
+    (`text_lines`, when lines went) or the reason C4 drops the document (`c4_reason`).
+    Whether the document passes is decided at selection (attributes.py)."""
+
+    stage = "filter"
+
+    def apply(self, doc):
+        doc.update(filters.heuristic_attributes(doc["text"], self.filters_for(doc["category"]), doc["language"]))
+        doc["bytes_lines"] = doc["bytes_final"] = utf8_size(lines_text(doc))
+
+
+class QualityScore(DocStage):
+    """The C4-cleaned text scored by a fastText quality classifier, where the category enables one."""
 
     stage = "quality"
 
     def apply(self, doc):
         cfg = self.filters_for(doc["category"]).quality
-        if not cfg.enabled:
-            return
-        score = self.model(quality.get_scorer, cfg.model).score(doc["text"])
-        doc["quality_score"] = score
-        reason = quality.quality_decision(score, cfg)
-        if reason:
-            self.drop(doc, reason)
+        if cfg.enabled:
+            doc["quality_score"] = self.model(quality.get_scorer, cfg.model).score(lines_text(doc))
 
 
 class Decontaminate(DocStage):
-    """Evaluation-set text removed (or the document dropped); the eval n-grams come as a
-    side input, decoded once per DoFn instance."""
+    """Evaluation-set text found in the C4-cleaned text: the text without it (`text_final`),
+    or `decontaminate_drop` when nothing usable is left. The eval n-grams come as a side
+    input, decoded once per DoFn instance."""
 
     stage = "decontaminate"
 
     def process(self, batch, eval_ngrams):
         if not hasattr(self, "index"):
-            self.index = EvalNgrams.from_dict(eval_ngrams)
+            self.index = eval_index_from_dict(eval_ngrams)
         yield from super().process(batch)
 
     def apply(self, doc):
-        found = decontaminate(doc["text"], self.index, self.config.decontaminate)
+        found = decontaminate(lines_text(doc), self.index, self.config.decontaminate)
         if found.set_name is None:
             return
         doc.update(contaminated_set=found.set_name, contaminated_ngrams=found.ngrams,
-                   contaminated_chars=found.chars_removed)
-        if found.dropped:
-            self.drop(doc, f"contaminated:{found.set_name}")
-        else:
-            doc.setdefault("text_as_read", doc["text"])
-            doc["text"], doc["text_bytes"] = found.text, utf8_size(found.text)
+                   contaminated_chars=found.chars_removed, decontaminate_drop=found.dropped)
+        if not found.dropped:
+            doc["text_final"], doc["bytes_final"] = found.text, utf8_size(found.text)
 
 
 class Fingerprint(DocStage):
@@ -175,22 +172,24 @@ class Fingerprint(DocStage):
     stage = "fingerprint"
 
     def apply(self, doc):
-        text = doc.pop("text_as_read", None) or doc["text"]
-        doc["content_hash"] = dedup.content_hash(text)
+        doc["content_hash"] = dedup.content_hash(doc["text"])
         if self.config.dedup.near.enabled:
-            doc["minhash"] = dedup.minhash_signature(text, self.config.dedup.near).tobytes()
+            doc["minhash"] = dedup.minhash_signature(doc["text"], self.config.dedup.near).tobytes()
 
 
 class RedactPII(DocStage):
-    """Email addresses, IP addresses and phone numbers to typed placeholders, per category.
-    After Fingerprint: dedup compares the text as read, whatever its contact data."""
+    """Email addresses, IP addresses and phone numbers to typed placeholders, per category,
+    in the text a kept document would hold. After Fingerprint: dedup compares the text as
+    read, whatever its contact data."""
 
     stage = "pii"
 
     def apply(self, doc):
-        text, counts = pii.redact_pii(doc["text"], self.filters_for(doc["category"]).pii)
+        if doc.get("decontaminate_drop"):
+            return
+        text = final_text(doc)
+        redacted, counts = pii.redact_pii(text, self.filters_for(doc["category"]).pii)
         for kind, count in counts.items():
             doc[f"pii_{kind}"] = count
-        if text is not doc["text"]:
-            doc["text"], doc["text_bytes"] = text, utf8_size(text)
-
+        if redacted is not text:
+            doc["text_final"], doc["bytes_final"] = redacted, utf8_size(redacted)

@@ -11,7 +11,7 @@ from strata.storage import filesystem, write_atomic
 # Long, mostly distinct values: neither a dictionary nor min/max statistics help a
 # reader, and each would copy a value once more while writing (a 50 MB document's
 # statistics alone cost two copies of it).
-DOCUMENT_COLUMNS = {"text", "raw"}
+DOCUMENT_COLUMNS = {"text", "raw", "text_lines", "text_final", "minhash"}
 
 
 def write_table(uri: str, table: pa.Table) -> int:

@@ -10,7 +10,7 @@ import zstandard
 from moto import server as moto_server
 
 from strata.config import parse_config
-from strata.pipeline.curate import run_curate
+from strata.pipeline.curate_steps import run_curate
 
 from corpus import FRENCH, GERMAN, perturb, prose, word_ngram_jaccard
 

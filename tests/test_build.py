@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,9 +138,11 @@ def test_a_killed_build_claims_nothing_and_a_rerun_completes_it(build_config, tm
     assert (out / "manifest.json").exists()
     (out / "lineage" / "part-00000-00000.parquet").unlink()  # so the rebuild has to curate again
     (out / "curate.json").unlink()
+    (out / "annotate.json").unlink()
+    shutil.rmtree(out / "attributes")
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if kill_when == "curating":
-        started = _wait_for(lambda: (out / "_spool").exists())
+        started = _wait_for(lambda: (out / "attributes").exists())
     else:
         started = _wait_for(lambda: (out / "curate.json").exists() and (out / "tokenizer").exists())
     child.send_signal(signal.SIGKILL)

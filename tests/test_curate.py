@@ -6,7 +6,8 @@ from collections import Counter
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from strata.pipeline.curate import read_lineage, run_curate
+from strata.pipeline.curate import read_lineage
+from strata.pipeline.curate_steps import run_curate
 
 from conftest import MALFORMED
 

@@ -10,7 +10,8 @@ import json
 import pytest
 
 from strata.config import parse_config
-from strata.pipeline.curate import read_lineage, run_curate
+from strata.pipeline.curate import read_lineage
+from strata.pipeline.curate_steps import run_curate
 from strata.pipeline.languages import mostly_unsegmented
 
 from conftest import IN_MEMORY

@@ -77,7 +77,8 @@ def test_a_short_or_often_split_document_is_dropped(eval_sets):
 def test_curate_records_contamination_in_lineage_and_summary(eval_sets, tmp_path):
     from conftest import IN_MEMORY
     from strata.config import parse_config
-    from strata.pipeline.curate import read_lineage, run_curate
+    from strata.pipeline.curate import read_lineage
+    from strata.pipeline.curate_steps import run_curate
 
     rng = random.Random(6)
     texts = [f"{prose(rng)}\n{PASSAGE}\n{prose(rng)}", PASSAGE, prose(rng)]

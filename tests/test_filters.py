@@ -17,7 +17,8 @@ from corpus import prose
 from strata.config import C4Config, FilterSet, GopherQualityConfig, GopherRepetitionConfig
 from strata.pipeline import filters
 from strata.pipeline.c4 import c4_lines
-from strata.pipeline.filters import apply_heuristics, gopher_quality, gopher_repetition, repetition_stats
+from strata.pipeline.attributes import heuristic_reason
+from strata.pipeline.filters import gopher_quality, gopher_repetition, heuristic_attributes, repetition_stats
 
 QUALITY = GopherQualityConfig()
 REPETITION = GopherRepetitionConfig()
@@ -497,22 +498,28 @@ def test_disabled_c4_keeps_everything():
 # --------------------------------------------------------------------------- all families
 
 
-def test_apply_heuristics_returns_the_cleaned_text_of_a_kept_document():
+def _heuristics(text, rules):
+    """(C4's kept lines or None, the first reason) as annotation and then selection find them."""
+    found = heuristic_attributes(text, rules, "en")
+    return found["text_lines"], heuristic_reason({**found, "language": "en"}, rules)
+
+
+def test_heuristic_attributes_hold_the_cleaned_text_of_a_kept_document():
     text = prose(random.Random(2)) + "\nA heading without punctuation"
-    cleaned, reason = apply_heuristics(text, FilterSet())
+    cleaned, reason = _heuristics(text, FilterSet())
     assert reason is None
     assert cleaned == text.rsplit("\n", 1)[0]
 
 
-def test_apply_heuristics_first_reason_wins_and_keeps_the_text():
+def test_heuristic_selection_first_reason_wins():
     spam = "buy now " * 10  # too short for quality and repetitive
-    assert apply_heuristics(spam, FilterSet()) == (spam, "gopher_quality:min_words")
+    assert _heuristics(spam, FilterSet()) == (None, "gopher_quality:min_words")
     no_quality = FilterSet(gopher_quality=GopherQualityConfig(enabled=False))
-    assert apply_heuristics(spam, no_quality) == (spam, "gopher_repetition:top_2gram")
+    assert _heuristics(spam, no_quality) == (None, "gopher_repetition:top_2gram")
     only_c4 = no_quality.model_copy(update={"gopher_repetition": GopherRepetitionConfig(enabled=False)})
-    assert apply_heuristics(spam, only_c4) == (spam, "c4:too_few_lines")
+    assert _heuristics(spam, only_c4) == (None, "c4:too_few_lines")
     nothing = only_c4.model_copy(update={"c4": C4Config(enabled=False)})
-    assert apply_heuristics(spam, nothing) == (spam, None)
+    assert _heuristics(spam, nothing) == (None, None)
 
 
 # --------------------------------------------------------------------------- a 20 MB document

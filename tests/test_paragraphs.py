@@ -49,7 +49,8 @@ def test_curate_removes_boilerplate_and_says_how_many_paragraphs_went(tmp_path):
     from conftest import IN_MEMORY
     from corpus import prose
     from strata.config import parse_config
-    from strata.pipeline.curate import read_lineage, run_curate
+    from strata.pipeline.curate import read_lineage
+    from strata.pipeline.curate_steps import run_curate
 
     rng = random.Random(5)
     texts = [f"{prose(rng)}\n\n{COOKIES}\n\n{LICENCE}" for _ in range(4)] + [f"Short page text.\n\n{COOKIES}\n\n{LICENCE}"]

@@ -68,7 +68,8 @@ def test_curate_redacts_per_category_and_counts_per_kind(tmp_path):
     from corpus import prose
     from conftest import IN_MEMORY
     from strata.config import parse_config
-    from strata.pipeline.curate import read_lineage, run_curate
+    from strata.pipeline.curate import read_lineage
+    from strata.pipeline.curate_steps import run_curate
 
     rng = random.Random(3)
     contact = " Write to jane@example.com or call 555-123-4567; the mirror is at 8.8.8.8."

@@ -1,13 +1,18 @@
-"""Decontamination benchmark: what the stage adds to curate's wall time with 100k eval n-grams.
+"""Decontamination benchmark: what the stage adds to curate's wall time with 100k eval n-grams,
+and its two eval n-gram indexes (sorted hashes, the default, and Bloom filters) side by side.
 
-    python tests/bench/bench_decontaminate.py [--corpus DIR] [--ngrams 100000]
+    python tests/bench/bench_decontaminate.py [--corpus DIR] [--ngrams 100000] [--fp-rate 1e-6]
 
 Runs `strata build --until curate` on the curate benchmark corpus (tests/bench/make_corpus.py)
-twice, without and with a `decontaminate` section whose eval set holds about `--ngrams`
-13-grams: a fifth of its texts are 32-word passages taken from the corpus (so the stage
-finds and cuts matches), the rest 32-word texts of random corpus words (as most of a real
-eval set's n-grams are in no training document). Prints both wall times, the stage's share
-of the decontaminating run (target: at most 15%) and the documents it touched.
+three times: without a `decontaminate` section, and with one whose eval set holds about
+`--ngrams` 13-grams, once per index (`decontaminate.index: sorted | bloom`): a fifth of its
+texts are 32-word passages taken from the corpus (so the stage finds and cuts matches), the
+rest 32-word texts of random corpus words (as most of a real eval set's n-grams are in no
+training document). Prints the wall times, the stage's share of the decontaminating run
+(target: at most 15%) and the documents it touched. Then, in this process and without Beam,
+both indexes over every corpus document: bytes of the index, build and matching time,
+documents and n-grams matched, and the Bloom filter's false positives (n-grams it matched
+that the exact index did not) against the number it was sized to expect.
 """
 
 from __future__ import annotations
@@ -21,14 +26,18 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-import zstandard
-
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
+from strata_venv import run_in_strata_venv  # noqa: E402
+
+if __name__ == "__main__":
+    run_in_strata_venv(__file__)
+
 import make_corpus  # noqa: E402
+import yaml  # noqa: E402
+import zstandard  # noqa: E402
 
 WORDS_PER_TEXT = 32  # 20 13-grams each
 
@@ -65,6 +74,36 @@ def write_eval_set(corpus: Path, out: Path, ngrams: int, seed: int) -> Path:
     return path
 
 
+def index_comparison(corpus: Path, cfg: dict) -> None:
+    """Both indexes over every corpus document, in this process."""
+    from strata.config import DecontaminateConfig
+    from strata.pipeline.decontaminate import decontaminate, load_eval_index
+
+    texts = []
+    for path in sorted(corpus.glob("part-*.jsonl.zst")):
+        with open(path, "rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
+            texts.extend(json.loads(line)["text"] for line in io.TextIOWrapper(reader, encoding="utf-8"))
+    matched = {}
+    for kind in ("sorted", "bloom"):
+        config = DecontaminateConfig(**{**cfg, "index": kind})
+        started = time.process_time()
+        index = load_eval_index(config)
+        built = time.process_time() - started
+        nbytes = sum(f.nbytes for f in index.filters) if kind == "bloom" else index.hashes.nbytes + index.set_index.nbytes
+        started = time.process_time()
+        matched[kind] = [decontaminate(text, index, config).ngrams for text in texts]
+        seconds = time.process_time() - started
+        print(f"index      {kind:6s} n-grams={len(index)}  bytes={nbytes:,}  build cpu={built:.2f}s  "
+              f"match cpu={seconds:.1f}s over {len(texts)} docs  docs matched={sum(1 for n in matched[kind] if n)}  "
+              f"n-grams matched={sum(matched[kind])}")
+    # The sorted index is exact (up to 64-bit hash collisions): what the Bloom filters match beyond it is false.
+    extra = sum(max(0, b - s) for b, s in zip(matched["bloom"], matched["sorted"]))
+    missed = sum(max(0, s - b) for b, s in zip(matched["bloom"], matched["sorted"]))
+    looked_up = sum(max(0, len(text.split()) - 12) for text in texts)  # about the documents' 13-grams
+    print(f"index      bloom false positives={extra} n-grams (expected about {looked_up * cfg['bloom_fp_rate']:.1f}: "
+          f"{looked_up:,} document 13-grams x fp rate {cfg['bloom_fp_rate']:g})  false negatives={missed}")
+
+
 def build(config: Path, out: Path) -> float:
     strata = REPO / ".venv" / "bin" / "strata"
     started = time.monotonic()
@@ -80,6 +119,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench" / "decontaminate")
     ap.add_argument("--ngrams", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--fp-rate", type=float, default=1e-6, help="the Bloom filter's false positive rate")
     args = ap.parse_args(argv)
     corpus = (args.corpus or make_corpus.default_out(args.mb)).resolve()
     if not make_corpus.corpus_ready(corpus):
@@ -90,20 +130,23 @@ def main(argv=None) -> int:
     config = yaml.safe_load((corpus / "strata.yaml").read_text())
     for source in config["sources"]:
         source["paths"] = [str(corpus / p) for p in source["paths"]]
-    plain, decon = out / "plain.yaml", out / "decontaminate.yaml"
+    plain = out / "plain.yaml"
     plain.write_text(yaml.safe_dump(config))
-    config["decontaminate"] = {"sets": [{"name": "bench", "paths": [str(eval_path)], "fields": ["text"]}]}
-    decon.write_text(yaml.safe_dump(config))
-
+    eval_cfg = {"sets": [{"name": "bench", "paths": [str(eval_path)], "fields": ["text"]}], "bloom_fp_rate": args.fp_rate}
     without = build(plain, out / "plain")
-    with_stage = build(decon, out / "with")
-    summary = json.loads((out / "with" / "curate.json").read_text())
-    touched = summary["decontamination"].get("bench", {})
-    docs = sum(c["documents"] for c in touched.values())
-    removed = sum(c["removed"] for c in touched.values())
-    share = (with_stage - without) / with_stage
-    print(f"decontaminate  eval n-grams={args.ngrams}  curate wall without={without:.1f}s  with={with_stage:.1f}s  "
-          f"stage share={100 * share:.1f}% (target <= 15%)  docs touched={docs}  removed={removed}")
+    for kind in ("sorted", "bloom"):
+        decon = out / f"decontaminate-{kind}.yaml"
+        decon.write_text(yaml.safe_dump({**config, "decontaminate": {**eval_cfg, "index": kind}}))
+        with_stage = build(decon, out / f"with-{kind}")
+        summary = json.loads((out / f"with-{kind}" / "curate.json").read_text())
+        touched = summary["decontamination"].get("bench", {})
+        docs = sum(c["documents"] for c in touched.values())
+        removed = sum(c["removed"] for c in touched.values())
+        share = (with_stage - without) / with_stage
+        print(f"decontaminate  index={kind}  eval n-grams={args.ngrams}  curate wall without={without:.1f}s  "
+              f"with={with_stage:.1f}s  stage share={100 * share:.1f}% (target <= 15%)  docs touched={docs}  "
+              f"removed={removed}")
+    index_comparison(corpus, eval_cfg)
     return 0
 
 

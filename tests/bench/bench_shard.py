@@ -38,22 +38,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-STRATA_VENV = REPO / ".venv"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _reexec_in_strata_venv() -> None:
-    """Run under strata's venv when strata is not importable from this Python."""
-    try:
-        import strata  # noqa: F401
-    except ImportError:
-        python = STRATA_VENV / "bin" / "python"
-        if not python.exists() or Path(sys.prefix).resolve() == STRATA_VENV.resolve():
-            raise SystemExit("bench: strata is not installed (run `make setup`, or use strata's venv)")
-        os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
-
+from strata_venv import STRATA_VENV, run_in_strata_venv  # noqa: E402
 
 if __name__ == "__main__":
-    _reexec_in_strata_venv()
+    run_in_strata_venv(__file__)
 
 import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402

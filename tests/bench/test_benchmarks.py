@@ -9,6 +9,7 @@ import bench_curate
 import bench_decontaminate
 import bench_generate
 import bench_hostile
+import bench_reselect
 import bench_shard
 import bench_tokenizer
 import bench_trainer
@@ -25,6 +26,10 @@ def test_curate_against_datatrove(tmp_path):
 
 def test_decontamination_stage_cost(tmp_path):
     assert bench_decontaminate.main(["--out", str(tmp_path / "decontaminate")]) == 0
+
+
+def test_reselection_reuses_the_annotation(tmp_path):
+    assert bench_reselect.main(["--out", str(tmp_path / "reselect")]) == 0
 
 
 def test_big_document_memory(tmp_path):
