@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from strata.config import DecontaminateConfig
-from strata.pipeline.filters import splitmix64
+from strata.pipeline.text_scan import splitmix64
 from strata.storage import filesystem
 
 _WORD = re.compile(r"[^\W_]+")
