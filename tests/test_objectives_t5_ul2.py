@@ -99,6 +99,12 @@ def test_span_corruption_refuses_more_spans_than_sentinels():
         objective("span_corruption", seq_len=2048)  # 102 spans, 40 sentinels
 
 
+def test_ul2_refuses_a_window_whose_extreme_denoiser_needs_more_sentinels():
+    with pytest.raises(ConfigError, match="seq_len: 256 .* 43 spans.*40 sentinels"):
+        objective("ul2", seq_len=256)  # X (mean 3, 50%): 43 spans
+    assert objective("ul2", seq_len=256, ul2_mixture={"R": 1, "S": 1}).mixture[1] == 0  # R: 13 spans
+
+
 # --------------------------------------------------------------------------- UL2
 
 

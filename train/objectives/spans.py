@@ -48,13 +48,26 @@ def spans_over(positions: np.ndarray, length: int, mask: np.ndarray) -> np.ndarr
     return full
 
 
+def check_sentinels(seq_len: int, denoisers: list[tuple[float, float]], sentinels: list[int]) -> None:
+    """Refuse a window length at which a (mean span, noise density) denoiser would draw more
+    spans than the tokenizer has sentinels (span k would reuse sentinel k mod count, and the
+    target could not say which span is which)."""
+    spans = max(round(seq_len * density / mean_span) for mean_span, density in denoisers)
+    if spans > sentinels[1]:
+        raise ConfigError(
+            f"seq_len: {seq_len} x noise_density / mean_span = {spans} spans, more than the tokenizer's "
+            f"{sentinels[1]} sentinels (tokenizer.sentinels in the build config)"
+        )
+
+
 def span_starts(noise: np.ndarray) -> np.ndarray:
     return noise & ~np.concatenate([[False], noise[:-1]])
 
 
 def corrupt_spans(window: np.ndarray, noise: np.ndarray, sentinels: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """(source, target) of a window and its noise mask; sentinels = [first id, count]. Span
-    k gets sentinel first + k (k modulo count, should a window hold more spans)."""
+    k gets sentinel first + k (k modulo count, should a window hold more spans: the
+    objectives refuse such window lengths up front, check_sentinels)."""
     first, count = sentinels
     starts = span_starts(noise)
     sentinel = first + (np.cumsum(starts) - 1) % count
@@ -72,12 +85,7 @@ class SpanCorruption(ExampleObjective):
     def __init__(self, cfg, tokenizer: dict):
         super().__init__(cfg, tokenizer)
         self.density, self.mean_span = cfg.noise_density, cfg.mean_span
-        spans = round(cfg.seq_len * self.density / self.mean_span)
-        if spans > self.specials["sentinels"][1]:
-            raise ConfigError(
-                f"seq_len: {cfg.seq_len} x noise_density / mean_span = {spans} spans, more than the tokenizer's "
-                f"{self.specials['sentinels'][1]} sentinels (tokenizer.sentinels in the build config)"
-            )
+        check_sentinels(cfg.seq_len, [(self.mean_span, self.density)], self.specials["sentinels"])
 
     def example(self, window: np.ndarray, sample_id: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         rng = sample_rng(self.seed, epoch, sample_id)

@@ -23,7 +23,7 @@ import torch
 from strata.train.objectives.core import Inputs, sample_rng
 from strata.train.objectives.examples import ExampleObjective
 from strata.train.objectives.prefix import split_point
-from strata.train.objectives.spans import corrupt_spans, noise_mask, spans_over
+from strata.train.objectives.spans import check_sentinels, corrupt_spans, noise_mask, spans_over
 
 MODES = ("R", "X", "S")
 MODE_TOKENS = {"R": "mode_nlu", "X": "mode_nlg", "S": "mode_s2s"}
@@ -43,6 +43,9 @@ class UL2(ExampleObjective):
         super().__init__(cfg, tokenizer)
         weights = np.array([cfg.ul2_mixture.get(m, 0.0) for m in MODES], dtype=np.float64)
         self.mixture = weights / weights.sum()
+        used = [d for mode, weight in zip(MODES, self.mixture) if weight > 0 for d in DENOISERS.get(mode, [])]
+        if used:
+            check_sentinels(cfg.seq_len, used, self.specials["sentinels"])
 
     def mode(self, sample_id: int, epoch: int) -> int:
         """The index in MODES of a sample's mode (its own random stream)."""
