@@ -14,7 +14,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from strata.config import BuildConfig, FilterSet
-from strata.pipeline import dedup, filters, langid, pii, quality
+from strata.pipeline import filters, fingerprints, langid, pii, quality
 from strata.pipeline.decontaminate import EvalNgrams, decontaminate
 from strata.pipeline.normalize import normalize_text
 from strata.pipeline.schema import FATE_DROPPED
@@ -176,9 +176,9 @@ class Fingerprint(DocStage):
 
     def apply(self, doc):
         text = doc.pop("text_as_read", None) or doc["text"]
-        doc["content_hash"] = dedup.content_hash(text)
+        doc["content_hash"] = fingerprints.content_hash(text)
         if self.config.dedup.near.enabled:
-            doc["minhash"] = dedup.minhash_signature(text, self.config.dedup.near).tobytes()
+            doc["minhash"] = fingerprints.minhash_signature(text, self.config.dedup.near).tobytes()
 
 
 class RedactPII(DocStage):
