@@ -78,7 +78,7 @@ def test_embeddings_are_shared_and_the_loss_is_the_papers_sum():
 
 def test_the_discriminator_loads_into_an_encoder_for_downstream_use():
     model = _tiny()
-    encoder = Encoder(EncoderConfig(vocab_size=VOCAB, seq_len=L, **PRESETS["tiny"]))
+    encoder = Encoder(EncoderConfig(vocab_size=VOCAB, seq_len=L, post_ln=True, **PRESETS["tiny"]))
     missing, unexpected = encoder.load_state_dict(model.discriminator_state(), strict=False)
     assert not unexpected and all(k.startswith(("head.", "lm_head.")) for k in missing)
     idx = torch.randint(5, VOCAB, (2, L))

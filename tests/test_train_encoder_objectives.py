@@ -74,7 +74,8 @@ def test_electra_saves_its_discriminator_for_an_encoder(objective_build, tmp_pat
     out, manifest = objective_build
     train(config(out, tmp_path, objective="electra", steps=2, **settings()))
     state = torch.load(latest_checkpoint(tmp_path) / "discriminator.pt", weights_only=True)
-    encoder = Encoder(EncoderConfig(vocab_size=manifest["tokenizer"]["vocab_size"], seq_len=32, **PRESETS["tiny"]))
+    encoder = Encoder(EncoderConfig(vocab_size=manifest["tokenizer"]["vocab_size"], seq_len=32, post_ln=True,
+                                  **PRESETS["tiny"]))
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith(("head.", "lm_head.")) for k in missing)
     model = torch.load(latest_checkpoint(tmp_path) / "model.pt", weights_only=True)

@@ -14,9 +14,13 @@
     loss        generator MLM loss + 50 x discriminator loss (the paper's lambda), trained
                 jointly; token and position embeddings are shared (the paper's tying)
 
+Both networks are post-LN, as the paper's (BERT's blocks: `post_ln`, the default here),
+so that train/hf_electra.py exports the discriminator as transformers'
+`ElectraForPreTraining` and the generator as `ElectraForMaskedLM`, weight for weight.
+
 The discriminator (`Electra.discriminator`, an encoder stack) is what downstream tasks
 load: `Electra.discriminator_state()` is its state dict with the keys of an `Encoder`'s
-`transformer`.
+`transformer` (an Encoder with `post_ln=True`).
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from strata.train.encoder import EncoderConfig, EncoderStack
-from strata.train.gpt import IGNORE_INDEX, Block, init_gpt2
+from strata.train.encoder import EncoderConfig, EncoderStack, encoder_blocks, final_norm
+from strata.train.gpt import IGNORE_INDEX, init_gpt2
 
 DISCRIMINATOR_WEIGHT = 50.0  # lambda
 
@@ -38,6 +42,7 @@ class ElectraConfig(EncoderConfig):
     """The discriminator's shape, and the generator's share of its width."""
 
     generator_ratio: float = 0.25
+    post_ln: bool = True
 
 
 def generator_config(config: EncoderConfig, ratio: float) -> EncoderConfig:
@@ -63,9 +68,10 @@ class Electra(nn.Module):
                                                 nn.Linear(config.n_embd, 1))
         self.generator = nn.ModuleDict(dict(
             project=nn.Linear(config.n_embd, small.n_embd),  # shared embeddings -> generator width
-            h=nn.ModuleList([Block(small, causal=False) for _ in range(small.n_layer)]),
-            ln_f=nn.LayerNorm(small.n_embd, bias=config.bias),
-            head=nn.Sequential(nn.Linear(small.n_embd, config.n_embd), nn.GELU(), nn.LayerNorm(config.n_embd)),
+            h=encoder_blocks(small),
+            ln_f=final_norm(small),
+            head=nn.Sequential(nn.Linear(small.n_embd, config.n_embd), nn.GELU(),
+                               nn.LayerNorm(config.n_embd, eps=config.norm_eps)),
         ))
         self.generator_bias = nn.Parameter(torch.zeros(config.vocab_size))
         init_gpt2(self, config.n_layer)

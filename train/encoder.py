@@ -15,6 +15,10 @@ gpt.py's with `causal=False`. Differences from BERT, on purpose:
   sentence-pair head has its own, train/encoder_heads.py): RoBERTa's single-segment MLM
   needs neither.
 
+`post_ln` gives the stack BERT's post-LN layout instead (`PostLNBlock`: LayerNorm after
+each residual sum, none after the last block): ELECTRA's (train/electra.py), so that its
+networks map weight for weight onto transformers' ELECTRA classes (train/hf_electra.py).
+
 With `segments` (document ids per position, as for the GPT) attention stays inside each
 document of a packed window and positions restart at each document start.
 """
@@ -39,6 +43,26 @@ class EncoderConfig(GPTConfig):
     vocab_size: int = 30522
     seq_len: int = 512
     type_vocab_size: int = 0
+    post_ln: bool = False  # BERT's post-LN blocks (PostLNBlock) and no final LayerNorm
+
+
+class PostLNBlock(Block):
+    """BERT's block: x = ln_1(x + attn(x)), then x = ln_2(x + mlp(x)); a Block's modules."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.ln_1(x + self.attn(x, mask))
+        return self.ln_2(x + self.mlp(x))
+
+
+def encoder_blocks(config: EncoderConfig) -> nn.ModuleList:
+    """n_layer bidirectional blocks, pre-LN or (`post_ln`) post-LN."""
+    block = PostLNBlock if config.post_ln else Block
+    return nn.ModuleList([block(config, causal=False) for _ in range(config.n_layer)])
+
+
+def final_norm(config: EncoderConfig) -> nn.Module:
+    """The LayerNorm after the last pre-LN block; a post-LN block ends with its own."""
+    return nn.Identity() if config.post_ln else nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
 
 
 class EncoderStack(nn.Module):
@@ -52,8 +76,8 @@ class EncoderStack(nn.Module):
         self.wtt = nn.Embedding(config.type_vocab_size, config.n_embd) if config.type_vocab_size else None
         self.ln_e = nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
         self.drop = nn.Dropout(config.dropout)
-        self.h = nn.ModuleList([Block(config, causal=False) for _ in range(config.n_layer)])
-        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
+        self.h = encoder_blocks(config)
+        self.ln_f = final_norm(config)
         self.seq_len = config.seq_len
 
     def embed(

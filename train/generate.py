@@ -40,7 +40,7 @@ def generate_ids(model: GPT, prompt: list[int], max_new_tokens: int, *, temperat
     """The new token ids after `prompt`; without `use_cache` every step reruns the whole
     sequence (the reference the cache must equal)."""
     if not isinstance(model, GPT):
-        raise ValueError("generate needs a causal (clm) model; this one is an encoder")
+        raise ValueError(f"generate needs a causal (GPT) model; this one is {type(model).__name__}")
     if not prompt:
         raise ValueError("the prompt has no tokens")
     model.eval()

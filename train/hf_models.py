@@ -1,4 +1,6 @@
-"""strata's models <-> their Hugging Face classes, weight for weight (no approximation).
+"""strata's models <-> their Hugging Face classes, weight for weight (no approximation):
+the GPT and the MLM encoder both ways (here), the encoder-decoder (hf_seq2seq.py) and
+ELECTRA (hf_electra.py) out; `to_hf` picks the mapping by the model's class.
 
     GPT (train/gpt.py)          <-> GPT2LMHeadModel: same names; HF's Conv1D stores Linear
                                     weights transposed; activation "gelu" <-> "gelu",
@@ -18,25 +20,17 @@ from __future__ import annotations
 
 import torch
 
+from strata.train.electra import Electra
 from strata.train.encoder import Encoder, EncoderConfig
 from strata.train.gpt import GPT, GPTConfig
+from strata.train.hf_common import QKV, ArchitectureError, split_linear, with_zero_biases
+from strata.train.hf_electra import discriminator_to_hf
+from strata.train.hf_seq2seq import t5_to_hf
+from strata.train.t5 import T5
 
 GPT2_ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
 FROM_GPT2_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-
-
-class ArchitectureError(ValueError):
-    """A checkpoint strata cannot load into its models."""
-
-
-def _biased(state: dict, model: torch.nn.Module) -> dict:
-    """`state` with a zero bias for every Linear and LayerNorm that has none."""
-    state = dict(state)
-    for name, module in model.named_modules():
-        if isinstance(module, (torch.nn.Linear, torch.nn.LayerNorm)) and module.bias is None and name != "lm_head":
-            state[f"{name}.bias"] = torch.zeros(module.weight.shape[0])
-    return state
 
 
 # --------------------------------------------------------------------------- GPT <-> GPT-2
@@ -59,7 +53,7 @@ def gpt_to_hf(model: GPT, specials: dict):
 
     hf = GPT2LMHeadModel(gpt2_config(model.config, specials))
     state = {}
-    for name, tensor in _biased(model.state_dict(), model).items():
+    for name, tensor in with_zero_biases(model.state_dict(), model).items():
         state[name] = tensor.t().contiguous() if name.endswith(TRANSPOSED) else tensor
     hf.load_state_dict(state, strict=True)
     return hf.eval()
@@ -135,7 +129,7 @@ def encoder_to_hf(model: Encoder, specials: dict):
 
     config = roberta_config(model.config, specials)
     hf = RobertaPreLayerNormForMaskedLM(config)
-    ours = _biased(model.state_dict(), model)
+    ours = with_zero_biases(model.state_dict(), model)
     state = {theirs: ours[name] for name, theirs in _encoder_names(model.config.n_layer).items()}
     C, first = model.config.n_embd, _pad_id(specials) + 1
     positions = torch.zeros(config.max_position_embeddings, C)
@@ -150,11 +144,8 @@ def encoder_to_hf(model: Encoder, specials: dict):
         "lm_head.bias": ours["lm_head.bias"],
     })
     for i in range(model.config.n_layer):
-        weights = ours[f"transformer.h.{i}.attn.c_attn.weight"].split(C)
-        biases = ours[f"transformer.h.{i}.attn.c_attn.bias"].split(C)
-        for part, w, b in zip(("query", "key", "value"), weights, biases):
-            state[f"{PREFIX}.encoder.layer.{i}.attention.self.{part}.weight"] = w
-            state[f"{PREFIX}.encoder.layer.{i}.attention.self.{part}.bias"] = b
+        layer = f"{PREFIX}.encoder.layer.{i}.attention.self"
+        state.update(split_linear(ours, f"transformer.h.{i}.attn.c_attn", [f"{layer}.{p}" for p in QKV]))
     hf.load_state_dict(state, strict=True)
     return hf.eval()
 
@@ -179,7 +170,7 @@ def encoder_from_hf(hf, dropout: float = 0.0) -> Encoder:
     for i in range(c.num_hidden_layers):
         layer = f"{PREFIX}.encoder.layer.{i}.attention.self"
         for kind in ("weight", "bias"):
-            state[f"transformer.h.{i}.attn.c_attn.{kind}"] = torch.cat([theirs[f"{layer}.{p}.{kind}"] for p in ("query", "key", "value")])
+            state[f"transformer.h.{i}.attn.c_attn.{kind}"] = torch.cat([theirs[f"{layer}.{p}.{kind}"] for p in QKV])
     model.load_state_dict(state, strict=True)
     return model
 
@@ -187,8 +178,15 @@ def encoder_from_hf(hf, dropout: float = 0.0) -> Encoder:
 # --------------------------------------------------------------------------- dispatch
 
 
-def to_hf(model: GPT | Encoder, specials: dict):
-    return gpt_to_hf(model, specials) if isinstance(model, GPT) else encoder_to_hf(model, specials)
+EXPORTS = {GPT: gpt_to_hf, Encoder: encoder_to_hf, T5: t5_to_hf, Electra: discriminator_to_hf}
+
+
+def to_hf(model: torch.nn.Module, specials: dict):
+    """The HF model of a strata model: its class picks the mapping (EXPORTS)."""
+    if type(model) not in EXPORTS:
+        raise ArchitectureError(f"{type(model).__name__}: transformers has no class strata exports it to; strata "
+                                "exports the GPT, the MLM encoder, the encoder-decoder and ELECTRA")
+    return EXPORTS[type(model)](model, specials)
 
 
 SUPPORTED = {"gpt2": ("clm", gpt_from_hf), "roberta-prelayernorm": ("mlm", encoder_from_hf)}

@@ -1,9 +1,9 @@
 """Encoder-decoder transformer (T5 shape: Raffel et al. 2020), for the denoising objectives.
 
-    idx [B, Le] -> token + position embeddings -> n_layer encoder blocks (fully visible)
-                -> LayerNorm = memory [B, Le, C]
-    decoder_idx [B, Ld] -> token + position embeddings -> n_layer decoder blocks, each:
-                causal self-attention, cross-attention to the memory, MLP
+    idx [B, Le] -> token + position embeddings -> LayerNorm -> n_layer encoder blocks
+                (fully visible) -> LayerNorm = memory [B, Le, C]
+    decoder_idx [B, Ld] -> token + position embeddings -> LayerNorm -> n_layer decoder
+                blocks, each: causal self-attention, cross-attention to the memory, MLP
                 -> LayerNorm -> logits [B, Ld, vocab] through the token embedding (tied)
 
 The encoder blocks are gpt.py's `Block` with `causal=False`; the decoder block adds
@@ -15,6 +15,12 @@ decoder (as BART), not T5's relative position bias. Windows have a fixed length,
 bias's advantage (lengths never seen in training) does not arise; absolute positions
 keep the shared blocks and PyTorch's fused attention kernels (a per-head float bias would
 rule the fused kernels out on every step), and the model stays a page long.
+
+The layout is mBART's (`MBartForConditionalGeneration`: pre-LN BART), to which
+train/hf_seq2seq.py maps it weight for weight: learned positions per side, a LayerNorm on
+each side's embeddings (`ln_e`, mBART's `layernorm_embedding`; added for that mapping, as
+the encoder's), a final LayerNorm per side, unscaled tied embeddings. Every LayerNorm has
+epsilon `norm_eps` (mBART's are fixed at 1e-5).
 
 Teacher forcing: the decoder reads the target shifted right by one (objectives/examples.py)
 and predicts every target token in one pass. `segments` marks the encoder's padding
@@ -69,11 +75,11 @@ class DecoderBlock(nn.Module):
 
     def __init__(self, config: T5Config):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
         self.attn = SelfAttention(config, causal=True)
-        self.ln_cross = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_cross = nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
         self.cross = CrossAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None) -> torch.Tensor:
@@ -82,23 +88,20 @@ class DecoderBlock(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+def _stack(config: T5Config, blocks: list[nn.Module]) -> nn.ModuleDict:
+    """One side: its position table, embedding LayerNorm, blocks and final LayerNorm."""
+    layer_norm = lambda: nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)  # noqa: E731
+    return nn.ModuleDict(dict(wpe=nn.Embedding(config.seq_len, config.n_embd), ln_e=layer_norm(),
+                              drop=nn.Dropout(config.dropout), h=nn.ModuleList(blocks), ln_f=layer_norm()))
+
+
 class T5(nn.Module):
     def __init__(self, config: T5Config):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.encoder = nn.ModuleDict(dict(
-            wpe=nn.Embedding(config.seq_len, config.n_embd),
-            drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config, causal=False) for _ in range(config.n_layer)]),
-            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
-        ))
-        self.decoder = nn.ModuleDict(dict(
-            wpe=nn.Embedding(config.seq_len, config.n_embd),
-            drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([DecoderBlock(config) for _ in range(config.n_layer)]),
-            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
-        ))
+        self.encoder = _stack(config, [Block(config, causal=False) for _ in range(config.n_layer)])
+        self.decoder = _stack(config, [DecoderBlock(config) for _ in range(config.n_layer)])
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.wte.weight = self.lm_head.weight  # tied: one matrix, one gradient
         init_gpt2(self, 2 * config.n_layer)
@@ -112,7 +115,7 @@ class T5(nn.Module):
         assert idx.shape[1] <= self.config.seq_len, f"source of {idx.shape[1]} tokens, the model holds {self.config.seq_len}"
         pos = torch.arange(idx.shape[1], device=idx.device)
         mask = None if segments is None else attention_mask(segments, causal=False)
-        x = self.encoder.drop(self.wte(idx) + self.encoder.wpe(pos))
+        x = self.encoder.drop(self.encoder.ln_e(self.wte(idx) + self.encoder.wpe(pos)))
         for block in self.encoder.h:
             x = block(x, mask)
         return self.encoder.ln_f(x)
@@ -122,7 +125,7 @@ class T5(nn.Module):
         assert decoder_idx.shape[1] <= self.config.seq_len, f"target of {decoder_idx.shape[1]} tokens, the model holds {self.config.seq_len}"
         pos = torch.arange(decoder_idx.shape[1], device=decoder_idx.device)
         memory_mask = None if segments is None else (segments != -1)[:, None, None, :]
-        x = self.decoder.drop(self.wte(decoder_idx) + self.decoder.wpe(pos))
+        x = self.decoder.drop(self.decoder.ln_e(self.wte(decoder_idx) + self.decoder.wpe(pos)))
         for block in self.decoder.h:
             x = block(x, memory, memory_mask)
         return self.lm_head(self.decoder.ln_f(x))
