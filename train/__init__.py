@@ -8,7 +8,8 @@
                       rng_state.py, on the processes of runtime.py
     models            gpt.py, encoder.py, t5.py, xlnet.py, electra.py, by size in presets.py
     objectives        objectives/ (one file per family; registry.py names them)
-    interchange       export.py, hf_import.py, hf_models.py, load.py, generate.py, evaluate.py
+    interchange       export.py (with model_card.py), hf_import.py, hf_models.py and the
+                      hf_*.py it uses, load.py, generate.py, evaluate.py
 
 The package root `strata` is the folder core/; core/README.md maps every folder.
 """
