@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 import apache_beam as beam
 
 from strata.config import ParagraphDedupConfig
-from strata.pipeline.dedup import star_edges
+from strata.pipeline.components import star_edges
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\f\v\r]*\n\s*")
 

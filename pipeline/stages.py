@@ -16,7 +16,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from strata.config import BuildConfig, FilterSet
-from strata.pipeline import dedup, filters, langid, pii, quality
+from strata.pipeline import filters, fingerprints, langid, pii, quality
 from strata.pipeline.decontaminate import decontaminate, eval_index_from_dict
 from strata.pipeline.normalize import normalize_text
 from strata.manifests.schemas import FATE_DROPPED
@@ -172,9 +172,9 @@ class Fingerprint(DocStage):
     stage = "fingerprint"
 
     def apply(self, doc):
-        doc["content_hash"] = dedup.content_hash(doc["text"])
-        if self.config.dedup.near.enabled:
-            doc["minhash"] = dedup.minhash_signature(doc["text"], self.config.dedup.near).tobytes()
+        doc["content_hash"] = fingerprints.content_hash(doc["text"])
+        if self.config.fingerprints.near.enabled:
+            doc["minhash"] = fingerprints.minhash_signature(doc["text"], self.config.fingerprints.near).tobytes()
 
 
 class RedactPII(DocStage):

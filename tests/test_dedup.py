@@ -19,16 +19,9 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 
 from strata.config import NearDedupConfig
-from strata.pipeline.dedup import (
-    ConnectedComponents,
-    ExactDuplicates,
-    NearDuplicates,
-    band_keys,
-    content_hash,
-    estimated_jaccard,
-    minhash_signature,
-    verify_cluster,
-)
+from strata.pipeline.components import ConnectedComponents
+from strata.pipeline.dedup import ExactDuplicates, NearDuplicates, verify_cluster
+from strata.pipeline.fingerprints import band_keys, content_hash, estimated_jaccard, minhash_signature
 from strata.pipeline.schema import make_doc_id
 
 CFG = NearDedupConfig()
@@ -140,7 +133,7 @@ _SAMPLE_TEXTS = [
 _SIGNATURES_IN_A_CHILD = """
 import json, sys
 from strata.config import NearDedupConfig
-from strata.pipeline.dedup import minhash_signature
+from strata.pipeline.fingerprints import minhash_signature
 texts = json.loads(sys.stdin.read())
 print(json.dumps([minhash_signature(text, NearDedupConfig()).tolist() for text in texts]))
 """
@@ -387,10 +380,10 @@ def test_minhash_signature_is_datasketchs_affine32_minhash():
     computed without importing datasketch in the pipeline."""
     from datasketch import MinHash
 
-    from strata.pipeline.dedup import _normalized_pieces, _shingle_hashes, _word_hashes
+    from strata.pipeline.fingerprints import _shingle_hashes, _word_hashes, normalized_pieces
 
     for text in [*_SAMPLE_TEXTS, "two words", ""]:
-        normalized = " ".join(_normalized_pieces(text, 1 << 30))
+        normalized = " ".join(normalized_pieces(text, 1 << 30))
         words = _word_hashes(normalized)
         reference = MinHash(num_perm=CFG.num_perm, seed=CFG.seed, hashfunc=int)
         if normalized:

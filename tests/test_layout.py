@@ -32,7 +32,7 @@ def test_wheel_holds_one_strata_namespace(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.startswith("strata-")}
     assert top == {"strata"}, top
-    for module in ("strata/cli.py", "strata/config.py", "strata/pipeline/curate.py"):
+    for module in ("strata/cli.py", "strata/config/__init__.py", "strata/pipeline/curate.py"):
         assert module in names
     assert not any(n.startswith("tokenize/") or n == "strata/tokenize/__init__.py" for n in names)
 

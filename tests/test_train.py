@@ -22,7 +22,8 @@ from strata.config import ConfigError, load_train_config
 from strata.train.checkpoint import latest_checkpoint
 from strata.train.data import StreamingWindows
 from strata.train.objectives import IGNORE_INDEX, mlm_batch, unigram_entropy
-from strata.train.trainer import lr_at, micro_batches, train
+from strata.train.schedule import lr_at
+from strata.train.trainer import micro_batches, train
 
 SEQ_LEN = 64
 

@@ -6,14 +6,15 @@ objective of train/objectives/ (each turns windows into model inputs and a loss)
                 is batch_size x grad_accum x world_size windows, so a run resumed on another
                 number of ranks (same global batch) continues the same sample order
     step        grad_accum micro-batches (DDP all-reduces on the last one only), gradient
-                clipping, AdamW (fused on CUDA), linear warmup then cosine to min_lr
+                clipping, AdamW (optimizer.py: fused on CUDA), linear warmup then cosine
+                to min_lr (schedule.py)
     eval        every eval_every steps and at the end: loss, perplexity and bits per byte per
                 category on the val shards (the same val windows every time; validation.py)
-    checkpoint  every save_every steps and at the end (train/checkpoint.py); the lineage of
-                every step it includes is flushed first
+    checkpoint  every save_every steps and at the end (checkpoint.py, with every rank's RNG
+                state: rng_state.py); the lineage of every step it includes is flushed first
     records     RUN/run.json, RUN/metrics.jsonl, RUN/tensorboard/, RUN/consumed/*.parquet
                 (which block and token range each step trained on), RUN/summary.json at the
-                end, and a progress line
+                end, and a progress line (metrics.py)
 
 Run it in one process, or under torchrun (one process per GPU; NCCL on GPU, gloo on CPU).
 """
@@ -24,9 +25,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -43,8 +42,12 @@ from strata.storage import remove_leftovers, write_bytes_atomic
 from strata.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from strata.train.data import BatchLoader, ConsumedWriter, StreamingWindows
 from strata.train.hf_import import init_model
+from strata.train.metrics import LogWindow, Metrics, progress_line
 from strata.train.objectives import objective_for
+from strata.train.optimizer import make_optimizer
+from strata.train.rng_state import gather_rng, restore_rng
 from strata.train.runtime import Runtime, all_reduce_sum, on_device, start_runtime, stop_runtime
+from strata.train.schedule import make_scheduler
 from strata.train.validation import Validation, build_pieces
 from strata.version import __version__
 
@@ -62,68 +65,6 @@ def micro_batches(batch: Mapping, count: int) -> Iterator[dict]:
         yield {"tokens": batch["tokens"][part], "sample_id": batch["sample_id"][part], "epoch": batch["epoch"][part]}
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup over `warmup` steps, then cosine from lr to min_lr at `steps`."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not biases, norms), fused on CUDA."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=device.type == "cuda")
-
-
-# --------------------------------------------------------------------------- records
-
-
-class Metrics:
-    """RUN/metrics.jsonl and RUN/tensorboard/ (rank 0 only). Rows: {"kind": "train", "step",
-    "loss" (mean of the steps since the previous row), "lr", "grad_norm" (of the step),
-    "tokens", "tokens_per_s", "time", and the objective's extras} and {"kind": "val", "step",
-    "category" (or "all"), "loss", "perplexity", "tokens", "bpb", "word_perplexity"
-    (validation.py)}; in TensorBoard train/NAME, val/NAME (all) and val/CATEGORY/NAME. A resumed run appends rows for
-    steps after its checkpoint again: the last row of a (kind, step, category) counts."""
-
-    def __init__(self, run: Path, enabled: bool):
-        self.enabled = enabled
-        if not enabled:
-            return
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.file = open(run / "metrics.jsonl", "a", encoding="utf-8")
-        self.board = SummaryWriter(str(run / "tensorboard"))
-
-    def write(self, row: dict) -> None:
-        if not self.enabled:
-            return
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
-        tag = "train" if row["kind"] == "train" else "val" if row["category"] == "all" else f"val/{row['category']}"
-        for name, value in row.items():
-            if name not in ("kind", "step", "category", "tokens", "time"):
-                self.board.add_scalar(f"{tag}/{name}", value, row["step"])
-
-    def close(self) -> None:
-        if self.enabled:
-            self.file.close()
-            self.board.close()
-
-
-def progress_line(step: int, steps: int, loss: float, lr: float, tokens_per_s: float, elapsed: float, done: int) -> str:
-    eta = elapsed / max(1, done) * (steps - step)
-    return (
-        f"step {step:>{len(str(steps))}}/{steps}  loss {loss:.4f}  lr {lr:.2e}  "
-        f"{tokens_per_s / 1e3:,.1f}k tok/s  eta {int(eta // 60)}m{int(eta % 60):02d}s"
-    )
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -137,26 +78,6 @@ def train(cfg: TrainConfig) -> dict:
             return Trainer(cfg, rt).fit()
     finally:
         stop_runtime()
-
-
-@dataclass
-class LogWindow:
-    """What the steps since the last progress line add up to. The loss is summed on the
-    device, so a step does not wait for the GPU; it is read once a line."""
-
-    start: float
-    loss: torch.Tensor
-    steps: int = 0
-    tokens: int = 0
-    extras: dict[str, float] = field(default_factory=dict)
-
-    def add_extras(self, extras: dict[str, float]) -> None:
-        for name, value in extras.items():
-            self.extras[name] = self.extras.get(name, 0.0) + value
-
-    def reset(self) -> None:
-        self.start, self.steps, self.tokens, self.extras = time.perf_counter(), 0, 0, {}
-        self.loss.zero_()
 
 
 class Trainer:
@@ -198,8 +119,7 @@ class Trainer:
             self.raw = self.objective.build_model(cfg.model, tokenizer["vocab_size"], cfg.seq_len, dropout=cfg.dropout)
         self.raw.to(rt.device)
         self.optimizer = make_optimizer(self.raw, cfg, rt.device)
-        # A plain function: LambdaLR's state_dict then holds only numbers (weights_only loads it).
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_at(s, cfg) / cfg.lr)
+        self.scheduler = make_scheduler(self.optimizer, cfg)
         self.step = self.tokens = 0
         if checkpoint is not None:
             self._load(checkpoint)
@@ -224,7 +144,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.loader.load_state_dict(state["data"])
         self.step, self.tokens = state["step"], state["tokens"]
-        _restore_rng(state["rng"], self.rt, self.cfg.seed, self.step)
+        restore_rng(state["rng"], self.rt, self.cfg.seed, self.step)
         log.info("resumed from %s at step %d", checkpoint, self.step)
 
     def _write_run_record(self, manifest: dict) -> None:
@@ -279,7 +199,7 @@ class Trainer:
     def save(self) -> None:
         """A checkpoint of every rank's state after self.step steps (all ranks call it)."""
         self.consumed.flush()  # the lineage of every step the checkpoint includes
-        rng = _gather_rng(self.rt)
+        rng = gather_rng(self.rt)
         if self.rt.main:
             state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "data": self.loader.state_dict(), "step": self.step, "tokens": self.tokens, "rng": rng}
@@ -289,6 +209,23 @@ class Trainer:
                             self.objective.exports(self.raw))
         if self.rt.world_size > 1:
             dist.barrier()
+
+    def log_progress(self, window: LogWindow, lr: float, grad_norm: torch.Tensor, started: float, first: int) -> float:
+        """The mean loss of the window's steps over all ranks, written as a metrics row and
+        a progress line; the window starts afresh."""
+        rt = self.rt
+        mean_loss, *means = (v / window.steps / rt.world_size for v in all_reduce_sum(
+            rt, float(window.loss), *window.extras.values()))
+        now = time.perf_counter()
+        rate = window.tokens / (now - window.start)
+        self.metrics.write({"kind": "train", "step": self.step, "loss": mean_loss, "lr": lr,
+                            "grad_norm": float(grad_norm), "tokens": self.tokens, "tokens_per_s": rate,
+                            "time": time.time(), **dict(zip(window.extras, means))})
+        if rt.main:
+            print(progress_line(self.step, self.cfg.steps, mean_loss, lr, rate, now - started, self.step - first),
+                  flush=True)
+        window.reset()
+        return mean_loss
 
     def fit(self) -> dict:
         cfg, rt = self.cfg, self.rt
@@ -306,25 +243,10 @@ class Trainer:
             self.consumed.write(self.step, batch)
             self.step += 1
             self.tokens += self.global_batch * cfg.seq_len
-            window.loss += loss
-            window.steps += 1
-            window.tokens += self.global_batch * cfg.seq_len
-            window.add_extras(extras)
+            window.add(loss, self.global_batch * cfg.seq_len, extras)
 
             if self.step % cfg.log_every == 0 or self.step == last:
-                # the mean loss of the window's steps, over all ranks
-                mean_loss, *means = (v / window.steps / rt.world_size for v in all_reduce_sum(
-                    rt, float(window.loss), *window.extras.values()))
-                now = time.perf_counter()
-                rate = window.tokens / (now - window.start)
-                losses.append((self.step, mean_loss))
-                self.metrics.write({"kind": "train", "step": self.step, "loss": mean_loss, "lr": lr,
-                                    "grad_norm": float(grad_norm), "tokens": self.tokens, "tokens_per_s": rate,
-                                    "time": time.time(), **dict(zip(window.extras, means))})
-                if rt.main:
-                    print(progress_line(self.step, cfg.steps, mean_loss, lr, rate, now - started, self.step - first),
-                          flush=True)
-                window.reset()
+                losses.append((self.step, self.log_progress(window, lr, grad_norm, started, first)))
             if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == last:
                 val = self.evaluate()
                 window.start = time.perf_counter()  # tokens/s counts training only
@@ -344,39 +266,3 @@ class Trainer:
         if rt.main and self.step == cfg.steps and self.step > first:  # only a finished run has a summary
             write_bytes_atomic(str(self.run / "summary.json"), json.dumps(summary, indent=2).encode())
         return summary
-
-
-# --------------------------------------------------------------------------- RNG state
-
-
-def _rng_state(device: torch.device) -> torch.Tensor:
-    """This process's RNG states as one byte tensor: CPU's, then the device's on CUDA."""
-    states = [torch.get_rng_state()]
-    if device.type == "cuda":
-        states.append(torch.cuda.get_rng_state(device))
-    return torch.cat(states)
-
-
-def _gather_rng(rt: Runtime) -> list[torch.Tensor]:
-    """Every rank's RNG state, in rank order, on rank 0 (a collective: all ranks call it)."""
-    mine = _rng_state(rt.device)
-    if rt.world_size == 1:
-        return [mine]
-    on_device = mine.to(rt.device)
-    gathered = [torch.empty_like(on_device) for _ in range(rt.world_size)]
-    dist.all_gather(gathered, on_device)
-    return [t.cpu() for t in gathered]
-
-
-def _restore_rng(states: list[torch.Tensor], rt: Runtime, seed: int, step: int) -> None:
-    """Each rank takes its saved state; with another world size than the checkpoint's, the
-    states cannot map to ranks, so each rank reseeds from (seed, step, rank). Only dropout
-    draws from these: the data order and MLM masks are pure functions of the seed."""
-    if len(states) != rt.world_size:
-        torch.manual_seed((seed * 1_000_003 + step) * 1_000_003 + rt.rank)
-        return
-    state = states[rt.rank]
-    cpu_size = torch.get_rng_state().numel()
-    torch.set_rng_state(state[:cpu_size])
-    if rt.device.type == "cuda":
-        torch.cuda.set_rng_state(state[cpu_size:], rt.device)

@@ -59,7 +59,8 @@ def in_memory(args) -> float:
     from strata.train.data import StreamingWindows
     from strata.train.objectives import clm_batch
     from strata.train.presets import model_for
-    from strata.train.trainer import lr_at, make_optimizer
+    from strata.train.optimizer import make_optimizer
+    from strata.train.schedule import make_scheduler
 
     cfg = load_train_config(None, settings(args, Path("unused")))
     stream = StreamingWindows(str(BUILD), seq_len=cfg.seq_len, extra_token=True, global_batch=cfg.batch_size,
@@ -69,7 +70,7 @@ def in_memory(args) -> float:
     torch.manual_seed(0)
     model = model_for("clm", "tiny", vocab, cfg.seq_len).train()
     optimizer = make_optimizer(model, cfg, torch.device("cpu"))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, cfg) / cfg.lr)
+    scheduler = make_scheduler(optimizer, cfg)
     start = None
     for step in range(cfg.steps):
         if step == WARMUP:
