@@ -173,8 +173,8 @@ class Fingerprint(DocStage):
 
     def apply(self, doc):
         doc["content_hash"] = fingerprints.content_hash(doc["text"])
-        if self.config.fingerprints.near.enabled:
-            doc["minhash"] = fingerprints.minhash_signature(doc["text"], self.config.fingerprints.near).tobytes()
+        if self.config.dedup.near.enabled:
+            doc["minhash"] = fingerprints.minhash_signature(doc["text"], self.config.dedup.near).tobytes()
 
 
 class RedactPII(DocStage):
