@@ -34,6 +34,15 @@ def test_wheel_holds_one_strata_namespace(tmp_path):
     assert top == {"strata"}, top
     for module in ("strata/cli.py", "strata/config/__init__.py", "strata/pipeline/curate.py"):
         assert module in names
+    folders = {"core": "strata", "pipeline": "strata/pipeline", "tokenize": "strata/tokenize",
+               "train": "strata/train", "manifests": "strata/manifests"}
+    missing = [
+        f"{folder}/{source.relative_to(REPO / folder)}"
+        for folder, package in folders.items()
+        for source in (REPO / folder).rglob("*.py")
+        if f"{package}/{source.relative_to(REPO / folder).as_posix()}" not in names
+    ]
+    assert not missing, f"source files the wheel leaves out (a package missing from pyproject's list?): {missing}"
     assert not any(n.startswith("tokenize/") or n == "strata/tokenize/__init__.py" for n in names)
 
 
