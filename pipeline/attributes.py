@@ -25,7 +25,7 @@ from strata.config import FilterSet
 from strata.pipeline import langid, quality
 from strata.pipeline.gopher_stats import QualityStats, quality_decision, repetition_decision
 from strata.manifests.schemas import CONTAMINATION, FATE_DROPPED, PII_COUNTS
-from strata.pipeline.schema import SPOOL_SCHEMA
+from strata.pipeline.schema import DOCUMENT_SCHEMA
 
 READ, LINES, FINAL = "read", "lines", "final"
 
@@ -43,7 +43,7 @@ _EXTRA = [
 # Scores are decided on as computed (float64); outputs store them as float32.
 _EXACT = {"language_score": pa.float64(), "quality_score": pa.float64()}
 ATTRIBUTES_SCHEMA = pa.schema(
-    [pa.field(f.name, _EXACT.get(f.name, f.type)) for f in SPOOL_SCHEMA] + [pa.field(n, t) for n, t in _EXTRA]
+    [pa.field(f.name, _EXACT.get(f.name, f.type)) for f in DOCUMENT_SCHEMA] + [pa.field(n, t) for n, t in _EXTRA]
 )
 TEXT_COLUMNS = ("text", "text_lines", "text_final", "raw")
 SMALL_COLUMNS = tuple(n for n in ATTRIBUTES_SCHEMA.names if n not in (*TEXT_COLUMNS, "minhash"))

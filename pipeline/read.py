@@ -321,7 +321,7 @@ def read_batches(
 ) -> Iterator[dict]:
     """The file's raw records in batches of at most `batch_docs` records or about
     `batch_bytes` bytes. A batch is the unit that flows through the per-document stages and
-    is spooled to disk, so no stage ever holds more than one batch of text."""
+    is written to OUT/attributes/, so no stage ever holds more than one batch of text."""
     records, size, number = [], 0, 0
     for record in read_records(f, max_record_bytes, expansion):
         records.append(record)

@@ -1,5 +1,5 @@
-"""The document record that flows through the curate stage's Beam pipeline, its spool
-schema and its lineage row (the schemas of what curate writes: manifests/schemas.py).
+"""The document record that flows through the curate stage's Beam pipelines, its schema
+and its lineage row (the schemas of what curate writes: manifests/schemas.py).
 
 A document in flight is a plain dict (Beam encodes dicts of primitives without pickling):
 
@@ -28,7 +28,7 @@ def make_doc_id(source: str, relpath: str, record_index: int) -> str:
 
 # A document after the per-document stages, as selection hands it to the dedup resolution;
 # attributes.py adds the attribute columns annotation stores beside these.
-SPOOL_SCHEMA = curate_schema(
+DOCUMENT_SCHEMA = curate_schema(
     *RECORD, "category", "raw_bytes", "text", "text_bytes", "fate", "stage", "reason", "detail", "raw",
     "content_hash", *SCORES, *PII_COUNTS, *CONTAMINATION,
 )

@@ -12,7 +12,7 @@ from strata.config.base import Section, deep_merge
 
 class ValidateConfig(Section):
     # Larger documents are quarantined (text_too_large). Curate holds several copies of a
-    # document at once (text, normalized text, Arrow and Parquet buffers of its spool and
+    # document at once (text, normalized text, Arrow and Parquet buffers of its attributes and
     # curated rows: about 18x its size in all), so this bounds a build's memory.
     max_text_bytes: int = Field(default=8 * 2**20, gt=0)
     quarantine_raw_bytes: int = Field(default=4096, ge=0)
