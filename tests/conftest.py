@@ -17,6 +17,15 @@ from corpus import FRENCH, GERMAN, perturb, prose, word_ngram_jaccard
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def verified_record(tmp_path_factory, monkeypatch):
+    """A record of verified shards of the test's own (train/verified_record.py): no test
+    reads or writes the user's ~/.cache/strata, and each starts with an empty record."""
+    folder = tmp_path_factory.mktemp("strata-cache")
+    monkeypatch.setenv("STRATA_CACHE_DIR", str(folder))
+    return folder / "verified"
+
+
 # --------------------------------------------------------------------------- a curated corpus
 
 IN_MEMORY = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]

@@ -105,7 +105,7 @@ class Trainer:
         self.data = StreamingWindows(
             cfg.data, "train", seq_len=cfg.seq_len, extra_token=extra_token, global_batch=self.global_batch,
             rank=rt.rank, world_size=rt.world_size, seed=cfg.seed, weights=cfg.weights, end_step=cfg.steps,
-            verify=cfg.verify,
+            verify=cfg.verify, verify_every_run=cfg.verify_every_run,
         )
         workers = cfg.num_workers if cfg.num_workers is not None else (2 if rt.device.type == "cuda" else 0)
         self.loader = BatchLoader(self.data, num_workers=workers, pin_memory=rt.device.type == "cuda")

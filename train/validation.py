@@ -102,6 +102,7 @@ class Validation:
                 cfg.data, "val", seq_len=cfg.seq_len, extra_token=objective.extra_token,
                 global_batch=cfg.batch_size * rt.world_size, rank=rt.rank, world_size=rt.world_size,
                 seed=cfg.seed, weights={category: 1.0}, end_step=batches, readahead=2, verify=cfg.verify,
+                verify_every_run=cfg.verify_every_run,
             )
 
     @torch.no_grad()
