@@ -15,11 +15,16 @@ same run.
                  every pass, packing into windows, int64 tokens, and lineage (a
                  ConsumedWriter writes RUN/consumed Parquet every 100 steps in the loop);
                  integrity checks on: each block's xxh3_64, each shard's size, and each
-                 shard's sha256 once, on a background thread at the lowest CPU priority
-                 (train/integrity.py); the time the run then still waits for the sha256
+                 shard's sha256 on a background thread at the lowest CPU priority
+                 (train/integrity.py), with an empty record of verified shards
+                 (train/verified_record.py), as on a machine's first run over the build: every
+                 shard touched is hashed; the time the run then still waits for the sha256
                  (finish_checks, after the timed batches) is printed with the overhead
-     strata-unverified  the same with verify=False (`strata train --no-verify`): the
-                 pair gives the checks' overhead
+     strata-warm the same with the record holding every shard (out/bench/loader-cache,
+                 filled once before the timed runs), as on any later run on the machine:
+                 size and block checks, no sha256 pass
+     strata-unverified  the same with verify=False (`strata train --no-verify`): beside
+                 the two above, it gives the checks' overhead on a first and a later run
      litdata     LitData 0.2.76 in its own venv (out/bench/loader-venv, made on first use
                  with torch==2.13.0 pinned, the local CPU build): each category
                  optimized once with TokensLoader (8 MB chunks), StreamingDataset(shuffle)
@@ -69,6 +74,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "out" / "bench" / "loader-build"
 RESULTS = REPO / "out" / "bench" / "loader-results.json"
+WARM_CACHE = REPO / "out" / "bench" / "loader-cache"  # STRATA_CACHE_DIR of strata-warm
 LITDATA = REPO / "out" / "bench" / "loader-litdata"
 MOSAIC = REPO / "out" / "bench" / "loader-mosaic"
 SHARES = {"books": 0.2, "code": 0.3, "web": 0.5}
@@ -152,9 +158,27 @@ def ensure_build(total_tokens: int) -> None:
 SHA256_LEFT: list[float] = []  # per strata run: seconds finish_checks() waited after the timed batches
 
 
-def strata_batches(workers: int, run_dir: str, verify: bool = True):
+def warm_record() -> None:
+    """Every shard of the build hashed into WARM_CACHE's record (nothing left to do if it is
+    already there)."""
+    from strata.train.data import StreamingWindows
+    from strata.train.integrity import ShardVerifier
+    from strata.train.verified_record import VerifiedRecord
+
+    table = StreamingWindows(str(BUILD), seq_len=SEQ_LEN, extra_token=True, global_batch=BATCH).table
+    verifier = ShardVerifier(str(BUILD), table.uris, table.paths, table.sizes, table.sha256s,
+                             VerifiedRecord(WARM_CACHE / "verified"))
+    verifier.touch(range(len(table.paths)))
+    verifier.wait()
+    print(f"record of verified shards in {WARM_CACHE}: {len(table.paths) - len(verifier.hashed)} of "
+          f"{len(table.paths)} shards already there", flush=True)
+
+
+def strata_batches(workers: int, run_dir: str, verify: bool = True, warm: bool = False):
     from strata.train.data import BatchLoader, ConsumedWriter, StreamingWindows
 
+    # the machine's record of verified shards: empty (a first run) or holding them all
+    os.environ["STRATA_CACHE_DIR"] = str(WARM_CACHE) if warm else os.path.join(run_dir, "cache")
     windows = StreamingWindows(str(BUILD), seq_len=SEQ_LEN, extra_token=True, global_batch=BATCH, seed=0,
                                verify=verify)
     try:
@@ -344,9 +368,13 @@ def child(name: str, workers: int, batches: int) -> None:
 # --------------------------------------------------------------------------- main
 
 
-LOADERS = {"strata": strata_batches, "strata-unverified": functools.partial(strata_batches, verify=False),
+LOADERS = {"strata": strata_batches, "strata-warm": functools.partial(strata_batches, warm=True),
+           "strata-unverified": functools.partial(strata_batches, verify=False),
            "litdata": None, "mosaic": None, "nanogpt": nanogpt_batches,
            "webdataset": webdataset_batches}
+RECORD = {"strata": "first run", "strata-warm": "record warm"}  # the verified loaders: their record
+LABELS = {name: f"strata (verify, {record})" for name, record in RECORD.items()}
+STRATA = {*RECORD, "strata-unverified"}
 
 
 def measure(name: str, workers: int, batches: int) -> dict:
@@ -355,7 +383,7 @@ def measure(name: str, workers: int, batches: int) -> dict:
     with tempfile.TemporaryDirectory() as run_dir:
         SHA256_LEFT.clear()
         result = timed(LOADERS[name](workers, run_dir), batches)
-        return dict(result, sha256_left_s=SHA256_LEFT[0]) if name == "strata" else result
+        return dict(result, sha256_left_s=SHA256_LEFT[0]) if name in RECORD else result
 
 
 def main() -> None:
@@ -369,6 +397,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(LOADERS), default=list(LOADERS))
     args = parser.parse_args()
     ensure_build(args.tokens_m * 1_000_000)
+    if "strata-warm" in args.only:
+        warm_record()
     print(f"cores: {os.cpu_count()}, batches of {BATCH} x {SEQ_LEN}, median of {args.repeat} runs "
           f"of {args.batches} timed batches", flush=True)
     results, speed, measured_runs = [], {}, {}
@@ -382,21 +412,23 @@ def main() -> None:
             speed[name, workers] = statistics.median(rates)
             startup = statistics.median(r["startup_s"] for r in runs)
             cpu = statistics.median(r["main_cpu"] for r in runs)
-            print(f"{name:17s} workers={workers}  {speed[name, workers]:7.1f} M tokens/s  ({rates[0]:.0f}-{rates[-1]:.0f}; "
+            print(f"{LABELS.get(name, name):28s} workers={workers}  {speed[name, workers]:7.1f} M tokens/s  ({rates[0]:.0f}-{rates[-1]:.0f}; "
                   f"main process {cpu:4.0%} CPU; start-up + {WARMUP} batches {startup:.2f}s; {runs[0]['dtype']})", flush=True)
             results.append({"loader": name, "workers": workers, "runs": runs, "median_m_per_s": speed[name, workers]})
             measured_runs[name, workers] = runs
     for workers in args.workers:
-        if {("strata", workers), ("strata-unverified", workers)} <= speed.keys():
-            on, off = speed["strata", workers], speed["strata-unverified", workers]
-            left = statistics.median(r["sha256_left_s"] for r in measured_runs["strata", workers])
-            print(f"integrity on / off (workers={workers}): {on:.1f} / {off:.1f} M tokens/s, "
-                  f"overhead {(off - on) / off:.1%} (sha256 of every shard touched done {left:.2f}s after the "
-                  f"timed batches, median)")
+        for verified, record in RECORD.items():
+            if {(verified, workers), ("strata-unverified", workers)} <= speed.keys():
+                on, off = speed[verified, workers], speed["strata-unverified", workers]
+                left = statistics.median(r["sha256_left_s"] for r in measured_runs[verified, workers])
+                print(f"integrity on / off, {record} (workers={workers}): {on:.1f} / "
+                      f"{off:.1f} M tokens/s, overhead {(off - on) / off:.1%} (sha256 of every shard touched done "
+                      f"{left:.2f}s after the timed batches, median)")
     for workers in args.workers:
         for name in args.only:
-            if name not in ("strata", "strata-unverified") and ("strata", workers) in speed:
-                print(f"strata / {name} (workers={workers}): {speed['strata', workers] / speed[name, workers]:.2f}")
+            for verified, label in LABELS.items():
+                if name not in STRATA and (verified, workers) in speed:
+                    print(f"{label} / {name} (workers={workers}): {speed[verified, workers] / speed[name, workers]:.2f}")
     for name in args.only:
         for workers in args.workers[1:]:
             if (name, args.workers[0]) in speed:
