@@ -6,7 +6,6 @@ the record keys on the object's ETag and holds no credentials; `verify_every_run
 
 import json
 import os
-import shutil
 
 import pytest
 
@@ -15,7 +14,7 @@ from strata.manifests.manifest import ShardError
 from strata.train import verified_record as record_module
 from strata.train.data import BatchLoader, StreamingWindows
 
-from test_integrity import TRAIN
+from test_integrity import TRAIN, damaged  # noqa: F401 - damaged is a fixture: a copy of the build
 
 
 def stream(build, **options) -> StreamingWindows:
@@ -32,16 +31,6 @@ def entries(record) -> list[dict]:
     return [json.loads(f.read_text()) for f in sorted(record.glob("*.json"))] if record.exists() else []
 
 
-@pytest.fixture
-def copied(shard_build, tmp_path):
-    """A copy of the build: (OUT, the path of Books' only train shard)."""
-    out, manifest = shard_build
-    copy = tmp_path / "build"
-    shutil.copytree(out, copy)
-    shard = next(s for s in manifest["categories"]["Books"]["shards"] if s["split"] == "train")
-    return copy, copy / shard["path"]
-
-
 def test_a_second_stream_over_the_same_build_does_not_hash_again(shard_build, verified_record):
     out, _ = shard_build
     first = stream(out)
@@ -53,8 +42,8 @@ def test_a_second_stream_over_the_same_build_does_not_hash_again(shard_build, ve
     assert entries(verified_record) == recorded  # nothing added: one entry per shard
 
 
-def test_a_shard_rewritten_in_place_with_its_size_and_mtime_is_hashed_again_and_refused(copied, verified_record):
-    out, tar = copied
+def test_a_shard_rewritten_in_place_with_its_size_and_mtime_is_hashed_again_and_refused(damaged, verified_record):
+    out, tar, _ = damaged
     assert stream(out).shards_hashed == ["shards/Books/train-000000.tar"]
     assert len(entries(verified_record)) == 1
     before = os.stat(tar)
@@ -134,8 +123,8 @@ def test_from_s3_the_record_keys_on_the_etag_and_holds_no_credentials(shard_buil
         stream(url)
 
 
-def test_train_records_verified_shards_unless_verify_every_run(copied, tmp_path, verified_record):
-    out, _ = copied
+def test_train_records_verified_shards_unless_verify_every_run(damaged, tmp_path, verified_record):
+    out, _, _ = damaged
     assert main(["train", f"--data={out}", f"--out={tmp_path / 'every'}", *TRAIN, "--verify-every-run"]) == 0
     assert entries(verified_record) == []
     assert main(["train", f"--data={out}", f"--out={tmp_path / 'once'}", *TRAIN]) == 0

@@ -112,7 +112,7 @@ class ShardVerifier:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 with self.fs.open(self.paths[i], "rb") as f:
-                    entry = self.record and self.record.entry(f, self.fs, self.paths[i], self.local, self.sha256s[i])
+                    entry = self._record_entry(i, f)
                     if entry and self.record.holds(entry):
                         log.debug("%s: sha256 matched on this machine before, file unchanged", self.uris[i])
                         return
@@ -134,6 +134,12 @@ class ShardVerifier:
         log.debug("%s: sha256 checked", self.uris[i])
         if entry:
             self.record.add(entry)
+
+    def _record_entry(self, i: int, f) -> dict | None:
+        """The record's entry of shard i, open as `f` (None without a record)."""
+        if self.record is None:
+            return None
+        return self.record.entry(f, self.fs, self.paths[i], self.local, self.sha256s[i])
 
 
 def lower_own_priority() -> None:
