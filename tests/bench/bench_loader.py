@@ -234,8 +234,25 @@ def webdataset_batches(workers: int, run_dir: str):
         yield from DataLoader(dataset, batch_size=None, num_workers=workers)
 
 
-def timed(stream, batches: int) -> dict:
-    t0 = time.perf_counter()
+def children_cpu() -> float:
+    """CPU seconds the live child processes (DataLoader workers) have used so far."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def timed(stream, batches: int, workers_cpu: Callable[[], float] | None = None) -> dict:
+    """Tokens/s of `batches` batches after WARMUP; with `workers_cpu`, also the CPU seconds
+    per billion tokens of all the work: start-up, warm-up, the timed batches, the workers,
+    every thread of this process and what closing the stream waits for (strata's sha256)."""
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for _ in range(WARMUP):
         first = next(stream)
     assert first.shape[0] == BATCH and first.shape[1] >= SEQ_LEN, first.shape
@@ -243,9 +260,13 @@ def timed(stream, batches: int) -> dict:
     for _ in range(batches):
         next(stream)
     t2, cpu = time.perf_counter(), time.process_time() - cpu
+    workers = workers_cpu() if workers_cpu else 0.0
     stream.close()
-    return {"tokens_per_s": batches * BATCH * SEQ_LEN / (t2 - t1), "startup_s": t1 - t0,
-            "main_cpu": cpu / (t2 - t1), "dtype": str(first.dtype)}
+    result = {"tokens_per_s": batches * BATCH * SEQ_LEN / (t2 - t1), "startup_s": t1 - t0,
+              "main_cpu": cpu / (t2 - t1), "dtype": str(first.dtype)}
+    if workers_cpu:
+        result["cpu_s_per_gtok"] = (time.process_time() - cpu0 + workers) / ((WARMUP + batches) * BATCH * SEQ_LEN) * 1e9
+    return result
 
 
 # --------------------------------------------------------------------------- LitData (its own venv)
@@ -382,7 +403,7 @@ def measure(name: str, workers: int, batches: int) -> dict:
         return in_its_venv(name, workers, batches)
     with tempfile.TemporaryDirectory() as run_dir:
         SHA256_LEFT.clear()
-        result = timed(LOADERS[name](workers, run_dir), batches)
+        result = timed(LOADERS[name](workers, run_dir), batches, children_cpu)
         return dict(result, sha256_left_s=SHA256_LEFT[0]) if name in RECORD else result
 
 
@@ -412,8 +433,10 @@ def main() -> None:
             speed[name, workers] = statistics.median(rates)
             startup = statistics.median(r["startup_s"] for r in runs)
             cpu = statistics.median(r["main_cpu"] for r in runs)
+            per_token = (f"; {statistics.median(r['cpu_s_per_gtok'] for r in runs):.1f} CPU-s per G tokens in all"
+                         if "cpu_s_per_gtok" in runs[0] else "")
             print(f"{LABELS.get(name, name):28s} workers={workers}  {speed[name, workers]:7.1f} M tokens/s  ({rates[0]:.0f}-{rates[-1]:.0f}; "
-                  f"main process {cpu:4.0%} CPU; start-up + {WARMUP} batches {startup:.2f}s; {runs[0]['dtype']})", flush=True)
+                  f"main process {cpu:4.0%} CPU; start-up + {WARMUP} batches {startup:.2f}s; {runs[0]['dtype']}{per_token})", flush=True)
             results.append({"loader": name, "workers": workers, "runs": runs, "median_m_per_s": speed[name, workers]})
             measured_runs[name, workers] = runs
     for workers in args.workers:
@@ -421,9 +444,11 @@ def main() -> None:
             if {(verified, workers), ("strata-unverified", workers)} <= speed.keys():
                 on, off = speed[verified, workers], speed["strata-unverified", workers]
                 left = statistics.median(r["sha256_left_s"] for r in measured_runs[verified, workers])
+                cpu_on, cpu_off = (statistics.median(r["cpu_s_per_gtok"] for r in measured_runs[name, workers])
+                                   for name in (verified, "strata-unverified"))
                 print(f"integrity on / off, {record} (workers={workers}): {on:.1f} / "
-                      f"{off:.1f} M tokens/s, overhead {(off - on) / off:.1%} (sha256 of every shard touched done "
-                      f"{left:.2f}s after the timed batches, median)")
+                      f"{off:.1f} M tokens/s, overhead {(off - on) / off:.1%}; CPU per token {cpu_on / cpu_off - 1:+.1%} "
+                      f"(sha256 of every shard touched done {left:.2f}s after the timed batches, median)")
     for workers in args.workers:
         for name in args.only:
             for verified, label in LABELS.items():
