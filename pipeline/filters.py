@@ -31,6 +31,7 @@ import numpy as np
 
 from strata.config import FilterSet, GopherQualityConfig, GopherRepetitionConfig
 from strata.pipeline.c4 import c4_lines
+from strata.pipeline.hashing import splitmix64
 from strata.pipeline.gopher_stats import QualityStats, quality_decision, repetition_decision
 from strata.pipeline.languages import letter_table, spaces_between_words
 
@@ -89,16 +90,6 @@ _CHAR_BASE = 0x9E3779B97F4A7C15  # odd, hence invertible modulo 2**64
 _CHAR_POWERS = _power_table(_CHAR_BASE, 2 * _BLOCK_CHARS)
 _CHAR_INVERSE_POWERS = _power_table(pow(_CHAR_BASE, -1, 2**64), 2 * _BLOCK_CHARS)
 _NGRAM_BASE = np.uint64(0xD6E8FEB86659FD93)
-
-
-def splitmix64(values: np.ndarray) -> np.ndarray:
-    """The splitmix64 finalizer, in place."""
-    values ^= values >> np.uint64(30)
-    values *= np.uint64(0xBF58476D1CE4E5B9)
-    values ^= values >> np.uint64(27)
-    values *= np.uint64(0x94D049BB133111EB)
-    values ^= values >> np.uint64(31)
-    return values
 
 
 def _true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
