@@ -46,41 +46,49 @@ _PHONE = (
     r"|(?<![\w+])\+\d{1,3}(?:[-. ]\(?\d{1,4}\)?){2,5}(?![\w-])"  # +49 30 1234 5678
 )
 PATTERNS = {"email": _EMAIL, "ip": f"{_IPV4}|{_IPV6}", "phone": _PHONE}
-# What every match of a kind contains: a text without it holds none of that kind, and its
-# pattern is left out of the scan (most documents have no "@", many no phone-like digits).
-_HINTS = {"email": r"@[A-Za-z0-9]", "ip": r"\d\.\d|:[0-9A-Fa-f]{0,4}:", "phone": r"\+\d|\d[-. ]\d{4}"}
+# The branches of the alternation in order (an IP address is an IPv4 or an IPv6 one), each
+# with its kind and what every match of it contains: a text without that holds no such
+# match, and the branch is left out of the scan (most documents have no "@", no dotted
+# quad, no phone-like digits).
+_BRANCHES = {
+    "email": ("email", _EMAIL, r"@[A-Za-z0-9]"),
+    "ipv4": ("ip", _IPV4, r"\d\.\d{1,3}\.\d"),
+    "ipv6": ("ip", _IPV6, r":[0-9A-Fa-f]{0,4}:"),
+    "phone": ("phone", _PHONE, r"\+\d|\d{3}[-. ]\d{4}"),
+}
 
 
 @functools.cache
-def _hint(kind: str) -> re.Pattern:
-    return re.compile(_HINTS[kind])
+def _hint(branch: str) -> re.Pattern:
+    return re.compile(_BRANCHES[branch][2])
 
 
 @functools.cache
-def _pattern(kinds: tuple[str, ...], scan: bool = False) -> re.Pattern:
-    """The kinds' patterns as one alternation (in KINDS order: at one position an email wins).
-    The `scan` form starts an email only where no local-part character precedes: the plain
-    form tries the local part again at every character of every word (half of the whole
-    cost), and both find the same matches (see _matches)."""
+def _pattern(branches: tuple[str, ...], scan: bool = False) -> re.Pattern:
+    """The branches' patterns as one alternation, each a named group. The `scan` form starts
+    an email only where no local-part character precedes: the plain form tries the local
+    part again at every character of every word, and both find the same matches (see
+    _matches)."""
     email = rf"(?<![{_LOCAL}])" if scan else ""
-    return re.compile("|".join(f"(?P<{k}>{email if k == 'email' else ''}{PATTERNS[k]})" for k in kinds))
+    return re.compile("|".join(f"(?P<{b}>{email if b == 'email' else ''}{_BRANCHES[b][1]})" for b in branches))
 
 
-def _matches(text: str) -> Iterator[re.Match]:
-    """What `_pattern(KINDS).finditer(text)` finds, faster. A leftmost email can start after a
-    local-part character only right where the previous match ended (anywhere else the
-    character before would start a longer email), so only there is the plain form tried."""
-    kinds = tuple(k for k in KINDS if _hint(k).search(text))
-    if not kinds:
+def _matches(text: str) -> Iterator[tuple[str, re.Match]]:
+    """(kind, match) of what `re.finditer("|".join(PATTERNS.values()), text)` finds, faster.
+    A leftmost email can start after a local-part character only right where the previous
+    match ended (anywhere else the character before would start a longer email), so only
+    there is the plain form tried."""
+    branches = tuple(b for b in _BRANCHES if _hint(b).search(text))
+    if not branches:
         return
-    plain, scan = _pattern(kinds), _pattern(kinds, scan=True)
+    plain, scan = _pattern(branches), _pattern(branches, scan=True)
     pos = 0
     while True:
         after_local = 0 < pos < len(text) and text[pos - 1] in _LOCAL_CHARACTERS
-        match = plain.match(text, pos) if after_local and "email" in kinds else None
+        match = plain.match(text, pos) if after_local and "email" in branches else None
         if match is None and (match := scan.search(text, pos)) is None:
             return
-        yield match
+        yield _BRANCHES[match.lastgroup][0], match
         pos = match.end()
 
 
@@ -102,8 +110,7 @@ def redact_pii(text: str, cfg: PIIConfig) -> tuple[str, dict[str, int]]:
     # Only the redacted parts are cut out: a text with nothing to redact is never copied
     # (re.sub would build the whole copy first; a long document's copy is what costs).
     pieces, last = [], 0
-    for match in _matches(text):
-        kind = match.lastgroup
+    for kind, match in _matches(text):
         if kind not in enabled or (kind == "ip" and not _is_redactable_ip(match.group(), cfg.public_ips_only)):
             continue
         counts[kind] += 1
