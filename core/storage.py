@@ -13,11 +13,12 @@ hands to the client as options, so no request or error ever sees them in a bucke
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import uuid
-from typing import Callable, IO
+from typing import Callable, IO, Iterator
 from urllib.parse import unquote
 
 import fsspec
@@ -88,27 +89,35 @@ def is_local(uri: str) -> bool:
     return "://" not in uri or uri.startswith("file://")
 
 
-def write_atomic(uri: str, write: Callable[[IO[bytes]], None]) -> None:
-    """Call `write(f)` on a binary file that appears at `uri` only once complete."""
+@contextlib.contextmanager
+def atomic_output(uri: str) -> Iterator[IO[bytes]]:
+    """A binary file to write that appears at `uri` only once the block exits without error
+    (locally: a hidden temporary renamed into place; an object store's put is atomic)."""
     fs, path = filesystem(uri)
     parent = path.rsplit("/", 1)[0] if "/" in path else ""
     if parent:
         fs.makedirs(parent, exist_ok=True)
     if not is_local(uri):
         with fs.open(path, "wb") as f:
-            write(f)
+            yield f
         return
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, temporary_name(name, uuid.uuid4().hex[:8]))
     try:
         with open(tmp, "wb") as f:
-            write(f)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_atomic(uri: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Call `write(f)` on a binary file that appears at `uri` only once complete."""
+    with atomic_output(uri) as f:
+        write(f)
 
 
 def write_bytes_atomic(uri: str, data: bytes) -> None:

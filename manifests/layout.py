@@ -15,6 +15,8 @@ spells these names out.
     OUT/tokenizer/hf/tokenizer.json (+ _config)      a given Hugging Face tokenizer
     OUT/shards/<folder>/{train,val}-NNNNNN.tar       WebDataset shards (+ .idx.json block index)
     OUT/lineage/shards-<folder>-NNNNNN.parquet       placements: where each kept document went
+    OUT/tokens/<folder>/part-FFFFF-BBBBB.parquet     the token store: kept documents' tokens, for rebuilds
+    OUT/tokens/tokens.json                           the tokenizer the store's tokens are of
     OUT/shards.json                                  the shard stage's record (its commit point)
     OUT/manifest.json                                the build's commit point, written last
     OUT/build.lock                                   held while a build runs
@@ -109,6 +111,8 @@ HF_TOKENIZER_CONFIG = f"{TOKENIZER_DIR}/hf/tokenizer_config.json"
 # --------------------------------------------------------------------------- the build: shards
 
 SHARDS = "shards"
+TOKENS = "tokens"  # the token store (pipeline/token_store.py)
+TOKENS_RECORD = f"{TOKENS}/tokens.json"
 SHARDS_RECORD = "shards.json"
 PLACEMENTS_GLOB = f"{LINEAGE}/shards-*.parquet"
 KEY_STEM_CHARS = 48

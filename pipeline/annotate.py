@@ -49,6 +49,7 @@ from strata.version import __version__
 
 log = logging.getLogger("strata.annotate")
 
+BAND_PARTITION_BYTES = 256 << 20
 
 
 def attributes_uri(out: str, batch: str) -> str:
@@ -74,6 +75,12 @@ def _signatures(batch) -> Iterator[tuple]:
             yield node_id(doc["doc_id"], batch["batch"]), np.frombuffer(doc["minhash"], np.uint32)
 
 
+def band_partitions(files: list[InputFile]) -> int:
+    """How many partitions SharedBands groups band keys in: one per BAND_PARTITION_BYTES of
+    input (50 keys per document, some 2 million keys per partition)."""
+    return max(1, -(-sum(f.size for f in files) // BAND_PARTITION_BYTES))
+
+
 class WriteSharedBands(beam.DoFn):
     """Writes every (band key, node) of the bands two or more documents share, sorted, to
     OUT/attributes/shared_bands.parquet: selection regroups the survivors among them
@@ -84,7 +91,7 @@ class WriteSharedBands(beam.DoFn):
 
     def process(self, members: list):
         members = sorted(members)
-        table = pa.table({"band_key": pa.array([key for key, _ in members], pa.binary()),
+        table = pa.table({"band_key": pa.array([key for key, _ in members], pa.uint64()),
                           "node": pa.array([node for _, node in members], pa.string())})
         yield write_table(join(self.out, SHARED_BANDS), table)
 
@@ -140,7 +147,7 @@ class Annotate(beam.PTransform):
         bands_written = (
             annotated
             | "Signatures" >> beam.FlatMap(_signatures)
-            | "SharedBands" >> SharedBands(config.dedup.near)
+            | "SharedBands" >> SharedBands(config.dedup.near, band_partitions(self.files))
             | "AllSharedBands" >> beam.combiners.ToList()
             | "WriteSharedBands" >> beam.ParDo(WriteSharedBands(self.out))
         )

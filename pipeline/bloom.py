@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from strata.pipeline.filters import splitmix64
+from strata.pipeline.hashing import splitmix64
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 

@@ -39,7 +39,7 @@ import zstandard
 
 from strata.config import DecontaminateConfig
 from strata.pipeline.bloom import BloomFilter
-from strata.pipeline.filters import splitmix64
+from strata.pipeline.hashing import splitmix64
 from strata.storage import filesystem
 
 _WORD = re.compile(r"[^\W_]+")

@@ -22,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
+import numpy as np
 
 from strata.config import NearDedupConfig
 from strata.pipeline.components import ConnectedComponents, star_edges
-from strata.pipeline.fingerprints import band_keys, estimated_jaccard
+from strata.pipeline.fingerprints import NO_KEY, band_keys, estimated_jaccard
 
 
 class ExactDuplicates(beam.PTransform):
@@ -45,28 +46,62 @@ class ExactDuplicates(beam.PTransform):
 class SharedBands(beam.PTransform):
     """(doc_id, signature) -> (band key, doc_id) for every band a document shares with at
     least one other document: the only bands that can make a candidate pair, among these
-    documents or any subset of them."""
+    documents or any subset of them.
 
-    def __init__(self, cfg: NearDedupConfig):
+    Keys are computed per batch of signatures (fingerprints.band_keys) and grouped by
+    `partitions` ranges of key values, each partition's keys sorted with numpy: a
+    document's 50 keys travel as a few array elements, not as 50 shuffled records (which
+    cost more than computing the signatures). A partition holds its keys in memory (8 bytes
+    and a node reference each); the caller picks `partitions` by the corpus size."""
+
+    def __init__(self, cfg: NearDedupConfig, partitions: int = 1):
         super().__init__()
         self.cfg = cfg
+        self.partitions = partitions
 
     def expand(self, signatures):
         return (
             signatures
-            | "KeyByBand" >> beam.FlatMap(_keyed_by_band, self.cfg.bands, self.cfg.rows)
-            | "GroupByBand" >> beam.GroupByKey()
-            | "Shared" >> beam.FlatMapTuple(_members_if_shared)
+            | "Batch" >> beam.BatchElements(min_batch_size=256, max_batch_size=4096)
+            | "KeysByPartition" >> beam.FlatMap(_keys_by_partition, self.cfg.bands, self.cfg.rows, self.partitions)
+            | "GroupByPartition" >> beam.GroupByKey()
+            | "Shared" >> beam.FlatMapTuple(_shared_keys)
         )
 
 
-def _members_if_shared(key: bytes, doc_ids: Iterable) -> Iterator[tuple]:
-    """(key, doc_id) for every member of a bucket of two or more, in two passes over the
-    grouped values (Beam's grouped iterables may be re-iterated, and may not fit in memory)."""
-    members = iter(doc_ids)
-    if next(members, None) is not None and next(members, None) is not None:
-        for doc_id in doc_ids:
-            yield key, doc_id
+def _keys_by_partition(batch: list[tuple], bands: int, rows: int, partitions: int) -> Iterator[tuple]:
+    """(partition, (keys, owners, doc_ids)) of a batch of (doc_id, signature): each key's
+    owner is its position in doc_ids, the documents of that partition's keys."""
+    doc_ids = [doc_id for doc_id, _ in batch]
+    keys = band_keys(np.stack([signature for _, signature in batch]), bands, rows).ravel()
+    owners = np.repeat(np.arange(len(batch), dtype=np.int64), bands)
+    real = keys != NO_KEY
+    keys, owners = keys[real], owners[real]
+    partition_of = keys % np.uint64(partitions)
+    for partition in np.unique(partition_of).tolist():
+        chosen = partition_of == partition
+        documents, owner = np.unique(owners[chosen], return_inverse=True)
+        yield partition, (keys[chosen], owner, [doc_ids[i] for i in documents.tolist()])
+
+
+def _shared_keys(_partition, parts: Iterable[tuple]) -> Iterator[tuple]:
+    """(key, doc_id) for every key of a partition that two or more documents hold."""
+    keys, owners, doc_ids = [], [], []
+    for part_keys, part_owners, part_doc_ids in parts:
+        keys.append(part_keys)
+        owners.append(part_owners + len(doc_ids))
+        doc_ids.extend(part_doc_ids)
+    if not keys:
+        return
+    keys, owners = np.concatenate(keys), np.concatenate(owners)
+    order = np.argsort(keys, kind="stable")
+    keys, owners = keys[order], owners[order]
+    shared = np.zeros(len(keys), bool)
+    same_as_next = keys[1:] == keys[:-1]
+    shared[1:] |= same_as_next
+    shared[:-1] |= same_as_next
+    for key, owner in zip(keys[shared].tolist(), owners[shared].tolist()):
+        yield key, doc_ids[owner]
 
 
 class NearDuplicates(beam.PTransform):
@@ -126,12 +161,6 @@ def verify_cluster(cluster, members: Iterable[tuple], threshold: float) -> Itera
         else:
             representatives.append((node, signature))
             yield node, (None, cluster, None)
-
-
-def _keyed_by_band(doc: tuple, bands: int, rows: int) -> Iterator[tuple]:
-    doc_id, signature = doc
-    for key in band_keys(signature, bands, rows):
-        yield key, doc_id
 
 
 class _KeepSimilarPairs(beam.PTransform):

@@ -31,6 +31,7 @@ import numpy as np
 
 from strata.config import FilterSet, GopherQualityConfig, GopherRepetitionConfig
 from strata.pipeline.c4 import c4_lines
+from strata.pipeline.hashing import splitmix64
 from strata.pipeline.gopher_stats import QualityStats, quality_decision, repetition_decision
 from strata.pipeline.languages import letter_table, spaces_between_words
 
@@ -89,16 +90,6 @@ _CHAR_BASE = 0x9E3779B97F4A7C15  # odd, hence invertible modulo 2**64
 _CHAR_POWERS = _power_table(_CHAR_BASE, 2 * _BLOCK_CHARS)
 _CHAR_INVERSE_POWERS = _power_table(pow(_CHAR_BASE, -1, 2**64), 2 * _BLOCK_CHARS)
 _NGRAM_BASE = np.uint64(0xD6E8FEB86659FD93)
-
-
-def splitmix64(values: np.ndarray) -> np.ndarray:
-    """The splitmix64 finalizer, in place."""
-    values ^= values >> np.uint64(30)
-    values *= np.uint64(0xBF58476D1CE4E5B9)
-    values ^= values >> np.uint64(27)
-    values *= np.uint64(0x94D049BB133111EB)
-    values ^= values >> np.uint64(31)
-    return values
 
 
 def _true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -244,25 +235,26 @@ def _duplicate_fractions(hashes: np.ndarray, lengths: np.ndarray) -> tuple[float
     return (len(hashes) - len(first_occurrences)) / len(hashes), (total_chars - distinct_chars) / total_chars
 
 
-def _occurrences_by_hash(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _occurrences_by_hash(keys: np.ndarray, positions: np.ndarray | None, shift: np.uint64) -> tuple[np.ndarray, np.ndarray]:
     """The positions of hashes in order of hash value, and whether each of them holds the
-    same value as the next; `keys` (the hashes) is overwritten. The position is packed into
-    the low bits of the hash so that a plain integer sort (SIMD, several times faster than
-    an argsort) does the grouping; that leaves 64 - log2(len) bits of hash, enough to keep
-    chance collisions negligible even for the 8M words of a 50 MB text."""
-    shift = np.uint64(max(len(keys) - 1, 1).bit_length())
+    same value as the next; `keys` (the hashes, at `positions`, or at 0, 1, ... if None) is
+    overwritten. The position is packed into the low `shift` bits of the hash so that a plain
+    integer sort (SIMD, several times faster than an argsort) does the grouping; that leaves
+    64 - log2(words) bits of hash, enough to keep chance collisions negligible even for the
+    8M words of a 50 MB text."""
     keys >>= shift
     keys <<= shift
     for start in range(0, len(keys), _BLOCK_CHARS):  # by chunks: no full-length temporaries
         chunk = keys[start : start + _BLOCK_CHARS]
-        chunk |= np.arange(start, start + len(chunk), dtype=np.uint64)
+        at = np.arange(start, start + len(chunk)) if positions is None else positions[start : start + len(chunk)]
+        chunk |= at.astype(np.uint64)
     keys.sort()
-    positions = np.empty(len(keys), np.int32)
+    ordered = np.empty(len(keys), np.int32)
     position_mask = (np.uint64(1) << shift) - np.uint64(1)
     for start in range(0, len(keys), _BLOCK_CHARS):
-        positions[start : start + _BLOCK_CHARS] = keys[start : start + _BLOCK_CHARS] & position_mask
+        ordered[start : start + _BLOCK_CHARS] = keys[start : start + _BLOCK_CHARS] & position_mask
     keys >>= shift
-    return positions, keys[1:] == keys[:-1]
+    return ordered, keys[1:] == keys[:-1]
 
 
 class _Pieces:
@@ -287,76 +279,102 @@ def _joined(arrays: list[np.ndarray]) -> np.ndarray:
 
 class _WordNGrams:
     """A text's words as mixed 64-bit hashes and character lengths, and the repetition of
-    their n-grams."""
+    their n-grams, measured for n in ascending order.
+
+    An n-gram can repeat only where its (n-1)-gram does, so each n after the first is
+    hashed and sorted only at the positions of the repeated (n-1)-grams: one sort of all
+    positions per text, the others on what repeats (a few percent of natural text)."""
 
     def __init__(self, word_hashes: np.ndarray, word_lengths: np.ndarray):
         # Mixed (in place: the caller hands them over) so that the n-gram polynomial over
         # them behaves like one over random values.
         self.word_hashes, self.word_lengths = splitmix64(word_hashes), word_lengths
         self.total_chars = int(word_lengths.sum())
+        self._shift = np.uint64(max(len(word_hashes) - 1, 1).bit_length())
 
-    def _ngram_occurrences(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """`_occurrences_by_hash` of the n-gram hashes sum(word_hash[i + k] * B**(n - 1 - k)),
-        computed afresh for each n so that one n-gram-sized array at a time is alive."""
-        count = len(self.word_hashes) - n + 1
-        hashes = self.word_hashes[:count].copy()
-        for offset in range(1, n):
-            hashes *= _NGRAM_BASE
-            hashes += self.word_hashes[offset : offset + count]
-        return _occurrences_by_hash(hashes)
+    def measures(self, top_ns: list[int], dup_ns: list[int]) -> dict[str, float]:
+        """top_{n}gram for n in `top_ns` and dup_{n}gram for n in `dup_ns`, by name."""
+        found = {**{f"top_{n}gram": 0.0 for n in top_ns}, **{f"dup_{n}gram": 0.0 for n in dup_ns}}
+        wanted = set(top_ns) | set(dup_ns)
+        positions = None  # those of the n-grams that may repeat: all at first
+        for n in range(min(wanted, default=1), max(wanted, default=0) + 1):
+            count = len(self.word_hashes) - n + 1
+            if positions is not None:
+                positions = positions[positions < count]
+            if count <= 0 or (positions is not None and not len(positions)):
+                break  # no n-gram, or nothing repeats at n - 1: nothing does at n or above
+            ordered, same_as_next = _occurrences_by_hash(self._ngram_hashes(n, positions), positions, self._shift)
+            if n in top_ns:
+                found[f"top_{n}gram"] = self._top_fraction(n, ordered, same_as_next)
+            if n in dup_ns:
+                found[f"dup_{n}gram"] = self._duplicate_fraction(n, ordered, same_as_next)
+            in_repeat = np.zeros(len(ordered), bool)
+            in_repeat[1:] |= same_as_next
+            in_repeat[:-1] |= same_as_next
+            positions = ordered[in_repeat]
+            positions.sort()
+        return found
 
-    def top_fraction(self, n: int) -> float:
+    def _ngram_hashes(self, n: int, positions: np.ndarray | None) -> np.ndarray:
+        """The n-gram hashes sum(word_hash[i + k] * B**(n - 1 - k)) at `positions` (every
+        position if None), computed by chunks so that temporaries stay small."""
+        if positions is None:
+            count = len(self.word_hashes) - n + 1
+            hashes = self.word_hashes[:count].copy()
+            for offset in range(1, n):
+                hashes *= _NGRAM_BASE
+                hashes += self.word_hashes[offset : offset + count]
+            return hashes
+        hashes = self.word_hashes[positions]
+        for start in range(0, len(positions), _BLOCK_CHARS):
+            at, chunk = positions[start : start + _BLOCK_CHARS], hashes[start : start + _BLOCK_CHARS]
+            for offset in range(1, n):
+                chunk *= _NGRAM_BASE
+                chunk += self.word_hashes[at + offset]
+        return hashes
+
+    def _top_fraction(self, n: int, ordered: np.ndarray, same_as_next: np.ndarray) -> float:
         """Occurrences of the most frequent n-gram times its characters (its words'
         characters, no whitespace), over all word characters; 0 when no n-gram occurs twice.
         Ties go to the longest n-gram."""
-        if n > len(self.word_hashes):
-            return 0.0
-        positions, same_as_next = self._ngram_occurrences(n)
         # A run of True over same_as_next[a:b] is one n-gram occurring b - a + 1 times.
         run_starts, run_ends = _true_runs(same_as_next)
         if not len(run_starts):
             return 0.0
         counts = run_ends - run_starts + 1
         top_count = counts.max()
-        top_positions = positions[run_starts[counts == top_count]]
+        top_positions = ordered[run_starts[counts == top_count]]
         top_lengths = sum(self.word_lengths[top_positions + k] for k in range(n))
         return int(top_count) * int(top_lengths.max()) / self.total_chars
 
-    def duplicate_fraction(self, n: int) -> float:
+    def _duplicate_fraction(self, n: int, ordered: np.ndarray, same_as_next: np.ndarray) -> float:
         """Characters of the words covered by a repeat of an earlier n-gram (every
         occurrence but the first), each word counted once, over all word characters. This is
         how DataTrove and the Gopher paper count it, so Gopher's thresholds mean the same here
         (RedPajama-v2 also counts the first occurrence, which drops far more). Never grows
         with n: a repeated (n+1)-gram starts a repeated n-gram at both of its first two words."""
-        if n > len(self.word_hashes):
-            return 0.0
-        positions, same_as_next = self._ngram_occurrences(n)
         if not same_as_next.any():
             return 0.0
         # In hash order, equal hashes sit in position order: all but the first are repeats.
-        repeated = np.zeros(len(positions), bool)
+        repeated = np.zeros(len(ordered), bool)
         repeated[1:] = same_as_next
-        starts_repeat = np.zeros(len(positions), bool)
-        starts_repeat[positions[repeated]] = True
+        starts_repeat = np.zeros(len(self.word_hashes), bool)
+        starts_repeat[ordered[repeated]] = True
         covered = np.zeros(len(self.word_hashes), bool)
         for offset in range(n):
-            covered[offset : offset + len(starts_repeat)] |= starts_repeat
+            covered[offset:] |= starts_repeat[: len(starts_repeat) - offset]
         return int(self.word_lengths.sum(where=covered)) / self.total_chars
 
 
 def _repetition_measures(text: str, top_ns: Iterable[int], dup_ns: Iterable[int]) -> Iterator[tuple[str, float]]:
-    """(name, value) of each repetition measure in check order, computed lazily; no word
-    n-gram measures when `top_ns` and `dup_ns` are empty."""
+    """(name, value) of each repetition measure in check order; no word n-gram measures
+    when `top_ns` and `dup_ns` are empty."""
     pieces = _Pieces(text)
     yield from zip(("dup_para_frac", "dup_para_char_frac"), _duplicate_fractions(pieces.hashes["para"], pieces.lengths["para"]))
     yield from zip(("dup_line_frac", "dup_line_char_frac"), _duplicate_fractions(pieces.hashes["line"], pieces.lengths["line"]))
     if not top_ns and not dup_ns:
         return
-    ngrams = _WordNGrams(pieces.hashes["word"], pieces.lengths["word"])
-    for n in top_ns:
-        yield f"top_{n}gram", ngrams.top_fraction(n)
-    for n in dup_ns:
-        yield f"dup_{n}gram", ngrams.duplicate_fraction(n)
+    yield from _WordNGrams(pieces.hashes["word"], pieces.lengths["word"]).measures(top_ns, dup_ns).items()
 
 
 def repetition_stats(text: str, cfg: GopherRepetitionConfig | None = None) -> dict[str, float]:
@@ -379,8 +397,8 @@ def gopher_repetition(text: str, cfg: GopherRepetitionConfig, language: str | No
     dup_para_frac, dup_para_char_frac   paragraphs that repeat an earlier one: share of
                                         paragraphs, and of paragraph characters
     dup_line_frac, dup_line_char_frac   the same for lines
-    top_{n}gram                         see `_WordNGrams.top_fraction`
-    dup_{n}gram                         see `_WordNGrams.duplicate_fraction`
+    top_{n}gram                         see `_WordNGrams._top_fraction`
+    dup_{n}gram                         see `_WordNGrams._duplicate_fraction`
 
     Character fractions are over the characters of the pieces compared (paragraphs, lines or
     words), not over the whole text. The word n-gram rules apply only to languages

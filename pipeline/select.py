@@ -45,7 +45,7 @@ def annotated_batches(out: str) -> list[str]:
     return sorted(name.removeprefix("part-").removesuffix(".parquet") for name in names)
 
 
-def shared_bands(out: str) -> dict[str, list[bytes]]:
+def shared_bands(out: str) -> dict[str, list[int]]:
     """node -> the band keys it shares with another document (annotate's shared_bands.parquet)."""
     table = read_table(join(out, SHARED_BANDS))
     bands: dict[str, list[bytes]] = {}

@@ -48,6 +48,7 @@ from strata.manifests.layout import (
     PLACEMENTS_GLOB,
     SHARDS,
     SHARDS_RECORD,
+    TOKENS,
     block_key,
     category_folder,
     index_path,
@@ -60,9 +61,11 @@ from strata.manifests.paths import resolve_inside
 from strata.manifests.schemas import PLACEMENTS_SCHEMA
 from strata.pipeline.curate import default_pipeline_options
 from strata.pipeline.progress import Progress, ProgressReport
+from strata.pipeline.token_store import StoredTokens, prepare_store, store_uri, store_writer, text_checksum
 from strata.pipeline.write import write_parquet
 from strata.storage import filesystem, glob, join, remove, write_atomic, write_bytes_atomic
 from strata.tokenize.encoders import SentencePieceEncoder, load_encoder
+from strata.tokenize.trainer import file_sha256
 from strata.pipeline.windows import newline_windows, utf8_newline_windows
 
 log = logging.getLogger("strata.shard")
@@ -288,19 +291,20 @@ class ShardTar:
 # --------------------------------------------------------------------------- the Beam stage
 
 
-def read_curated_batches(files: list[str], long_bytes: int) -> Iterator[tuple[list[str], list[str | memoryview]]]:
-    """(doc_ids, texts) of the files' documents, in file and record order, in batches. A
-    text over `long_bytes` comes as a view of its UTF-8 bytes in Arrow's buffer, so that it
-    is decoded a window at a time (a 50 MB document can be a 200 MB Python str)."""
+def read_curated_batches(files: list[str], long_bytes: int) -> Iterator[tuple[str, list[str], list[str | memoryview], list[int]]]:
+    """(file, doc_ids, texts, text checksums) of the files' documents, in file and record
+    order, in batches. A text over `long_bytes` comes as a view of its UTF-8 bytes in
+    Arrow's buffer, so that it is decoded a window at a time (a 50 MB document can be a
+    200 MB Python str). The checksums are the token store's, of each text's UTF-8."""
     for uri in files:
         fs, path = filesystem(uri)
         with fs.open(path, "rb") as f:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=ENCODE_BATCH_DOCS, columns=["doc_id", "text"]):
                 texts = batch.column("text")
-                sizes = pc.binary_length(texts).to_numpy(zero_copy_only=False)
-                yield batch.column("doc_id").to_pylist(), [
-                    memoryview(texts[i].as_buffer()) if sizes[i] > long_bytes else texts[i].as_py() for i in range(len(texts))
-                ]
+                buffers = [texts[i].as_buffer() for i in range(len(texts))]
+                yield uri, batch.column("doc_id").to_pylist(), [
+                    memoryview(buffer) if buffer.size > long_bytes else texts[i].as_py() for i, buffer in enumerate(buffers)
+                ], [text_checksum(buffer) for buffer in buffers]
 
 
 class ShardWriter(beam.DoFn):
@@ -312,6 +316,7 @@ class ShardWriter(beam.DoFn):
         self.model_path = model_path
         self.block_tokens = shards.block_tokens
         self.val_fraction = shards.val_fraction
+        self.keep_tokens = shards.keep_tokens
         self.report_folder = report_folder  # see progress.py
 
     def setup(self):
@@ -354,16 +359,33 @@ class ShardWriter(beam.DoFn):
     def encoded(self, plan: ShardPlan, val_docs: list) -> Iterator[tuple[str, np.ndarray]]:
         """The plan's train documents as token arrays, in order. Val documents (a small
         share) are set aside in `val_docs` for the val tar, so every file is read and
-        encoded once."""
+        encoded once. With the token store, each file's documents are taken from it where
+        stored, and the file's tokens are stored for the next build."""
         long_bytes = ENCODE_WINDOW_CHARS if isinstance(self.encoder, SentencePieceEncoder) else sys.maxsize
-        for doc_ids, texts in read_curated_batches(plan.files, long_bytes):
-            encoded = self.encode(texts)
-            self.report.add(docs=len(texts), bytes=sum(map(len, texts)), tokens=sum(map(len, encoded)))
-            for doc_id, tokens in zip(doc_ids, encoded):
-                if split_of(doc_id, self.val_fraction) == "val":
-                    val_docs.append((doc_id, tokens))
-                else:
-                    yield doc_id, tokens
+        batches_by_file = itertools.groupby(read_curated_batches(plan.files, long_bytes), key=lambda batch: batch[0])
+        for uri, batches in batches_by_file:
+            store = store_uri(self.out, uri) if self.keep_tokens else None
+            stored = StoredTokens(store, self.dtype) if store else None
+            with store_writer(store) if store else nullcontext() as storing:
+                for _, doc_ids, texts, checksums in batches:
+                    encoded = self.encode_or_reuse(doc_ids, texts, checksums, stored)
+                    if storing:
+                        storing.add(doc_ids, checksums, encoded)
+                    self.report.add(docs=len(texts), bytes=sum(map(len, texts)), tokens=sum(map(len, encoded)))
+                    for doc_id, tokens in zip(doc_ids, encoded):
+                        if split_of(doc_id, self.val_fraction) == "val":
+                            val_docs.append((doc_id, tokens))
+                        else:
+                            yield doc_id, tokens
+
+    def encode_or_reuse(self, doc_ids: list[str], texts: list, checksums: list[int],
+                        stored: StoredTokens | None) -> list[np.ndarray]:
+        """Each text's tokens: from the token store if it has them, else encoded."""
+        tokens = [stored.get(d, c) for d, c in zip(doc_ids, checksums)] if stored else [None] * len(texts)
+        missing = [i for i, t in enumerate(tokens) if t is None]
+        for i, encoded in zip(missing, self.encode([texts[i] for i in missing]) if missing else []):
+            tokens[i] = encoded
+        return tokens
 
     def encode(self, texts: list[str | memoryview]) -> list[np.ndarray]:
         """Token arrays of the texts, each ended by EOS, through tokenizer calls of about
@@ -457,6 +479,10 @@ def run_shards(
     the shard records sorted by (category, split, shard)."""
     curated = shard_inputs(out)
     plans = plan_shards(curated, config.shards.target_bytes)
+    if config.shards.keep_tokens:
+        prepare_store(out, file_sha256(model_path))
+    else:
+        remove(join(out, TOKENS))
     # A previous, possibly killed, run may have left shards of another plan.
     for uri in [join(out, SHARDS_RECORD), join(out, SHARDS), *glob(join(out, PLACEMENTS_GLOB))]:
         remove(uri)

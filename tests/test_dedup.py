@@ -20,8 +20,8 @@ from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 
 from strata.config import NearDedupConfig
 from strata.pipeline.components import ConnectedComponents
-from strata.pipeline.dedup import ExactDuplicates, NearDuplicates, verify_cluster
-from strata.pipeline.fingerprints import band_keys, content_hash, estimated_jaccard, minhash_signature
+from strata.pipeline.dedup import ExactDuplicates, NearDuplicates, SharedBands, verify_cluster
+from strata.pipeline.fingerprints import NO_KEY, band_keys, content_hash, estimated_jaccard, minhash_signature
 from strata.pipeline.schema import make_doc_id
 
 CFG = NearDedupConfig()
@@ -177,12 +177,12 @@ def test_documents_shorter_than_a_shingle_are_signed_by_all_their_words():
     short = minhash_signature("three short words", CFG)
     assert np.array_equal(short, minhash_signature("Three  SHORT words", CFG))
     assert not np.array_equal(short, minhash_signature("three short word", CFG))
-    assert len(band_keys(short, CFG.bands, CFG.rows)) == CFG.bands
+    assert np.all(band_keys(short, CFG.bands, CFG.rows) != NO_KEY)
 
 
 def test_empty_documents_have_no_band_keys():
     for text in ("", "  \n\t "):
-        assert band_keys(minhash_signature(text, CFG), CFG.bands, CFG.rows) == []
+        assert np.all(band_keys(minhash_signature(text, CFG), CFG.bands, CFG.rows) == NO_KEY)
 
 
 def test_minhash_signature_memory_does_not_grow_with_the_document():
@@ -208,15 +208,38 @@ def test_estimated_jaccard_tracks_true_word_5gram_jaccard():
 
 def test_band_keys_are_deterministic_and_change_only_with_their_band():
     signature = minhash_signature(_SAMPLE_TEXTS[0], CFG)
-    keys = band_keys(signature, CFG.bands, CFG.rows)
-    assert keys == band_keys(signature.copy(), CFG.bands, CFG.rows)
-    assert len(set(keys)) == CFG.bands
+    keys = band_keys(signature, CFG.bands, CFG.rows)[0]
+    assert np.array_equal(keys, band_keys(signature.copy(), CFG.bands, CFG.rows)[0])
+    assert len(set(keys.tolist())) == CFG.bands
     changed = signature.copy()
     changed[CFG.rows * 3] += 1  # first value of band 3
-    changed_keys = band_keys(changed, CFG.bands, CFG.rows)
+    changed_keys = band_keys(changed, CFG.bands, CFG.rows)[0]
     assert [i for i in range(CFG.bands) if keys[i] != changed_keys[i]] == [3]
+    # the same values in another band make another key
+    moved = signature.copy()
+    moved[: CFG.rows] = signature[CFG.rows : 2 * CFG.rows]
+    assert band_keys(moved, CFG.bands, CFG.rows)[0][0] != keys[1]
+    # a batch of signatures gets each one's own keys
+    batch = np.stack([signature, changed, minhash_signature("", CFG)])
+    assert np.array_equal(band_keys(batch, CFG.bands, CFG.rows)[:2], np.stack([keys, changed_keys]))
     with pytest.raises(ValueError, match="bands"):
         band_keys(signature, CFG.bands + 1, CFG.rows)
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_shared_bands_are_the_keys_two_or_more_documents_hold(partitions):
+    rng = random.Random(5)
+    base = random_words(rng, 300)
+    texts = [" ".join(base), " ".join(near_copy(base, 0.8, rng)[0]), " ".join(random_words(rng, 300)), "", "  "]
+    signatures = [(f"d{i}", minhash_signature(text, CFG)) for i, text in enumerate(texts)]
+    holders: dict[int, set] = {}
+    for doc_id, signature in signatures:
+        for key in band_keys(signature, CFG.bands, CFG.rows)[0].tolist():
+            if key != NO_KEY:
+                holders.setdefault(key, set()).add(doc_id)
+    expected = sorted((key, doc_id) for key, docs in holders.items() if len(docs) >= 2 for doc_id in docs)
+    assert {doc_id for _, doc_id in expected} == {"d0", "d1"}  # the near copies share bands; empty ones none
+    run_and_check(signatures, SharedBands(CFG, partitions), equal_to(expected))
 
 
 # --------------------------------------------------------------------------- exact duplicates

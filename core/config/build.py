@@ -82,6 +82,7 @@ class ShardsConfig(Section):
     block_tokens: int = Field(default=65536, ge=16)
     target_bytes: int = Field(default=256 * 2**20, gt=0)
     val_fraction: float = Field(default=0.005, ge=0, lt=1)
+    keep_tokens: bool = True  # the token store (pipeline/token_store.py): rebuilds reuse token ids
 
 
 class BuildConfig(Section):
