@@ -74,11 +74,13 @@ class Deduplicate(beam.PTransform):
     group, 'near' its near-dup cluster (the cluster's smallest doc_id; representatives get one
     too) and, for a near duplicate, the representative it was verified against and their
     similarity. The fingerprints come as {"hashes": (node, content_hash), "bands": (band key,
-    node) of the stored shared bands, "signatures": (node, MinHash bytes) of those nodes}."""
+    node) of the stored shared bands, "signatures": (node, MinHash bytes) of those nodes};
+    `small_graph` as NearDuplicates has it."""
 
-    def __init__(self, config: BuildConfig):
+    def __init__(self, config: BuildConfig, small_graph: bool = False):
         super().__init__()
         self.config = config
+        self.small_graph = small_graph
 
     def expand(self, fingerprints):
         verdicts = []
@@ -92,7 +94,7 @@ class Deduplicate(beam.PTransform):
             verdicts.append(
                 fingerprints["signatures"]
                 | "Signatures" >> beam.MapTuple(lambda node, sig: (node, np.frombuffer(sig, dtype=np.uint32)))
-                | "NearDuplicates" >> NearDuplicates(self.config.dedup.near, fingerprints["bands"])
+                | "NearDuplicates" >> NearDuplicates(self.config.dedup.near, fingerprints["bands"], self.small_graph)
                 | "AsNearVerdicts" >> beam.MapTuple(_near_verdict)
             )
         if not verdicts:

@@ -25,7 +25,7 @@ import apache_beam as beam
 import numpy as np
 
 from strata.config import NearDedupConfig
-from strata.pipeline.components import ConnectedComponents, star_edges
+from strata.pipeline.components import ComponentsInOneWorker, ConnectedComponents, star_edges
 from strata.pipeline.fingerprints import NO_KEY, band_keys, estimated_jaccard
 
 
@@ -112,12 +112,14 @@ class NearDuplicates(beam.PTransform):
 
     `band_members`, when given, are the (band key, doc_id) of the shared bands of these
     documents (SharedBands of a superset of them, as annotation stores it); only the
-    documents among them need a signature. Else they are found here."""
+    documents among them need a signature. Else they are found here. `small_graph` (the
+    caller knows there are few band members) computes the clusters in one worker."""
 
-    def __init__(self, cfg: NearDedupConfig, band_members=None):
+    def __init__(self, cfg: NearDedupConfig, band_members=None, small_graph: bool = False):
         super().__init__()
         self.cfg = cfg
         self.band_members = band_members
+        self.small_graph = small_graph
 
     def expand(self, signatures):
         cfg = self.cfg
@@ -132,7 +134,7 @@ class NearDuplicates(beam.PTransform):
             pairs = pairs | "KeepSimilarPairs" >> _KeepSimilarPairs(signatures, cfg.threshold)
         return (
             pairs
-            | "Clusters" >> ConnectedComponents(cfg.max_rounds)
+            | "Clusters" >> (ComponentsInOneWorker() if self.small_graph else ConnectedComponents(cfg.max_rounds))
             | "WithSignatureOfMember" >> _WithSignature(signatures)
             | "KeyByCluster" >> beam.MapTuple(_keyed_by_cluster)
             | "GroupByCluster" >> beam.GroupByKey()

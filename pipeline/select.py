@@ -20,6 +20,7 @@ import logging
 import time
 
 import apache_beam as beam
+import pyarrow.parquet as pq
 
 from strata.config import BuildConfig
 from strata.manifests.layout import ATTRIBUTES_GLOB, CURATE_RECORD, SELECT_OUTPUTS, SHARED_BANDS, attributes_part
@@ -34,9 +35,13 @@ from strata.pipeline.curate import (
 from strata.pipeline.paragraphs import BoilerplateParagraphs, paragraph_hashes
 from strata.pipeline.read import InputFile
 from strata.pipeline.write import read_table
-from strata.storage import glob, join, remove, write_bytes_atomic
+from strata.storage import filesystem, glob, join, remove, write_bytes_atomic
 
 log = logging.getLogger("strata.select")
+
+# Up to this many candidate edges the near-dup clusters are found in one worker (a
+# union-find holding ~200 bytes an edge), beyond it by large-star/small-star rounds in Beam.
+SMALL_GRAPH_EDGES = 2_000_000
 
 
 def annotated_batches(out: str) -> list[str]:
@@ -52,6 +57,16 @@ def shared_bands(out: str) -> dict[str, list[int]]:
     for key, node in zip(table.column("band_key").to_pylist(), table.column("node").to_pylist()):
         bands.setdefault(node, []).append(key)
     return bands
+
+
+def small_near_dup_graph(config: BuildConfig, out: str) -> bool:
+    """Whether the near-dup graph fits one worker: it has at most as many edges as the shared
+    bands have rows (one edge per member of a band but its smallest), known before selection."""
+    if not config.dedup.near.enabled:
+        return False
+    fs, path = filesystem(join(out, SHARED_BANDS))
+    with fs.open(path, "rb") as f:
+        return pq.ParquetFile(f).metadata.num_rows <= SMALL_GRAPH_EDGES
 
 
 class SelectBatch(beam.DoFn):
@@ -103,11 +118,12 @@ def _paragraph_verdict(node: str, hashes: list) -> tuple:
 class Select(beam.PTransform):
     """The whole select step over the given batches; outputs (uri, rows) of every file it wrote."""
 
-    def __init__(self, config: BuildConfig, out: str, batches: list[str]):
+    def __init__(self, config: BuildConfig, out: str, batches: list[str], small_graph: bool = False):
         super().__init__()
         self.config = config
         self.out = out
         self.batches = batches
+        self.small_graph = small_graph  # see Deduplicate
 
     def expand(self, pbegin):
         config, out = self.config, self.out
@@ -120,7 +136,7 @@ class Select(beam.PTransform):
         batches = selected | "Batches" >> _only("batch") | "KeyBatches" >> beam.Map(lambda key: (key, None))
         fingerprints = {name: selected | f"Only{name.title()}" >> _only(kind)
                         for name, kind in (("hashes", "hash"), ("bands", "band"), ("signatures", "signature"))}
-        verdicts = fingerprints | "Deduplicate" >> Deduplicate(config)
+        verdicts = fingerprints | "Deduplicate" >> Deduplicate(config, self.small_graph)
         if paragraph.enabled:
             verdicts = (
                 verdicts,
@@ -147,7 +163,7 @@ def run_select(config: BuildConfig, out: str, beam_args: list[str], settings_has
         remove(join(out, folder))
     started = time.time()
     with beam.Pipeline(options=default_pipeline_options(beam_args)) as pipeline:
-        _ = pipeline | "Select" >> Select(config, out, annotated_batches(out))
+        _ = pipeline | "Select" >> Select(config, out, annotated_batches(out), small_near_dup_graph(config, out))
     summary = summarize(config, files, out, time.time() - started + annotate_seconds)
     summary["settings_hash"] = settings_hash
     write_bytes_atomic(join(out, CURATE_RECORD), json.dumps(summary, indent=2).encode())

@@ -19,7 +19,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 
 from strata.config import NearDedupConfig
-from strata.pipeline.components import ConnectedComponents
+from strata.pipeline.components import ComponentsInOneWorker, ConnectedComponents
 from strata.pipeline.dedup import ExactDuplicates, NearDuplicates, SharedBands, verify_cluster
 from strata.pipeline.fingerprints import NO_KEY, band_keys, content_hash, estimated_jaccard, minhash_signature
 from strata.pipeline.schema import make_doc_id
@@ -291,9 +291,12 @@ def chains_and_stars() -> list[tuple]:
     ],
     ids=["sparse", "critical", "dense", "chains-and-stars"],
 )
-def test_connected_components_match_union_find(edges):
+@pytest.mark.parametrize("components", [lambda: ConnectedComponents(max_rounds=12), ComponentsInOneWorker],
+                         ids=["star-rounds", "one-worker"])
+def test_connected_components_match_union_find(edges, components):
     expected = components_by_union_find(edges)
-    run_and_check(edges, ConnectedComponents(max_rounds=12), equal_to(list(expected.items())))
+    # a node with only a self-loop is in no component
+    run_and_check(edges + [(100_000, 100_000)], components(), equal_to(list(expected.items())))
 
 
 def test_long_ordered_path_converges_within_the_default_rounds():
@@ -315,7 +318,8 @@ def signed(doc_id: str, words: list[str]) -> tuple:
     return doc_id, minhash_signature(" ".join(words), CFG)
 
 
-def test_a_chain_whose_ends_are_not_similar_keeps_its_far_end():
+@pytest.mark.parametrize("small_graph", [False, True])
+def test_a_chain_whose_ends_are_not_similar_keeps_its_far_end(small_graph):
     rng = random.Random(21)
     b = random_words(rng, 400)
     a = random_words(rng, 60) + b[60:]  # A ~ B and B ~ C, on different parts of B
@@ -329,7 +333,7 @@ def test_a_chain_whose_ends_are_not_similar_keeps_its_far_end():
     # One cluster; B is removed as a duplicate of A; C, unlike A, is kept (a representative).
     run_and_check(
         [*signatures.items(), *unrelated],
-        NearDuplicates(CFG),
+        NearDuplicates(CFG, small_graph=small_graph),
         equal_to([("doc-a", (None, "doc-a", None)), ("doc-b", ("doc-a", "doc-a", similarity_ab)),
                   ("doc-c", (None, "doc-a", None))]),
     )

@@ -241,3 +241,25 @@ def test_curate_runs_again_when_an_eval_files_contents_change(corpus_config_dict
     again, lines = curate()
     assert "stages reused: none | ran: annotate, select" in lines
     assert again["decontamination"] == {}
+
+
+def test_near_dup_clusters_found_in_beam_rounds_equal_those_found_in_one_worker(first_build, tmp_path, monkeypatch):
+    """A build whose candidate graph is small finds clusters in one worker; a big one by
+    large-star/small-star rounds. Both select the same documents, file for file."""
+    from strata.pipeline import select
+    from strata.pipeline.read import discover_inputs
+
+    config, out, _, _ = first_build
+    assert select.small_near_dup_graph(parse_config(config), str(out))
+    out = _copy_of(out, tmp_path)
+    monkeypatch.setattr(select, "SMALL_GRAPH_EDGES", 0)
+    parsed = parse_config(config)
+    assert not select.small_near_dup_graph(parsed, str(out))
+    before = {p.relative_to(out): p.read_bytes() for folder in ("curated", "lineage", "rejected")
+              for p in (out / folder).rglob("part-*.parquet")}
+    select.run_select(parsed, str(out), IN_MEMORY, settings_hashes(parsed)[1], discover_inputs(parsed.sources))
+    after = {p.relative_to(out): p.read_bytes() for folder in ("curated", "lineage", "rejected")
+             for p in (out / folder).rglob("part-*.parquet")}
+    assert after == before
+    lineage = ds.dataset(sorted(str(p) for p in (out / "lineage").glob("part-*.parquet"))).to_table().to_pylist()
+    assert any(row["reason"] == "near_duplicate" for row in lineage)  # clusters were found
