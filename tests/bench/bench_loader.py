@@ -154,8 +154,10 @@ def _pack(samples):
 def webdataset_batches(workers: int, run_dir: str):
     import webdataset as wds
 
-    manifest = json.loads((BUILD / "manifest.json").read_text())
-    urls = [str(BUILD / s["path"]) for c in manifest["categories"].values() for s in c["shards"]]
+    from strata.manifests.manifest import Manifest
+
+    manifest = Manifest.read(str(BUILD))
+    urls = [str(BUILD / s.path) for c in manifest.categories.values() for s in c.shards]
     while True:
         dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False).compose(_pack)
         dataset = dataset.batched(BATCH, collation_fn=torch.stack)
