@@ -68,11 +68,12 @@ class WriteAttributes(beam.DoFn):
         yield batch["batch"]
 
 
-def _signatures(batch) -> Iterator[tuple]:
-    """(node, MinHash signature) of every annotated document of a batch."""
-    for doc in batch["docs"]:
-        if doc["fate"] is None and doc.get("minhash") is not None:
-            yield node_id(doc["doc_id"], batch["batch"]), np.frombuffer(doc["minhash"], np.uint32)
+def _signatures(batch) -> Iterator[list[tuple]]:
+    """[(node, MinHash signature)] of the annotated documents of a batch (none if it has none)."""
+    signed = [(node_id(doc["doc_id"], batch["batch"]), np.frombuffer(doc["minhash"], np.uint32))
+              for doc in batch["docs"] if doc["fate"] is None and doc.get("minhash") is not None]
+    if signed:
+        yield signed
 
 
 def band_partitions(files: list[InputFile]) -> int:

@@ -44,9 +44,9 @@ class ExactDuplicates(beam.PTransform):
 
 
 class SharedBands(beam.PTransform):
-    """(doc_id, signature) -> (band key, doc_id) for every band a document shares with at
-    least one other document: the only bands that can make a candidate pair, among these
-    documents or any subset of them.
+    """Batches (lists) of (doc_id, signature) -> (band key, doc_id) for every band a document
+    shares with at least one other document: the only bands that can make a candidate pair,
+    among these documents or any subset of them.
 
     Keys are computed per batch of signatures (fingerprints.band_keys) and grouped by
     `partitions` ranges of key values, each partition's keys sorted with numpy: a
@@ -59,10 +59,9 @@ class SharedBands(beam.PTransform):
         self.cfg = cfg
         self.partitions = partitions
 
-    def expand(self, signatures):
+    def expand(self, signature_batches):
         return (
-            signatures
-            | "Batch" >> beam.BatchElements(min_batch_size=256, max_batch_size=4096)
+            signature_batches
             | "KeysByPartition" >> beam.FlatMap(_keys_by_partition, self.cfg.bands, self.cfg.rows, self.partitions)
             | "GroupByPartition" >> beam.GroupByKey()
             | "Shared" >> beam.FlatMapTuple(_shared_keys)
@@ -123,7 +122,10 @@ class NearDuplicates(beam.PTransform):
 
     def expand(self, signatures):
         cfg = self.cfg
-        members = self.band_members if self.band_members is not None else signatures | "SharedBands" >> SharedBands(cfg)
+        if self.band_members is not None:
+            members = self.band_members
+        else:
+            members = signatures | "OnePerBatch" >> beam.Map(lambda doc: [doc]) | "SharedBands" >> SharedBands(cfg)
         pairs = (
             members
             | "GroupByBand" >> beam.GroupByKey()

@@ -239,7 +239,7 @@ def test_shared_bands_are_the_keys_two_or_more_documents_hold(partitions):
                 holders.setdefault(key, set()).add(doc_id)
     expected = sorted((key, doc_id) for key, docs in holders.items() if len(docs) >= 2 for doc_id in docs)
     assert {doc_id for _, doc_id in expected} == {"d0", "d1"}  # the near copies share bands; empty ones none
-    run_and_check(signatures, SharedBands(CFG, partitions), equal_to(expected))
+    run_and_check([signatures[:2], signatures[2:]], SharedBands(CFG, partitions), equal_to(expected))  # two batches
 
 
 # --------------------------------------------------------------------------- exact duplicates
