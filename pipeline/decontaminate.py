@@ -46,27 +46,35 @@ _WORD = re.compile(r"[^\W_]+")
 _BASE = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """Normalized words of `text` and their character spans."""
-    matches = list(_WORD.finditer(text))
-    return [m.group().lower() for m in matches], [m.span() for m in matches]
-
-
-def _word_hashes(words: list[str]) -> np.ndarray:
-    hashes = np.fromiter((zlib.crc32(w.encode("utf-8", "surrogatepass")) for w in words), np.uint64, len(words))
+def _word_hashes(text: str) -> np.ndarray:
+    """A hash of each normalized word of `text`: crc32 of the lowercased word's UTF-8, mixed.
+    The words are lowercased joined by NUL, which nothing lowercases into and which ends a
+    word for the one context-sensitive rule (final sigma), so each is lowered as if alone."""
+    words = _WORD.findall(text)
+    if not words:
+        return np.zeros(0, np.uint64)
+    encoded = "\x00".join(words).lower().encode("utf-8", "surrogatepass").split(b"\x00")
+    hashes = np.fromiter(map(zlib.crc32, encoded), np.uint64, len(encoded))
     return splitmix64(hashes + np.uint64(1))
 
 
+def _word_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the words `_word_hashes` hashes, in order."""
+    return [m.span() for m in _WORD.finditer(text)]
+
+
 def ngram_hashes(word_hashes: np.ndarray, n: int) -> np.ndarray:
-    """64-bit hash of every run of n consecutive words (position i: words i..i+n-1)."""
+    """64-bit hash of every run of n consecutive words (position i: words i..i+n-1): the
+    polynomial of their (mixed) word hashes, mixed once more."""
     count = len(word_hashes) - n + 1
     if count <= 0:
         return np.zeros(0, np.uint64)
-    combined = np.zeros(count, np.uint64)
+    combined = word_hashes[:count].copy()
     with np.errstate(over="ignore"):
-        for offset in range(n):
-            combined = splitmix64(combined * _BASE + word_hashes[offset : offset + count])
-    return combined
+        for offset in range(1, n):
+            combined *= _BASE
+            combined += word_hashes[offset : offset + count]
+    return splitmix64(combined)
 
 
 @dataclass
@@ -145,11 +153,11 @@ def eval_index_from_dict(d: dict) -> EvalNgrams | BloomEvalNgrams:
 def eval_text_ngrams(text: str, ngram: int, min_ngram: int) -> tuple[int, np.ndarray]:
     """(n-gram length, hashes) of one eval text: its `ngram`-grams, itself whole when it has
     min_ngram to ngram-1 words, nothing when shorter."""
-    words, _ = _words(text)
-    n = ngram if len(words) >= ngram else len(words)
+    word_hashes = _word_hashes(text)
+    n = min(ngram, len(word_hashes))
     if n < min_ngram:
         return n, np.zeros(0, np.uint64)
-    return n, ngram_hashes(_word_hashes(words), n)
+    return n, ngram_hashes(word_hashes, n)
 
 
 def load_eval_index(cfg: DecontaminateConfig) -> EvalNgrams | BloomEvalNgrams:
@@ -261,21 +269,20 @@ def decontaminate(text: str, index: EvalNgrams | BloomEvalNgrams, cfg: Decontami
     """Removes every region of `text` matching an eval n-gram, with cfg.remove_chars on each side."""
     if not len(index):
         return Decontaminated(text, None, 0, 0, False)
-    words, spans = _words(text)
-    if not words:
-        return Decontaminated(text, None, 0, 0, False)
-    word_hashes = _word_hashes(words)
-    regions, matched_sets = [], []
+    word_hashes = _word_hashes(text)
+    matches = []  # (first word, n, set index) of every matched n-gram
     for n in index.lengths:
         found = ngram_hashes(word_hashes, n)
         if not len(found):
             continue
         sets = index.lookup(found)
-        for i in np.flatnonzero(sets >= 0):
-            regions.append((max(0, spans[i][0] - cfg.remove_chars), min(len(text), spans[i + n - 1][1] + cfg.remove_chars)))
-            matched_sets.append(int(sets[i]))
-    if not regions:
+        matches += [(int(i), n, int(sets[i])) for i in np.flatnonzero(sets >= 0)]
+    if not matches:
         return Decontaminated(text, None, 0, 0, False)
+    spans = _word_spans(text)  # only for a text that matched: most do not
+    regions = [(max(0, spans[i][0] - cfg.remove_chars), min(len(text), spans[i + n - 1][1] + cfg.remove_chars))
+               for i, n, _ in matches]
+    matched_sets = [index_of_set for _, _, index_of_set in matches]
     set_name = index.names[np.bincount(matched_sets).argmax()]
     merged = _merged(regions)
     pieces, start = [], 0
