@@ -15,10 +15,12 @@ import pytest
 
 from corpus import prose
 from strata.config import C4Config, FilterSet, GopherQualityConfig, GopherRepetitionConfig
-from strata.pipeline import filters
+from strata.pipeline import text_scan
 from strata.pipeline.c4 import c4_lines
 from strata.pipeline.attributes import heuristic_reason
-from strata.pipeline.filters import gopher_quality, gopher_repetition, heuristic_attributes, repetition_stats
+from strata.pipeline.gopher_quality import gopher_quality
+from strata.pipeline.gopher_repetition import gopher_repetition, repetition_stats
+from strata.pipeline.heuristics import heuristic_attributes
 
 QUALITY = GopherQualityConfig()
 REPETITION = GopherRepetitionConfig()
@@ -386,18 +388,18 @@ def test_duplicate_ngram_fraction_never_grows_with_n():
 def test_words_end_exactly_where_str_split_ends_them():
     every_char = "".join(map(chr, range(0x110000)))
     is_space = np.array([c.isspace() for c in every_char])
-    assert (~filters._WORD_CHAR_TABLE == is_space).all()
+    assert (~text_scan.word_char_table() == is_space).all()
     regex_space = np.zeros(0x110000, bool)
     regex_space[[ord(c) for c in re.findall(r"\s", every_char)]] = True
     assert (regex_space == is_space).all()  # block cuts at \s never split a word
 
 
 def test_blocks_cover_the_text(monkeypatch):
-    monkeypatch.setattr(filters, "_BLOCK_CHARS", 8)
+    monkeypatch.setattr(text_scan, "BLOCK_CHARS", 8)
     rng = random.Random(4)
     for _ in range(200):
         text = random_text(rng) + "x" * rng.choice([0, 40])  # sometimes a word longer than 2 blocks
-        blocks = list(filters._blocks(text))
+        blocks = list(text_scan.blocks(text))
         assert "".join(blocks) == text
         assert all(8 <= len(block) <= 16 for block in blocks[:-1]) and len(blocks[-1]) <= 16
 
@@ -416,8 +418,8 @@ def test_small_blocks_give_the_same_results(monkeypatch):
     configs = [GopherQualityConfig(min_words=5, min_mean_word_length=1, min_alpha_words_fraction=0.5, min_stop_words=0),
                GopherQualityConfig(max_words=40, min_words=1, min_stop_words=0)]  # fmt: skip
     whole = [(repetition_stats(text), [gopher_quality(text, cfg) for cfg in configs]) for text in texts]
-    monkeypatch.setattr(filters, "_BLOCK_CHARS", 32)
-    assert any(len(list(filters._blocks(text))) > 3 for text in texts)
+    monkeypatch.setattr(text_scan, "BLOCK_CHARS", 32)
+    assert any(len(list(text_scan.blocks(text))) > 3 for text in texts)
     for text, expected in zip(texts, whole):
         assert (repetition_stats(text), [gopher_quality(text, cfg) for cfg in configs]) == expected
         assert expected[0] == reference_repetition(text)
