@@ -11,7 +11,9 @@ Units (text_scan.py scans for them and hashes each): a word is a piece of `str.s
 punctuation stays attached to its word; a line is the stripped text between two "\\n"; a
 paragraph is the stripped text between blank lines; blank lines are ignored.
 
-Speed: n-gram repetition sorts 64-bit n-gram hashes built from the words' hashes.
+Speed: a line or paragraph repeats an earlier one when their 64-bit hashes are equal; word
+n-grams are compared by sorting 64-bit n-gram hashes built from the words' hashes, each n
+after the first only where the (n-1)-gram repeats (`_WordNGrams`).
 """
 
 from __future__ import annotations
