@@ -696,7 +696,8 @@ def write_corpus(out: Path, mb: float, seed: int, n_files: int, near_pairs: int,
 CONFIG_TEMPLATE = """\
 # strata build config for the curate benchmark corpus (written by tests/bench/make_corpus.py).
 # The curate work mirrors tests/bench/datatrove_curate.py: Gopher quality + repetition
-# filters and fastText language ID on prose (not on code), exact dedup, MinHash near dedup.
+# filters and fastText language ID on prose (not on code), exact dedup, MinHash near dedup;
+# C4's line rules and PII redaction, which that pipeline does not run, are off.
 seed: 1234
 sources:
   - name: bench
@@ -707,6 +708,8 @@ categories:
 {categories}
 filters:
   c4:
+    enabled: false
+  pii:
     enabled: false
   language:
     languages: [en, de, fr, it, pl]
