@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 
 from strata.manifests.layout import CONSUMED_GLOB, CURATE_LINEAGE_GLOB, PLACEMENTS_GLOB
 from strata.manifests.lineage import codes, map_files, read_metrics, read_run
-from strata.manifests.manifest import ManifestError, read_manifest
+from strata.manifests.manifest import Manifest, ManifestError
 from strata.manifests.tables import count, evenly, format_table, percent, quantity, size
 from strata.manifests.schemas import FATE_DROPPED, FATE_DUPLICATE, FATE_KEPT, FATE_QUARANTINED, STAGES
 
@@ -59,23 +59,23 @@ PLACEMENT_COLUMNS = ["doc_id", "category", "token_start", "token_end"]
 
 
 def audit_build(out: str) -> dict:
-    manifest = read_manifest(out)
+    manifest = Manifest.read(out)
     parts = map_files(out, CURATE_LINEAGE_GLOB, [*OUTCOME, "category", "text_bytes"], lineage_summary)
     outcomes = _merged_outcomes(counts for counts, _ in parts)
     return {
         "kind": "build",
         "build": out,
-        "schema_version": manifest["schema_version"],
-        "strata_version": manifest.get("strata_version"),
-        "config_hash": manifest.get("config_hash"),
+        "schema_version": manifest.schema_version,
+        "strata_version": manifest.strata_version,
+        "config_hash": manifest.config_hash,
         "records": sum(r["records"] for r in outcomes),
         "fates": {fate: sum(r["records"] for r in outcomes if r["fate"] == fate) for fate in FATES},
         "categories": mixture(manifest),
         "sources": sources(outcomes),
         "stages": stages(outcomes),
         "languages": languages(outcomes),
-        "pii": manifest.get("pii", {}),
-        "decontamination": manifest.get("decontamination", {}),
+        "pii": manifest.pii,
+        "decontamination": manifest.decontamination,
         "lengths": {
             "bytes": histogram(_merged_bins(bins for _, bins in parts)),
             "tokens": histogram(_merged_bins(map_files(out, PLACEMENTS_GLOB, PLACEMENT_COLUMNS, placements_summary))),
@@ -83,20 +83,20 @@ def audit_build(out: str) -> dict:
     }
 
 
-def mixture(manifest: dict) -> dict:
+def mixture(manifest: Manifest) -> dict:
     """Per category: the manifest's target share beside the share of train tokens it has."""
-    categories = manifest["categories"]
-    total = sum(c["tokens"] for c in categories.values())
+    categories = manifest.categories
+    total = sum(c.tokens for c in categories.values())
     return {
         name: {
-            "target_share": c["share"],
-            "realized_share": c["tokens"] / total if total else 0.0,
-            "docs": c["docs"],
-            "bytes": c["bytes"],
-            "tokens": c["tokens"],
-            "val_tokens": c["val_tokens"],
-            "shards": len(c["shards"]),
-            "tokens_per_byte": (c["tokens"] + c["val_tokens"] - c["docs"]) / c["bytes"] if c["bytes"] else 0.0,
+            "target_share": c.share,
+            "realized_share": c.tokens / total if total else 0.0,
+            "docs": c.docs,
+            "bytes": c.bytes,
+            "tokens": c.tokens,
+            "val_tokens": c.val_tokens,
+            "shards": len(c.shards),
+            "tokens_per_byte": (c.tokens + c.val_tokens - c.docs) / c.bytes if c.bytes else 0.0,
         }
         for name, c in sorted(categories.items())
     }
@@ -290,7 +290,7 @@ def audit_run(run: str, data: str | None = None) -> dict:
     spec = read_run(run)
     build = data or spec["data"]
     try:
-        manifest = read_manifest(build)
+        manifest = Manifest.read(build)
     except ManifestError as err:
         if data is not None:
             raise
@@ -317,12 +317,12 @@ def audit_run(run: str, data: str | None = None) -> dict:
                 "share": shares.get(name, 0.0),
                 "tokens": tokens.get(name, 0),
                 "realized_share": tokens.get(name, 0) / total if total else 0.0,
-                "train_tokens": c["tokens"],
-                "epochs": tokens.get(name, 0) / c["tokens"] if c["tokens"] else 0.0,
+                "train_tokens": c.tokens,
+                "epochs": tokens.get(name, 0) / c.tokens if c.tokens else 0.0,
                 "val_loss": val_loss[name][-1][1] if val_loss.get(name) else None,
                 "val_step": val_loss[name][-1][0] if val_loss.get(name) else None,
             }
-            for name, c in sorted(manifest["categories"].items())
+            for name, c in sorted(manifest.categories.items())
             if name in shares or name in tokens
         },
         "val_loss": val_loss,
@@ -341,9 +341,9 @@ def consumed_summary(consumed: pa.Table) -> tuple[dict[str, int], np.ndarray, in
     return {names[i]: int(n) for i, n in enumerate(per_shard.tolist()) if n}, steps, windows
 
 
-def consumed_tokens(parts: list[dict[str, int]], manifest: dict, run: str, build: str) -> dict[str, int]:
+def consumed_tokens(parts: list[dict[str, int]], manifest: Manifest, run: str, build: str) -> dict[str, int]:
     """Tokens consumed per category (a window's category is its shards' category)."""
-    category_of = {s["path"]: name for name, c in manifest["categories"].items() for s in c["shards"]}
+    category_of = {s.path: name for name, c in manifest.categories.items() for s in c.shards}
     per_shard: Counter = Counter()
     for part in parts:
         per_shard.update(part)

@@ -11,8 +11,15 @@ to catch damage (a flipped bit on disk or in transit, a short or shifted read), 
 speed: xxh3 hashes ~20 GB/s on one core where sha256 manages under 1, so checking every
 block the loader reads costs next to nothing; its 64 bits miss a random corruption with
 probability 2^-64 (crc32c's 32 bits: 2^-32). It is not a defence against someone who rewrites
-shards on purpose: that is what the shard's sha256 is for, which the loader also checks,
-once per shard per run, on a background thread.
+shards on purpose: that is what the shard's sha256 is for, which the loader also checks, on a
+background thread, the first time a machine reads the shard and again whenever the file
+changed (train/verified_record.py: a local file's inode, size, mtime and ctime, an object's
+ETag or version); `verify_every_run` checks it every run.
+
+Who catches what: bytes appended or cut off, the size check when the stream first touches a
+shard; a shard replaced or rewritten (even with its size and mtime put back: ctime moves), its
+sha256; damage on the medium or in transit that changes no stat field (a flipped bit on disk,
+a short read), the block's xxh3 on every read, whatever the record says.
 """
 
 from __future__ import annotations

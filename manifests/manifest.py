@@ -191,9 +191,3 @@ def build_manifest(config: BuildConfig, curate: dict, tokenizer: TokenizerEntry,
         categories=categories,
         lineage=LINEAGE,
     )
-
-
-def read_manifest(out_or_manifest: str) -> dict:
-    """The manifest of a build folder (or a manifest.json path / URI) as plain data, once
-    `Manifest.read` has checked it."""
-    return Manifest.read(out_or_manifest).to_dict()

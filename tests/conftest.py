@@ -17,6 +17,23 @@ from corpus import FRENCH, GERMAN, perturb, prose, word_ngram_jaccard
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """STRATA_CACHE_DIR for the fixtures of wider scope than a test (those that train):
+    no test reads or writes the user's ~/.cache/strata."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STRATA_CACHE_DIR", str(tmp_path_factory.mktemp("strata-cache")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def verified_record(tmp_path_factory, monkeypatch):
+    """Each test's own record of verified shards (train/verified_record.py), empty at its start."""
+    folder = tmp_path_factory.mktemp("strata-cache")
+    monkeypatch.setenv("STRATA_CACHE_DIR", str(folder))
+    return folder / "verified"
+
+
 # --------------------------------------------------------------------------- a curated corpus
 
 IN_MEMORY = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]

@@ -5,7 +5,7 @@ import numpy as np
 
 from strata.config import load_train_config
 from strata.tokenize.pieces import PieceTable
-from strata.train.objectives import objective_for
+from strata.train.objectives import Vocabulary, objective_for
 
 EOS, MASK = 3, 4
 ORDINARY = np.arange(5, 55)
@@ -17,7 +17,7 @@ VOCAB = 100
 PIECES = PieceTable(bytes=np.ones(VOCAB, dtype=np.int64), opens=np.ones(VOCAB, dtype=bool),
                     closes=np.ones(VOCAB, dtype=bool), inner=np.zeros(VOCAB, dtype=np.int64),
                     sentence_end=np.arange(VOCAB) == PERIOD)
-TOKENIZER = {"vocab_size": VOCAB, "special_ids": SPECIALS, "pieces": PIECES}
+TOKENIZER = Vocabulary(VOCAB, SPECIALS, PIECES)
 
 
 def objective(name, **options):

@@ -15,7 +15,7 @@ import sentencepiece as spm
 from PIL import Image
 
 from strata.cli import main
-from strata.manifests.manifest import SCHEMA_VERSION
+from strata.manifests.manifest import SCHEMA_VERSION, Manifest
 
 from conftest import JUNK, MALFORMED, SMALL_SHARDS
 from corpus import kept_documents
@@ -200,11 +200,11 @@ def test_a_run_on_another_build_is_refused_by_name(shard_build, run, tmp_path, c
     run_dir, _ = run
     other = tmp_path / "other"
     other.mkdir()
-    manifest = json.loads((shard_build[0] / "manifest.json").read_text())
-    for c in manifest["categories"].values():
-        for s in c["shards"]:
-            s["path"] = s["path"].replace("shards/", "elsewhere/")
-    (other / "manifest.json").write_text(json.dumps(manifest))
+    manifest = Manifest.read(str(shard_build[0]))
+    for c in manifest.categories.values():
+        for s in c.shards:
+            s.path = s.path.replace("shards/", "elsewhere/")
+    manifest.write(str(other))
     code, _, err = run_cli(capsys, "audit", run_dir, "--data", other)
     assert code == 1 and "does not have" in err and "--data" in err
 

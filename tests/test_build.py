@@ -16,7 +16,7 @@ import webdataset as wds
 import yaml
 
 from strata.config import parse_config
-from strata.manifests.manifest import ManifestError, read_manifest
+from strata.manifests.manifest import Manifest, ManifestError
 from strata.pipeline.build import run_build
 from strata.pipeline.curate import read_lineage
 
@@ -73,7 +73,7 @@ def test_manifest_accounts_for_every_category(manifest_and_out):
     assert manifest["tokenizer"]["path"] == "tokenizer/tokenizer.model"
     model = (out / manifest["tokenizer"]["path"]).read_bytes()
     assert hashlib.sha256(model).hexdigest() == manifest["tokenizer"]["sha256"]
-    assert read_manifest(str(out)) == manifest
+    assert Manifest.read(str(out)).model_dump() == manifest
 
 
 def test_lineage_places_every_kept_token(manifest_and_out):
@@ -115,7 +115,7 @@ def test_an_older_manifest_schema_is_refused_clearly(manifest_and_out, tmp_path)
     manifest, _ = manifest_and_out
     (tmp_path / "manifest.json").write_text(json.dumps(dict(manifest, schema_version=0)))
     with pytest.raises(ManifestError, match="schema version 0"):
-        read_manifest(str(tmp_path))
+        Manifest.read(str(tmp_path))
 
 
 def _wait_for(predicate, seconds=120):
@@ -149,6 +149,6 @@ def test_a_killed_build_claims_nothing_and_a_rerun_completes_it(build_config, tm
     assert started and child.wait() == -signal.SIGKILL
     assert not (out / "manifest.json").exists()  # removed first, written last
     subprocess.run(command, check=True, capture_output=True)
-    manifest = read_manifest(str(out))
-    for shard in _shards(manifest):
-        assert hashlib.sha256((out / shard["path"]).read_bytes()).hexdigest() == shard["sha256"]
+    manifest = Manifest.read(str(out))
+    for shard in (s for c in manifest.categories.values() for s in c.shards):
+        assert hashlib.sha256((out / shard.path).read_bytes()).hexdigest() == shard.sha256

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from strata.config import parse_config
+from strata.manifests.manifest import Manifest
 from strata.redact import redact_text, redact_url
 
 from corpus import prose
@@ -107,9 +108,9 @@ def test_http_credentials_are_used_to_read_and_never_written_or_printed(tmp_path
     finally:
         server.shutdown()
     assert result.returncode == 0, result.stderr[-3000:]
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["fates"]["kept"] > 0  # the credentials got the build its data
-    assert [i["uri"] for i in manifest["inputs"]] == [redact_url(url)]
+    manifest = Manifest.read(str(out))
+    assert manifest.fates["kept"] > 0  # the credentials got the build its data
+    assert [i["uri"] for i in manifest.inputs] == [redact_url(url)]
     assert _grep_tree(out, secrets) == []
     assert not any(s in result.stderr + result.stdout for s in secrets)
 

@@ -20,6 +20,7 @@ from strata.config import ConfigError, load_train_config, parse_config  # noqa: 
 from strata.tokenize.hf import save_tokenizer_folder, sentencepiece_to_tokenizer  # noqa: E402
 from strata.tokenize.trainer import special_ids  # noqa: E402
 from strata.train.data import StreamingWindows  # noqa: E402
+from strata.train.checkpoint import run_model  # noqa: E402
 from strata.train.evaluate import eval_build, eval_files  # noqa: E402
 from strata.train.generate import generate_ids, prompt_ids  # noqa: E402
 from strata.train.load import load_model  # noqa: E402
@@ -108,8 +109,9 @@ def _strata_logits(run, ids):
         return loaded.model(torch.tensor([ids]))[0]
 
 
-def test_transformers_loads_the_gpt_export_with_strata_logits(clm_run, clm_export):
+def test_transformers_loads_the_gpt_export_with_strata_logits(code_build, clm_run, clm_export):
     out, run = clm_run
+    built = code_build[1]
     names = {p.name for p in clm_export.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md"} <= names
     tokenizer = transformers.AutoTokenizer.from_pretrained(clm_export)
@@ -124,6 +126,23 @@ def test_transformers_loads_the_gpt_export_with_strata_logits(clm_run, clm_expor
     manifest_sha = __import__("hashlib").sha256((out / "manifest.json").read_bytes()).hexdigest()
     assert manifest_sha in card and "causal language modelling" in card and "| Github |" in card
     assert f"tokens seen: {30 * 8 * SEQ_LEN:,}" in card and "## Validation (step 30)" in card
+    tokenizer = built["tokenizer"]
+    assert f"config hash `{built['config_hash']}`" in card
+    assert f"tokenizer: {tokenizer['type']}, {tokenizer['vocab_size']} ids, sha256 `{tokenizer['sha256']}`" in card
+    assert f"every document ended with EOS (`{tokenizer['special_ids']['eos']}`)" in card
+
+
+def test_a_run_recorded_before_model_config_loads_its_preset_sized_by_the_manifest(code_build, clm_run, tmp_path):
+    _, run = clm_run
+    old = tmp_path / "old-run"
+    shutil.copytree(run, old)
+    record = json.loads((old / "run.json").read_text())
+    del record["model_config"]  # as runs recorded it before model_config
+    (old / "run.json").write_text(json.dumps(record))
+    model, _, _ = run_model(old)
+    assert model.config.vocab_size == code_build[1]["tokenizer"]["vocab_size"]
+    current, _, _ = run_model(run)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), current.state_dict().values()))
 
 
 def test_transformers_loads_the_mlm_export_with_strata_logits(code_build, tmp_path):

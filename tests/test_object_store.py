@@ -2,10 +2,8 @@
 (moto's server) reached with the real clients (s3fs, botocore); credentials only from
 the environment."""
 
-import json
-
-
 from strata.config import parse_config
+from strata.manifests.manifest import Manifest
 from strata.pipeline.build import run_build
 
 from conftest import IN_MEMORY
@@ -17,12 +15,11 @@ def test_build_into_s3_and_read_back(s3, tmp_path, corpus_config_dict):
     listing = s3.find("strata-test/builds/one")
     assert "strata-test/builds/one/manifest.json" in listing
     assert not any("_spool" in p or ".tmp" in p for p in listing)
-    with s3.open("strata-test/builds/one/manifest.json") as f:
-        on_store = json.load(f)
-    assert on_store["categories"] == manifest["categories"]
+    on_store = Manifest.read("s3://strata-test/builds/one")
+    assert on_store.to_dict()["categories"] == manifest["categories"]
     for category in manifest["categories"].values():
         for shard in category["shards"]:
             info = s3.info(f"strata-test/builds/one/{shard['path']}")
             assert info["size"] == shard["bytes"]
-    text = json.dumps(on_store)
+    text = s3.cat_file("strata-test/builds/one/manifest.json").decode()
     assert "testing-secret" not in text and "AWS_" not in text

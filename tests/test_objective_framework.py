@@ -5,9 +5,9 @@ import torch
 
 from strata.config import ConfigError, load_train_config
 from strata.train.attention import attention_mask
-from strata.train.objectives import OBJECTIVES, objective_for
+from strata.train.objectives import OBJECTIVES, Vocabulary, objective_for
 
-TOKENIZER = {"vocab_size": 64, "special_ids": {"pad": 0, "unk": 1, "bos": 2, "eos": 3, "mask": 4}}
+TOKENIZER = Vocabulary(64, {"pad": 0, "unk": 1, "bos": 2, "eos": 3, "mask": 4})
 
 
 def _cfg(**overrides):
@@ -60,7 +60,7 @@ def test_registry_names_every_objective_and_config_errors_name_the_key():
 
 
 def test_an_objective_needing_specials_the_build_lacks_names_the_tokenizer_key():
-    no_mask = {**TOKENIZER, "special_ids": {**TOKENIZER["special_ids"], "mask": None}}
+    no_mask = Vocabulary(64, {**TOKENIZER.special_ids, "mask": None})
     with pytest.raises(ConfigError, match="tokenizer.objective_specials"):
         objective_for("mlm", _cfg(objective="mlm"), no_mask)
 

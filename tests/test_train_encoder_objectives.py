@@ -39,6 +39,18 @@ def test_the_tiny_preset_learns(objective_build, tmp_path, objective, options):
     assert summary["val"]["all"]["loss"] < start - 0.8, (summary["val"]["all"], start)
 
 
+def test_eval_of_a_whole_word_run_gives_its_validation_figures(objective_build, tmp_path, capsys):
+    """eval builds the objective with the build's pieces, as the trainer does: whole words need them."""
+    out, _ = objective_build
+    train(config(out, tmp_path, objective="mlm", steps=2, **settings(whole_word=True)))
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    val = {r["category"]: r for r in rows if r["kind"] == "val"}
+    capsys.readouterr()  # the trainer's progress lines
+    assert main(["eval", str(tmp_path), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["loss"] == pytest.approx(val["all"]["loss"], abs=1e-6) and figures["tokens"] == val["all"]["tokens"]
+
+
 def test_extras_report_each_part_of_the_loss(objective_build, tmp_path):
     out, _ = objective_build
     rows = {}

@@ -18,6 +18,7 @@ import functools
 import json
 import re
 
+from strata.manifests.manifest import TokenizerEntry
 from strata.manifests.paths import resolve_inside
 from strata.storage import filesystem, join
 from strata.tokenize.pieces import piece_text
@@ -152,10 +153,10 @@ def load_encoder(path: str, config_path: str | None = None) -> SentencePieceEnco
     return HFTokenizerEncoder(_read(json_file), json.loads(_read(config_path)) if config_path else None)
 
 
-def build_tokenizer_path(build: str, manifest: dict) -> str:
-    """The URI of a build's tokenizer (manifest["tokenizer"]["path"], kept inside the build)."""
-    return resolve_inside(build, manifest["tokenizer"]["path"], "manifest tokenizer path")
+def build_tokenizer_path(build: str, tokenizer: TokenizerEntry) -> str:
+    """The URI of a build's tokenizer (the manifest's tokenizer path, kept inside the build)."""
+    return resolve_inside(build, tokenizer.path, "manifest tokenizer path")
 
 
-def load_build_encoder(build: str, manifest: dict) -> SentencePieceEncoder | HFTokenizerEncoder:
-    return load_encoder(build_tokenizer_path(build, manifest))
+def load_build_encoder(build: str, tokenizer: TokenizerEntry) -> SentencePieceEncoder | HFTokenizerEncoder:
+    return load_encoder(build_tokenizer_path(build, tokenizer))

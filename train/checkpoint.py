@@ -113,10 +113,10 @@ def run_model(run: str | Path, step: int | None = None) -> tuple[torch.nn.Module
     if "model_config" in record:
         model = model_of(record["objective"], record["model_config"])
     else:  # a run recorded before model_config: its preset
-        from strata.manifests.manifest import read_manifest
+        from strata.manifests.manifest import Manifest
 
         cfg = record["config"]
-        model = model_for(record["objective"], cfg["model"], read_manifest(record["data"])["tokenizer"]["vocab_size"],
+        model = model_for(record["objective"], cfg["model"], Manifest.read(record["data"]).tokenizer.vocab_size,
                           cfg["seq_len"])
     model.load_state_dict(_load(folder / "model.pt", torch.device("cpu")))
     return model.eval(), record, json.loads((folder / CHECKPOINT_META).read_text())

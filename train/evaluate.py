@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from strata.config import TrainConfig
-from strata.manifests.manifest import read_manifest
+from strata.manifests.manifest import Manifest
 from strata.tokenize.pieces import PieceTable
 from strata.train.load import Loaded
-from strata.train.objectives import objective_for
+from strata.train.objectives import Vocabulary, objective_for
 from strata.train.runtime import Runtime, on_device
 from strata.train.validation import Totals, Validation, build_pieces
 
@@ -53,10 +53,11 @@ def eval_build(loaded: Loaded, build: str, split: str = "val", **flags) -> dict[
     if split != "val":
         raise ValueError(f"split: only the val split is evaluated, got {split!r}")
     cfg = eval_settings(loaded, build, **flags)
-    manifest = read_manifest(build)
-    objective = objective_for(cfg.objective, cfg, manifest["tokenizer"])
-    categories = sorted(c for c, v in manifest["categories"].items() if v.get("val_tokens"))
-    validation = Validation(cfg, CPU, manifest, categories, objective, build_pieces(build, manifest))
+    manifest = Manifest.read(build)
+    pieces = build_pieces(build, manifest.tokenizer)
+    objective = objective_for(cfg.objective, cfg, Vocabulary.of(manifest.tokenizer, pieces))
+    categories = sorted(c for c, v in manifest.categories.items() if v.val_tokens)
+    validation = Validation(cfg, CPU, manifest, categories, objective, pieces)
     return validation.run(loaded.model, objective, CPU, contextlib.nullcontext())
 
 
@@ -92,8 +93,8 @@ def eval_files(loaded: Loaded, files: list[str], seq_len: int | None = None, see
     model, encoder = loaded.model.eval(), loaded.encoder
     seq_len = seq_len or (loaded.run["seq_len"] if loaded.run else min(model.config.seq_len, 1024))
     cfg = TrainConfig(data=".", out=".", objective=loaded.objective, steps=1, seq_len=seq_len, seed=seed)
-    objective = objective_for(cfg.objective, cfg, {"vocab_size": encoder.vocab_size, "special_ids": encoder.special_ids})
     pieces = PieceTable.of_texts(encoder.piece_texts())
+    objective = objective_for(cfg.objective, cfg, Vocabulary.of(encoder, pieces))
     eos = encoder.special_ids["eos"]
     results, overall = {}, Totals()
     for category, texts in sorted(texts_by_category(files).items()):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import fsspec
 
-from strata.manifests.manifest import read_manifest
+from strata.manifests.manifest import Manifest, TokenizerEntry
 from strata.tokenize.encoders import build_tokenizer_path
 from strata.tokenize.hf import save_tokenizer_folder, sentencepiece_to_tokenizer
 from strata.train.checkpoint import run_model
@@ -40,8 +40,8 @@ def export_run(run: str, out_dir: str, step: int | None = None) -> dict:
     """Write DIR from RUN's checkpoint at `step` (default: latest); returns what it wrote."""
     model, record, meta = run_model(run, step)
     build = record["data"]
-    manifest = read_manifest(build)
-    specials = manifest["tokenizer"]["special_ids"]
+    manifest = Manifest.read(build)
+    specials = manifest.tokenizer.special_ids
     hf = to_hf(model, specials)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -49,20 +49,20 @@ def export_run(run: str, out_dir: str, step: int | None = None) -> dict:
     generator = generator_to_hf(model, specials) if isinstance(model, Electra) else None
     if generator is not None:
         generator.save_pretrained(out / "generator", safe_serialization=True)
-    tokenizer = build_tokenizer(build, manifest)
+    tokenizer = build_tokenizer(build, manifest.tokenizer)
     save_tokenizer_folder(tokenizer, specials, str(out), model.config.seq_len)
     card = model_card(run, record, meta, build, manifest, type(hf).__name__, generator is not None)
     (out / "README.md").write_text(card, encoding="utf-8")
     return {"out": str(out), "architecture": type(hf).__name__, "step": meta["step"], "tokens": meta.get("tokens")}
 
 
-def build_tokenizer(build: str, manifest: dict):
+def build_tokenizer(build: str, entry: TokenizerEntry):
     """The build's tokenizer as a `tokenizers.Tokenizer`."""
     from tokenizers import Tokenizer
 
-    path = build_tokenizer_path(build, manifest)
+    path = build_tokenizer_path(build, entry)
     with fsspec.open(path, "rb") as f:
         data = f.read()
-    if manifest["tokenizer"]["type"].startswith("hf-"):
+    if entry.type.startswith("hf-"):
         return Tokenizer.from_str(data.decode("utf-8"))
     return sentencepiece_to_tokenizer(data)

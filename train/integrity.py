@@ -1,15 +1,18 @@
-"""The shards a training stream reads, checked against the manifest once per run.
+"""The shards a training stream reads, checked against the manifest: size once per run,
+sha256 once per machine.
 
 When the stream first touches a shard, its size is checked at once (a stat, or a HEAD request
 to an object store: bytes appended or cut off are refused before any batch of it is trained
 on), and its sha256 is queued for a background thread that reads the shard once from start
-to end, overlapped with training. That happens in the process that runs the training loop,
-once per shard touched in a run (DataLoader workers only read blocks, and check each one's
-xxh3), on a thread at the lowest CPU priority: the loader keeps the cores it would have had
-without the check, and the hash takes the cycles it leaves idle. A mismatch is raised at the
-next touch, or by wait() at the end of the run, as a ShardError naming the shard. Each block
-is also checked against its index checksum as it is read (BlockReader); see
-manifests/checksums.py for who catches what.
+to end, overlapped with training, unless the machine's record of verified shards
+(train/verified_record.py) holds this very file with the manifest's sha256: a shard is
+hashed the first time this machine reads it, and again only once it changed (or with
+`verify_every_run`, which uses no record). The hash runs in the process that runs the training loop
+(DataLoader workers only read blocks, and check each one's xxh3), on a thread at the lowest
+CPU priority: the loader keeps the cores it would have had without the check, and the hash
+takes the cycles it leaves idle. A mismatch is raised at the next touch, or by wait() at the
+end of the run, as a ShardError naming the shard. Each block is also checked against its
+index checksum as it is read (BlockReader); see manifests/checksums.py for who catches what.
 """
 
 from __future__ import annotations
@@ -22,11 +25,10 @@ import threading
 import time
 from typing import Iterable
 
-import fsspec
-
 from strata.manifests.checksums import stream_sha256
 from strata.manifests.manifest import ShardError
-from strata.storage import is_local, join
+from strata.storage import filesystem, is_local, join
+from strata.train.verified_record import VerifiedRecord
 
 log = logging.getLogger("strata.integrity")
 
@@ -36,13 +38,19 @@ ATTEMPTS = 3  # whole-shard reads of an object store, retried on transient error
 class ShardVerifier:
     """Checks shards i of a block table as the stream touches them (see the module doc).
     `paths` are relative to `build` and already confined to it; `sizes` and `sha256s` are
-    the manifest's. Threads start on the first touch, in the process that touches."""
+    the manifest's. Threads start on the first touch, in the process that touches. With a
+    `record`, a shard it holds is not hashed, and one whose hash matches is added to it.
+    `hashed` lists the shards hashed so far."""
 
-    def __init__(self, build: str, uris: list[str], paths: list[str], sizes: list[int], sha256s: list[str]):
-        self.fs, root = fsspec.core.url_to_fs(build)
+    def __init__(self, build: str, uris: list[str], paths: list[str], sizes: list[int], sha256s: list[str],
+                 record: VerifiedRecord | None = None):
+        self.fs, root = filesystem(build)
         self.paths = [join(root, path) for path in paths]
         self.uris, self.sizes, self.sha256s = uris, sizes, sha256s
-        self.threads = 1 if is_local(build) else 4  # a local disk reads best in one stream
+        self.local = is_local(build)
+        self.threads = 1 if self.local else 4  # a local disk reads best in one stream
+        self.record = record
+        self.hashed: list[int] = []
         self._touched: set[int] = set()
         self._queue: queue.Queue[int] = queue.Queue()
         self._failures: list[ShardError] = []
@@ -104,6 +112,10 @@ class ShardVerifier:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 with self.fs.open(self.paths[i], "rb") as f:
+                    entry = self._record_entry(i, f)
+                    if entry and self.record.holds(entry):
+                        log.debug("%s: sha256 matched on this machine before, file unchanged", self.uris[i])
+                        return
                     size, sha256 = stream_sha256(f)
                 break
             except (FileNotFoundError, PermissionError):
@@ -113,12 +125,21 @@ class ShardVerifier:
                     raise
                 log.warning("%s: reading it for its sha256 failed (%r); retrying", self.uris[i], err)
                 time.sleep(0.5 * attempt)
+        self.hashed.append(i)
         if (size, sha256) != (self.sizes[i], self.sha256s[i]):
             raise ShardError(
                 f"{self.uris[i]}: sha256 {sha256[:16]}... ({size:,} bytes) is not the manifest's "
                 f"{self.sha256s[i][:16]}... ({self.sizes[i]:,} bytes): the shard is damaged or was replaced; refused"
             )
         log.debug("%s: sha256 checked", self.uris[i])
+        if entry:
+            self.record.add(entry)
+
+    def _record_entry(self, i: int, f) -> dict | None:
+        """The record's entry of shard i, open as `f` (None without a record)."""
+        if self.record is None:
+            return None
+        return self.record.entry(f, self.fs, self.paths[i], self.local, self.sha256s[i])
 
 
 def lower_own_priority() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from strata.manifests.layout import RUN_RECORD
-from strata.manifests.manifest import read_manifest
+from strata.manifests.manifest import Manifest
 from strata.tokenize.encoders import HFTokenizerEncoder, SentencePieceEncoder, load_build_encoder, load_encoder
 from strata.train.checkpoint import run_model
 from strata.train.hf_import import load_hf_model
@@ -27,7 +27,7 @@ class Loaded:
 def load_model(source: str, step: int | None = None) -> Loaded:
     if (Path(source) / RUN_RECORD).exists():
         model, record, _ = run_model(source, step)
-        encoder = load_build_encoder(record["data"], read_manifest(record["data"]))
+        encoder = load_build_encoder(record["data"], Manifest.read(record["data"]).tokenizer)
         return Loaded(record["objective"], model, encoder, record)
     if step is not None:
         raise ValueError(f"{source}: --step applies to a training run, not a model folder")

@@ -12,6 +12,7 @@ import fsspec
 from strata.manifests.audit import audit_run
 from strata.manifests.layout import MANIFEST
 from strata.manifests.lineage import read_metrics
+from strata.manifests.manifest import Manifest
 from strata.storage import join
 
 AUTO_CLASSES = {"GPT2LMHeadModel": "AutoModelForCausalLM", "RobertaPreLayerNormForMaskedLM": "AutoModelForMaskedLM",
@@ -76,7 +77,7 @@ def _val_rows(run: str, step: int) -> dict[str, dict]:
     return rows
 
 
-def model_card(run: str, record: dict, meta: dict, build: str, manifest: dict, architecture: str,
+def model_card(run: str, record: dict, meta: dict, build: str, manifest: Manifest, architecture: str,
                generator: bool = False) -> str:
     audit = audit_run(run)
     auto = AUTO_CLASSES[architecture]
@@ -113,9 +114,9 @@ model = {auto}.from_pretrained("PATH"){load_generator}
 ## Data
 
 - build: `{build}`
-- manifest sha256: `{_manifest_sha256(build)}`; config hash `{manifest.get('config_hash')}`
+- manifest sha256: `{_manifest_sha256(build)}`; config hash `{manifest.config_hash}`
 - stream fingerprint: `{record.get('stream_fingerprint')}`
-- tokenizer: {manifest['tokenizer']['type']}, {manifest['tokenizer']['vocab_size']} ids, sha256 `{manifest['tokenizer']['sha256']}`
+- tokenizer: {manifest.tokenizer.type}, {manifest.tokenizer.vocab_size} ids, sha256 `{manifest.tokenizer.sha256}`
 
 Realized mixture (the run's consumed lineage, {audit['tokens']:,} tokens over {audit['steps']} steps):
 
@@ -132,7 +133,7 @@ Realized mixture (the run's consumed lineage, {audit['tokens']:,} tokens over {a
 ## Tokens and documents
 
 The tokenizer adds nothing around a text: `tokenizer(text)` gives the ids strata's
-tokenizer gives. In training every document ended with EOS (`{manifest['tokenizer']['special_ids'].get('eos')}`) and
+tokenizer gives. In training every document ended with EOS (`{manifest.tokenizer.special_ids.get('eos')}`) and
 documents were packed back to back into windows, with no BOS; to score or continue a
 document as the model saw them, end the previous one (or start) with EOS.
 

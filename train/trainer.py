@@ -36,14 +36,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from strata.config import ConfigError, TrainConfig
 from strata.manifests.layout import RUN_LOCK, consumed_leftover_rank
 from strata.manifests.lock import FolderLock
-from strata.manifests.manifest import read_manifest
+from strata.manifests.manifest import Manifest
 from strata.redact import redact_strings, redact_url
 from strata.storage import remove_leftovers, write_bytes_atomic
 from strata.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from strata.train.data import BatchLoader, ConsumedWriter, StreamingWindows
 from strata.train.hf_import import init_model
 from strata.train.metrics import LogWindow, Metrics, progress_line
-from strata.train.objectives import objective_for
+from strata.train.objectives import Vocabulary, objective_for
 from strata.train.optimizer import make_optimizer
 from strata.train.rng_state import gather_rng, restore_rng
 from strata.train.runtime import Runtime, all_reduce_sum, on_device, start_runtime, stop_runtime
@@ -96,16 +96,16 @@ class Trainer:
         torch.manual_seed(cfg.seed + rt.rank)  # DDP gives every rank rank 0's initial weights
 
         # data
-        manifest = read_manifest(cfg.data)
-        tokenizer = manifest["tokenizer"]
-        pieces = build_pieces(cfg.data, manifest)
-        self.objective = objective_for(cfg.objective, cfg, {**tokenizer, "pieces": pieces})
+        manifest = Manifest.read(cfg.data)
+        tokenizer = manifest.tokenizer
+        pieces = build_pieces(cfg.data, tokenizer)
+        self.objective = objective_for(cfg.objective, cfg, Vocabulary.of(tokenizer, pieces))
         extra_token = self.objective.extra_token
         self.global_batch = cfg.batch_size * cfg.grad_accum * rt.world_size
         self.data = StreamingWindows(
             cfg.data, "train", seq_len=cfg.seq_len, extra_token=extra_token, global_batch=self.global_batch,
             rank=rt.rank, world_size=rt.world_size, seed=cfg.seed, weights=cfg.weights, end_step=cfg.steps,
-            verify=cfg.verify,
+            verify=cfg.verify, verify_every_run=cfg.verify_every_run,
         )
         workers = cfg.num_workers if cfg.num_workers is not None else (2 if rt.device.type == "cuda" else 0)
         self.loader = BatchLoader(self.data, num_workers=workers, pin_memory=rt.device.type == "cuda")
@@ -113,10 +113,10 @@ class Trainer:
 
         # model and optimizer
         if cfg.init_from:
-            self.raw = init_model(cfg.init_from, self.objective.architecture, tokenizer["vocab_size"], cfg.seq_len,
+            self.raw = init_model(cfg.init_from, self.objective.architecture, tokenizer.vocab_size, cfg.seq_len,
                                   cfg.dropout)
         else:
-            self.raw = self.objective.build_model(cfg.model, tokenizer["vocab_size"], cfg.seq_len, dropout=cfg.dropout)
+            self.raw = self.objective.build_model(cfg.model, tokenizer.vocab_size, cfg.seq_len, dropout=cfg.dropout)
         self.raw.to(rt.device)
         self.optimizer = make_optimizer(self.raw, cfg, rt.device)
         self.scheduler = make_scheduler(self.optimizer, cfg)
@@ -147,7 +147,7 @@ class Trainer:
         restore_rng(state["rng"], self.rt, self.cfg.seed, self.step)
         log.info("resumed from %s at step %d", checkpoint, self.step)
 
-    def _write_run_record(self, manifest: dict) -> None:
+    def _write_run_record(self, manifest: Manifest) -> None:
         cfg = self.cfg
         record = {
             "config": redact_strings(cfg.model_dump(mode="json")), "data": redact_url(cfg.data),
@@ -156,7 +156,7 @@ class Trainer:
             "shares": self.data.plan.mix.shares, "window_tokens": self.data.plan.window,
             "world_size": self.rt.world_size, "precision": self.precision, "parameters": self.raw.num_params(),
             "model_config": dataclasses.asdict(self.raw.config), "init_from": cfg.init_from,
-            "stream_fingerprint": self.data.fingerprint, "manifest_config_hash": manifest.get("config_hash"),
+            "stream_fingerprint": self.data.fingerprint, "manifest_config_hash": manifest.config_hash,
             "strata_version": __version__,
         }
         write_bytes_atomic(str(self.run / "run.json"), json.dumps(record, indent=2, sort_keys=True).encode())

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from strata.manifests.manifest import Manifest, TokenizerEntry
 from strata.redact import redact_url
 from strata.storage import filesystem
 from strata.tokenize.encoders import build_tokenizer_path, load_encoder
@@ -30,11 +31,11 @@ log = logging.getLogger("strata.train")
 from strata.train.objectives.core import IGNORE_INDEX, Objective
 
 
-def build_pieces(data: str, manifest: dict) -> PieceTable | None:
+def build_pieces(data: str, tokenizer: TokenizerEntry) -> PieceTable | None:
     """The piece table of a build's tokenizer (sentencepiece or HF), its file checked
     against the manifest; None (and a warning) if the build was copied without its
     tokenizer: training needs only the shards, and validation then reports no bits per byte."""
-    path = build_tokenizer_path(data, manifest)
+    path = build_tokenizer_path(data, tokenizer)
     fs, local = filesystem(path)
     try:
         with fs.open(local, "rb") as f:
@@ -42,7 +43,7 @@ def build_pieces(data: str, manifest: dict) -> PieceTable | None:
     except FileNotFoundError:
         log.warning("%s: no tokenizer model; validation reports no bits per byte", redact_url(path))
         return None
-    if hashlib.sha256(model).hexdigest() != manifest["tokenizer"]["sha256"]:
+    if hashlib.sha256(model).hexdigest() != tokenizer.sha256:
         raise ValueError(f"{redact_url(path)}: sha256 differs from the manifest's tokenizer entry")
     return PieceTable.of_texts(load_encoder(path).piece_texts())
 
@@ -87,13 +88,13 @@ class Validation:
     """Per-category val streams, read from their start at every evaluation: at most
     eval_batches global batches of a category, and no more than its val tokens hold."""
 
-    def __init__(self, cfg, rt, manifest: dict, categories: list[str], objective: Objective,
+    def __init__(self, cfg, rt, manifest: Manifest, categories: list[str], objective: Objective,
                  pieces: PieceTable | None):
-        """pieces: build_pieces(cfg.data, manifest) (None: no bits per byte)."""
+        """pieces: build_pieces(cfg.data, manifest.tokenizer) (None: no bits per byte)."""
         self.streams: dict[str, StreamingWindows] = {}
         self.pieces = pieces
         for category in categories:
-            val_tokens = manifest["categories"][category].get("val_tokens", 0)
+            val_tokens = manifest.categories[category].val_tokens
             window = cfg.seq_len + int(objective.extra_token)
             batches = min(cfg.eval_batches, val_tokens // (window * cfg.batch_size * rt.world_size))
             if batches == 0:
@@ -102,6 +103,7 @@ class Validation:
                 cfg.data, "val", seq_len=cfg.seq_len, extra_token=objective.extra_token,
                 global_batch=cfg.batch_size * rt.world_size, rank=rt.rank, world_size=rt.world_size,
                 seed=cfg.seed, weights={category: 1.0}, end_step=batches, readahead=2, verify=cfg.verify,
+                verify_every_run=cfg.verify_every_run,
             )
 
     @torch.no_grad()

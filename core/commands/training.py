@@ -99,4 +99,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--no-verify", dest="verify", action="store_false",
         help="do not check shards against the manifest (size, sha256, block checksums): at your own risk",
     )
+    train.add_argument(
+        "--verify-every-run", action="store_true",
+        help="hash every shard read in every run, not once per machine (the record in STRATA_CACHE_DIR)",
+    )
     train.set_defaults(func=_train)

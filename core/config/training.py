@@ -64,6 +64,10 @@ class TrainConfig(Section):
     # Check shards against the manifest as they are read (size, sha256, block checksums);
     # --no-verify is for users who accept training on whatever the files hold.
     verify: bool = True
+    # A shard's sha256 is computed once per machine: the record of shards that matched
+    # (STRATA_CACHE_DIR, default ~/.cache/strata) spares the pass over unchanged files in
+    # later runs. verify_every_run uses no record: every run hashes every shard it reads.
+    verify_every_run: bool = False
 
     @field_validator("data")
     @classmethod

@@ -9,17 +9,23 @@ same run.
    random-token documents (log-normal lengths, EOS-terminated), weighted 0.5/0.3/0.2,
    packed by the real shard writer (pipeline/shard.py's BlockPacker and ShardTar) into
    65,536-token blocks and ~8 MB tars with block-index sidecars, plus a manifest; beside
-   it the same train tokens as flat uint16 files, one per category and one in all;
+   it the same train tokens as flat uint16 files, one per category and one in all
+   (tests/bench/loader_build.py);
 2. for 0 and 2 DataLoader workers, batches of 32 windows of 1024 (+1) tokens from:
      strata      StreamingWindows + BatchLoader: mixing by share, block-level shuffle of
                  every pass, packing into windows, int64 tokens, and lineage (a
                  ConsumedWriter writes RUN/consumed Parquet every 100 steps in the loop);
                  integrity checks on: each block's xxh3_64, each shard's size, and each
-                 shard's sha256 once, on a background thread at the lowest CPU priority
-                 (train/integrity.py); the time the run then still waits for the sha256
+                 shard's sha256 on a background thread at the lowest CPU priority
+                 (train/integrity.py), with an empty record of verified shards
+                 (train/verified_record.py), as on a machine's first run over the build: every
+                 shard touched is hashed; the time the run then still waits for the sha256
                  (finish_checks, after the timed batches) is printed with the overhead
-     strata-unverified  the same with verify=False (`strata train --no-verify`): the
-                 pair gives the checks' overhead
+     strata-warm the same with the record holding every shard (out/bench/loader-cache,
+                 filled once before the timed runs), as on any later run on the machine:
+                 size and block checks, no sha256 pass
+     strata-unverified  the same with verify=False (`strata train --no-verify`): beside
+                 the two above, it gives the checks' overhead on a first and a later run
      litdata     LitData 0.2.76 in its own venv (out/bench/loader-venv, made on first use
                  with torch==2.13.0 pinned, the local CPU build): each category
                  optimized once with TokensLoader (8 MB chunks), StreamingDataset(shuffle)
@@ -38,7 +44,8 @@ same run.
                  tokens packed into windows (no mixing, no shuffle, no lineage)
 3. prints tokens/s (32 x 1024 per batch after 20 warm-up batches, the median of --repeat
    runs, the loaders taking turns, their range beside it), the CPU the main (training)
-   process spent meanwhile, strata's ratios and the integrity checks' overhead, and writes
+   process spent meanwhile, for strata the CPU seconds per billion tokens of all the work
+   (workers and the sha256 thread included), strata's ratios and the integrity checks' overhead, and writes
    out/bench/loader-results.json.
 
 The machine's other load matters: run it idle. The page cache is warm after the first pass.
@@ -48,11 +55,9 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import io
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -66,84 +71,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD = REPO / "out" / "bench" / "loader-build"
+from loader_build import BLOCK_TOKENS, BUILD, LITDATA, REPO, SHARD_BLOCKS, SHARES, ensure_build
+
 RESULTS = REPO / "out" / "bench" / "loader-results.json"
-LITDATA = REPO / "out" / "bench" / "loader-litdata"
+WARM_CACHE = REPO / "out" / "bench" / "loader-cache"  # STRATA_CACHE_DIR of strata-warm
 MOSAIC = REPO / "out" / "bench" / "loader-mosaic"
-SHARES = {"books": 0.2, "code": 0.3, "web": 0.5}
-VOCAB = 32000
-EOS = 3
-BLOCK_TOKENS = 65536
-SHARD_BLOCKS = 64  # ~8 MB of uint16 tokens per tar
 BATCH, SEQ_LEN = 32, 1024
 WARMUP = 20
-
-
-# --------------------------------------------------------------------------- the build
-
-
-def write_synthetic_build(out: Path, tokens: dict[str, int], seed: int = 0) -> None:
-    """Random-token documents per category through the real shard writer, and a manifest."""
-    from strata.manifests.layout import index_path, key_prefix, shard_path
-    from strata.manifests.manifest import SCHEMA_VERSION, CategoryEntry, Manifest, ShardRecord, TokenizerEntry
-    from strata.pipeline.shard import BlockPacker, ShardTar
-    from strata.storage import write_atomic
-
-    rng = np.random.default_rng(seed)
-    categories, flat = {}, []
-    for category, total in sorted(tokens.items()):
-        ids = rng.integers(5, VOCAB, size=total, dtype=np.uint16)
-        ends = np.cumsum(np.maximum(8, rng.lognormal(6.5, 1.0, size=total // 200).astype(np.int64)))
-        ends = np.append(ends[ends < total], total)
-        ids[ends - 1] = EOS
-        ids.tofile(out / f"{category}.bin")
-        flat.append(ids)
-        docs = np.split(ids, ends[:-1])
-        shards, doc, shard = [], 0, 0
-        while doc < len(docs):
-            packer = BlockPacker(BLOCK_TOKENS, key_prefix(category, "train", shard))
-            blocks = []
-            while doc < len(docs) and len(blocks) < SHARD_BLOCKS:
-                blocks += packer.add(f"{category}-{doc:08d}", docs[doc])
-                doc += 1
-            blocks += packer.finish()
-            path = shard_path(category, "train", shard)
-            tar = ShardTar(category, "train", shard, blocks)
-            write_atomic(str(out / path), tar.write)
-            index = tar.index_bytes(path)
-            (out / index_path(path)).write_bytes(index)
-            shards.append(
-                ShardRecord(category=category, split="train", shard=shard, path=path, index=index_path(path),
-                            index_sha256=hashlib.sha256(index).hexdigest(), sha256=tar.sha256, bytes=tar.bytes,
-                            blocks=len(tar.index), tokens=tar.tokens, docs=tar.docs)
-            )
-            shard += 1
-        categories[category] = CategoryEntry(
-            config={"weight": SHARES[category]}, share=SHARES[category], planned_epochs=None, docs=len(docs),
-            bytes=2 * total, curated="", tokens=total, val_tokens=0, shards=shards,
-        )
-    np.concatenate(flat).tofile(out / "train.bin")
-    tokenizer = TokenizerEntry(path="", record="", sha256="", type="synthetic", vocab_size=VOCAB,
-                               special_ids={"eos": EOS}, trained=False)
-    Manifest(schema_version=SCHEMA_VERSION, strata_version="bench", strata_commit=None, config_hash="", config={},
-             inputs=[], records=0, fates={}, stages={}, budget_tokens=None, tokenizer=tokenizer, categories=categories,
-             lineage="lineage").write(str(out))
-
-
-def ensure_build(total_tokens: int) -> None:
-    marker = BUILD / "bench.json"
-    if marker.exists() and json.loads(marker.read_text()).get("tokens") == total_tokens:
-        if all((BUILD / f"{category}.bin").exists() for category in SHARES):
-            return
-    print(f"writing a synthetic build of {total_tokens / 1e6:.0f}M tokens to {BUILD} ...", flush=True)
-    t0 = time.perf_counter()
-    shutil.rmtree(BUILD, ignore_errors=True)
-    shutil.rmtree(LITDATA, ignore_errors=True)  # made from the build's tokens
-    BUILD.mkdir(parents=True)
-    write_synthetic_build(BUILD, {c: int(total_tokens * s) for c, s in SHARES.items()})
-    marker.write_text(json.dumps({"tokens": total_tokens}))
-    print(f"  done in {time.perf_counter() - t0:.1f}s", flush=True)
 
 
 # --------------------------------------------------------------------------- the loaders (strata's venv)
@@ -152,9 +86,27 @@ def ensure_build(total_tokens: int) -> None:
 SHA256_LEFT: list[float] = []  # per strata run: seconds finish_checks() waited after the timed batches
 
 
-def strata_batches(workers: int, run_dir: str, verify: bool = True):
+def warm_record() -> None:
+    """Every shard of the build hashed into WARM_CACHE's record (nothing left to do if it is
+    already there)."""
+    from strata.train.data import StreamingWindows
+    from strata.train.integrity import ShardVerifier
+    from strata.train.verified_record import VerifiedRecord
+
+    table = StreamingWindows(str(BUILD), seq_len=SEQ_LEN, extra_token=True, global_batch=BATCH).table
+    verifier = ShardVerifier(str(BUILD), table.uris, table.paths, table.sizes, table.sha256s,
+                             VerifiedRecord(WARM_CACHE / "verified"))
+    verifier.touch(range(len(table.paths)))
+    verifier.wait()
+    print(f"record of verified shards in {WARM_CACHE}: {len(table.paths) - len(verifier.hashed)} of "
+          f"{len(table.paths)} shards already there", flush=True)
+
+
+def strata_batches(workers: int, run_dir: str, verify: bool = True, warm: bool = False):
     from strata.train.data import BatchLoader, ConsumedWriter, StreamingWindows
 
+    # the machine's record of verified shards: empty (a first run) or holding them all
+    os.environ["STRATA_CACHE_DIR"] = str(WARM_CACHE) if warm else os.path.join(run_dir, "cache")
     windows = StreamingWindows(str(BUILD), seq_len=SEQ_LEN, extra_token=True, global_batch=BATCH, seed=0,
                                verify=verify)
     try:
@@ -202,16 +154,35 @@ def _pack(samples):
 def webdataset_batches(workers: int, run_dir: str):
     import webdataset as wds
 
-    manifest = json.loads((BUILD / "manifest.json").read_text())
-    urls = [str(BUILD / s["path"]) for c in manifest["categories"].values() for s in c["shards"]]
+    from strata.manifests.manifest import Manifest
+
+    manifest = Manifest.read(str(BUILD))
+    urls = [str(BUILD / s.path) for c in manifest.categories.values() for s in c.shards]
     while True:
         dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False).compose(_pack)
         dataset = dataset.batched(BATCH, collation_fn=torch.stack)
         yield from DataLoader(dataset, batch_size=None, num_workers=workers)
 
 
-def timed(stream, batches: int) -> dict:
-    t0 = time.perf_counter()
+def children_cpu() -> float:
+    """CPU seconds the live child processes (DataLoader workers) have used so far."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def timed(stream, batches: int, workers_cpu: Callable[[], float] | None = None) -> dict:
+    """Tokens/s of `batches` batches after WARMUP; with `workers_cpu`, also the CPU seconds
+    per billion tokens of all the work: start-up, warm-up, the timed batches, the workers,
+    every thread of this process and what closing the stream waits for (strata's sha256)."""
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for _ in range(WARMUP):
         first = next(stream)
     assert first.shape[0] == BATCH and first.shape[1] >= SEQ_LEN, first.shape
@@ -219,9 +190,13 @@ def timed(stream, batches: int) -> dict:
     for _ in range(batches):
         next(stream)
     t2, cpu = time.perf_counter(), time.process_time() - cpu
+    workers = workers_cpu() if workers_cpu else 0.0
     stream.close()
-    return {"tokens_per_s": batches * BATCH * SEQ_LEN / (t2 - t1), "startup_s": t1 - t0,
-            "main_cpu": cpu / (t2 - t1), "dtype": str(first.dtype)}
+    result = {"tokens_per_s": batches * BATCH * SEQ_LEN / (t2 - t1), "startup_s": t1 - t0,
+              "main_cpu": cpu / (t2 - t1), "dtype": str(first.dtype)}
+    if workers_cpu:
+        result["cpu_s_per_gtok"] = (time.process_time() - cpu0 + workers) / ((WARMUP + batches) * BATCH * SEQ_LEN) * 1e9
+    return result
 
 
 # --------------------------------------------------------------------------- LitData (its own venv)
@@ -344,9 +319,13 @@ def child(name: str, workers: int, batches: int) -> None:
 # --------------------------------------------------------------------------- main
 
 
-LOADERS = {"strata": strata_batches, "strata-unverified": functools.partial(strata_batches, verify=False),
+LOADERS = {"strata": strata_batches, "strata-warm": functools.partial(strata_batches, warm=True),
+           "strata-unverified": functools.partial(strata_batches, verify=False),
            "litdata": None, "mosaic": None, "nanogpt": nanogpt_batches,
            "webdataset": webdataset_batches}
+RECORD = {"strata": "first run", "strata-warm": "record warm"}  # the verified loaders: their record
+LABELS = {name: f"strata (verify, {record})" for name, record in RECORD.items()}
+STRATA = {*RECORD, "strata-unverified"}
 
 
 def measure(name: str, workers: int, batches: int) -> dict:
@@ -354,8 +333,8 @@ def measure(name: str, workers: int, batches: int) -> dict:
         return in_its_venv(name, workers, batches)
     with tempfile.TemporaryDirectory() as run_dir:
         SHA256_LEFT.clear()
-        result = timed(LOADERS[name](workers, run_dir), batches)
-        return dict(result, sha256_left_s=SHA256_LEFT[0]) if name == "strata" else result
+        result = timed(LOADERS[name](workers, run_dir), batches, children_cpu)
+        return dict(result, sha256_left_s=SHA256_LEFT[0]) if name in RECORD else result
 
 
 def main() -> None:
@@ -369,6 +348,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(LOADERS), default=list(LOADERS))
     args = parser.parse_args()
     ensure_build(args.tokens_m * 1_000_000)
+    if "strata-warm" in args.only:
+        warm_record()
     print(f"cores: {os.cpu_count()}, batches of {BATCH} x {SEQ_LEN}, median of {args.repeat} runs "
           f"of {args.batches} timed batches", flush=True)
     results, speed, measured_runs = [], {}, {}
@@ -382,21 +363,27 @@ def main() -> None:
             speed[name, workers] = statistics.median(rates)
             startup = statistics.median(r["startup_s"] for r in runs)
             cpu = statistics.median(r["main_cpu"] for r in runs)
-            print(f"{name:17s} workers={workers}  {speed[name, workers]:7.1f} M tokens/s  ({rates[0]:.0f}-{rates[-1]:.0f}; "
-                  f"main process {cpu:4.0%} CPU; start-up + {WARMUP} batches {startup:.2f}s; {runs[0]['dtype']})", flush=True)
+            per_token = (f"; {statistics.median(r['cpu_s_per_gtok'] for r in runs):.1f} CPU-s per G tokens in all"
+                         if "cpu_s_per_gtok" in runs[0] else "")
+            print(f"{LABELS.get(name, name):28s} workers={workers}  {speed[name, workers]:7.1f} M tokens/s  ({rates[0]:.0f}-{rates[-1]:.0f}; "
+                  f"main process {cpu:4.0%} CPU; start-up + {WARMUP} batches {startup:.2f}s; {runs[0]['dtype']}{per_token})", flush=True)
             results.append({"loader": name, "workers": workers, "runs": runs, "median_m_per_s": speed[name, workers]})
             measured_runs[name, workers] = runs
     for workers in args.workers:
-        if {("strata", workers), ("strata-unverified", workers)} <= speed.keys():
-            on, off = speed["strata", workers], speed["strata-unverified", workers]
-            left = statistics.median(r["sha256_left_s"] for r in measured_runs["strata", workers])
-            print(f"integrity on / off (workers={workers}): {on:.1f} / {off:.1f} M tokens/s, "
-                  f"overhead {(off - on) / off:.1%} (sha256 of every shard touched done {left:.2f}s after the "
-                  f"timed batches, median)")
+        for verified, record in RECORD.items():
+            if {(verified, workers), ("strata-unverified", workers)} <= speed.keys():
+                on, off = speed[verified, workers], speed["strata-unverified", workers]
+                left = statistics.median(r["sha256_left_s"] for r in measured_runs[verified, workers])
+                cpu_on, cpu_off = (statistics.median(r["cpu_s_per_gtok"] for r in measured_runs[name, workers])
+                                   for name in (verified, "strata-unverified"))
+                print(f"integrity on / off, {record} (workers={workers}): {on:.1f} / "
+                      f"{off:.1f} M tokens/s, overhead {(off - on) / off:.1%}; CPU per token {cpu_on / cpu_off - 1:+.1%} "
+                      f"(sha256 of every shard touched done {left:.2f}s after the timed batches, median)")
     for workers in args.workers:
         for name in args.only:
-            if name not in ("strata", "strata-unverified") and ("strata", workers) in speed:
-                print(f"strata / {name} (workers={workers}): {speed['strata', workers] / speed[name, workers]:.2f}")
+            for verified, label in LABELS.items():
+                if name not in STRATA and (verified, workers) in speed:
+                    print(f"{label} / {name} (workers={workers}): {speed[verified, workers] / speed[name, workers]:.2f}")
     for name in args.only:
         for workers in args.workers[1:]:
             if (name, args.workers[0]) in speed:

@@ -42,6 +42,8 @@ import make_corpus  # noqa: E402
 import yaml  # noqa: E402
 import zstandard  # noqa: E402
 
+from strata.manifests.manifest import Manifest  # noqa: E402
+
 STRICTER = {
     "gopher_quality": {"min_words": 100, "max_symbol_word_ratio": 0.05, "min_alpha_words_fraction": 0.85},
     "gopher_repetition": {"max_duplicate_line_fraction": 0.2, "max_duplicate_line_char_fraction": 0.15},
@@ -87,8 +89,8 @@ def digests(out: Path, folder: str, pattern: str) -> dict[str, str]:
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / folder).rglob(pattern))}
 
 
-def manifest(out: Path) -> dict:
-    return json.loads((out / "manifest.json").read_text())
+def manifest(out: Path) -> Manifest:
+    return Manifest.read(str(out))
 
 
 def stage_lines(lines: list[str]) -> str:
@@ -140,9 +142,9 @@ def main(argv=None) -> int:
     print(f"reselect   rebuild {reused}")
     print(f"reselect   stages: first [{stage_lines(first_lines)}]  rebuild [{stage_lines(rebuild_lines)}]  "
           f"scratch [{stage_lines(scratch_lines)}]")
-    print(f"reselect   kept docs first={before['fates']['kept']}  stricter={rebuilt['fates']['kept']}  "
-          f"dropped by filter first={before['stages']['filter']['docs_in'] - before['stages']['filter']['docs_out']}  "
-          f"stricter={rebuilt['stages']['filter']['docs_in'] - rebuilt['stages']['filter']['docs_out']}")
+    print(f"reselect   kept docs first={before.fates['kept']}  stricter={rebuilt.fates['kept']}  "
+          f"dropped by filter first={before.stages['filter']['docs_in'] - before.stages['filter']['docs_out']}  "
+          f"stricter={rebuilt.stages['filter']['docs_in'] - rebuilt.stages['filter']['docs_out']}")
     print(f"reselect   rebuild vs from scratch: shards sha256 {'identical' if shards_same else 'DIFFERENT'} "
           f"({shard_count} tars)  manifest {'identical' if rebuilt == fresh else 'DIFFERENT'}  "
           f"curated parquet {'identical' if curated_same else 'DIFFERENT'}")

@@ -23,6 +23,7 @@ from strata.storage import is_local
 from strata.train.data.blocks import BlockReader, BlockTable
 from strata.train.data.plan import PLAN_STEPS, Cut, Plan
 from strata.train.integrity import ShardVerifier
+from strata.train.verified_record import VerifiedRecord
 
 
 def _distributed() -> tuple[int, int]:
@@ -51,7 +52,9 @@ class StreamingWindows(IterableDataset):
     With `verify` (the default), every block read is checked against its index checksum,
     and the shards the batches come from against the manifest's size and sha256 (see
     train/integrity.py): a batch is handed out only once each of its shards has the
-    manifest's size; finish_checks() waits for the sha256 of every shard touched.
+    manifest's size; finish_checks() waits for the sha256 of every shard touched. A shard's
+    sha256 is computed once per machine (the record of verified shards), or every run with
+    `verify_every_run`.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class StreamingWindows(IterableDataset):
         readahead: int = 8,
         io_threads: int | None = None,
         verify: bool = True,
+        verify_every_run: bool = False,
     ):
         super().__init__()
         default_rank, default_world = _distributed()
@@ -90,7 +94,7 @@ class StreamingWindows(IterableDataset):
         manifest = Manifest.read(self.build)
         self.vocab_size = manifest.tokenizer.vocab_size
         shares = self._shares(manifest, split, weights)
-        self.verify = verify
+        self.verify, self.verify_every_run = verify, verify_every_run
         self.table = BlockTable.load(self.build, manifest, split, sorted(shares), verify)
         self._verifier: ShardVerifier | None = None
         self.plan = Plan(self.table, shares, seed, seq_len, extra_token)
@@ -117,13 +121,21 @@ class StreamingWindows(IterableDataset):
             return
         if self._verifier is None:
             t = self.table
-            self._verifier = ShardVerifier(self.build, t.uris, t.paths, t.sizes, t.sha256s)
+            record = None if self.verify_every_run else VerifiedRecord()
+            self._verifier = ShardVerifier(self.build, t.uris, t.paths, t.sizes, t.sha256s, record)
         self._verifier.touch(np.unique(self.table.shard[cut.block]).tolist())
 
     def finish_checks(self) -> None:
         """Wait for the sha256 of every shard touched so far; raise the first mismatch."""
         if self._verifier is not None:
             self._verifier.wait()
+
+    @property
+    def shards_hashed(self) -> list[str]:
+        """The shards (paths relative to the build) whose sha256 this stream computed so
+        far: those touched that the record of verified shards did not vouch for."""
+        hashed = self._verifier.hashed if self._verifier is not None else []
+        return [self.table.paths[i] for i in hashed]
 
     @functools.cached_property
     def shard_of(self) -> dict[str, str]:

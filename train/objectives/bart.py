@@ -19,7 +19,7 @@ import numpy as np
 
 from strata.config import ConfigError
 from strata.train.attention import segments_from_eos
-from strata.train.objectives.core import sample_rng
+from strata.train.objectives.core import Vocabulary, sample_rng
 from strata.train.objectives.examples import ExampleObjective
 
 
@@ -77,10 +77,10 @@ class BART(ExampleObjective):
     name = "bart"
     needs = ("mask",)
 
-    def __init__(self, cfg, tokenizer: dict):
+    def __init__(self, cfg, tokenizer: Vocabulary):
         super().__init__(cfg, tokenizer)
         self.rate, self.mean, self.permute = cfg.bart_rate, cfg.bart_poisson, cfg.bart_permute
-        pieces = tokenizer.get("pieces")
+        pieces = tokenizer.pieces
         if self.permute and pieces is None:
             raise ConfigError("bart_permute: sentence permutation needs the tokenizer's pieces (the build's model)")
         self.sentence_end = pieces.sentence_end if pieces is not None else None

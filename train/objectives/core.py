@@ -1,6 +1,6 @@
 """What every objective is: a pure batch function, the model it trains, and its loss.
 
-    objective = objective_for(name, cfg, tokenizer)          (registry.py)
+    objective = objective_for(name, cfg, Vocabulary.of(tokenizer, pieces))   (registry.py)
     model     = objective.build_model(preset, vocab_size, seq_len, dropout=...)
     inputs    = objective.batch(tokens [B, L(+1)], sample_id [B], epoch [B])
                 -> dict of CPU tensors: the model's keyword arguments (idx, targets,
@@ -16,17 +16,35 @@ sample gets the same corruption on any number of workers, resumed or not, in any
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
 
 from strata.config import ConfigError
+from strata.tokenize.pieces import PieceTable
 from strata.train.attention import segments_from_eos
 from strata.train.gpt import IGNORE_INDEX
 from strata.train.presets import build_model
 
 Inputs = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What an objective knows of the tokenizer: its ids, which of them are special
+    (name -> id or None; sentinels -> [ids]), and the text of its pieces for the
+    objectives that read words or sentences (None: the build was copied without its model)."""
+
+    vocab_size: int
+    special_ids: dict[str, Any]
+    pieces: PieceTable | None = None
+
+    @classmethod
+    def of(cls, tokenizer, pieces: PieceTable | None = None) -> "Vocabulary":
+        """From the manifest's TokenizerEntry or an encoder (both have vocab_size and special_ids)."""
+        return cls(tokenizer.vocab_size, tokenizer.special_ids, pieces)
 
 
 class Objective:
@@ -40,13 +58,12 @@ class Objective:
     bits_per_byte: ClassVar[bool] = True  # its loss is a likelihood of the target tokens
     words: ClassVar[bool] = False  # targets are running text: perplexity per word too
 
-    def __init__(self, cfg, tokenizer: dict):
-        """cfg: the TrainConfig (seed and this objective's options); tokenizer: the
-        manifest's tokenizer entry (vocab_size, special_ids)."""
+    def __init__(self, cfg, tokenizer: Vocabulary):
+        """cfg: the TrainConfig (seed and this objective's options)."""
         self.seed = cfg.seed
         self.doc_mask = cfg.doc_mask
-        self.vocab_size = tokenizer["vocab_size"]
-        self.specials = tokenizer["special_ids"]
+        self.vocab_size = tokenizer.vocab_size
+        self.specials = tokenizer.special_ids
         missing = [key for key in ("eos", *self.needs) if self.specials.get(key) is None]
         if missing:
             raise ConfigError(

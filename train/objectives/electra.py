@@ -8,7 +8,7 @@ from typing import Iterable
 
 import numpy as np
 
-from strata.train.objectives.core import IGNORE_INDEX, Inputs, JointObjective, per_sample, sample_rng
+from strata.train.objectives.core import IGNORE_INDEX, Inputs, JointObjective, Vocabulary, per_sample, sample_rng
 from strata.train.objectives.masking import masking_budget
 from strata.train.objectives.whole_words import special_array
 
@@ -35,7 +35,7 @@ class ELECTRA(JointObjective):
     needs = ("mask",)
     bits_per_byte = False  # the loss is not a likelihood of the tokens
 
-    def __init__(self, cfg, tokenizer: dict):
+    def __init__(self, cfg, tokenizer: Vocabulary):
         super().__init__(cfg, tokenizer)
         self.rate, self.generator_ratio = cfg.mlm_rate, cfg.generator_ratio
 

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from strata.train.objectives.core import IGNORE_INDEX, Inputs, Objective, as_numpy
+from strata.train.objectives.core import IGNORE_INDEX, Inputs, Objective, Vocabulary, as_numpy
 
 PADDING_SEGMENT = -1
 
@@ -68,7 +68,7 @@ class ExampleObjective(Objective):
 
     architecture = "t5"
 
-    def __init__(self, cfg, tokenizer: dict):
+    def __init__(self, cfg, tokenizer: Vocabulary):
         super().__init__(cfg, tokenizer)
         self.decoder_only = cfg.decoder_only
         if self.decoder_only:

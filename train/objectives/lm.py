@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from strata.train.objectives.core import Inputs, Objective, per_sample, sample_rng
+from strata.train.objectives.core import Inputs, Objective, Vocabulary, per_sample, sample_rng
 from strata.train.objectives.masking import corrupt_chosen, masking_budget
 from strata.train.objectives.whole_words import whole_word_sample, word_starts
 
@@ -133,11 +133,11 @@ class MLM(Objective):
     architecture = "encoder"
     needs = ("mask",)
 
-    def __init__(self, cfg, tokenizer: dict):
+    def __init__(self, cfg, tokenizer: Vocabulary):
         super().__init__(cfg, tokenizer)
         self.rate = cfg.mlm_rate
         # --whole-word: words from the tokenizer's pieces (whole_words.py)
-        self.word_start = word_starts(tokenizer["pieces"]) if cfg.whole_word else None
+        self.word_start = word_starts(tokenizer.pieces) if cfg.whole_word else None
 
     def batch(self, tokens, sample_id, epoch) -> Inputs:
         if self.word_start is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from strata.config import ConfigError
-from strata.train.objectives.core import IGNORE_INDEX, Inputs, Objective, per_sample, sample_rng
+from strata.train.objectives.core import IGNORE_INDEX, Inputs, Objective, Vocabulary, per_sample, sample_rng
 
 PREDICT_ONE_IN = 6  # K
 
@@ -48,7 +48,7 @@ class XLNetObjective(Objective):
     name = "xlnet"
     architecture = "xlnet"
 
-    def __init__(self, cfg, tokenizer: dict):
+    def __init__(self, cfg, tokenizer: Vocabulary):
         super().__init__(cfg, tokenizer)
         if cfg.doc_mask:
             raise ConfigError("doc_mask: xlnet orders the whole window; it does not take --doc-mask")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from strata.train.objectives.core import Inputs, sample_rng
+from strata.train.objectives.core import Inputs, Vocabulary, sample_rng
 from strata.train.objectives.examples import ExampleObjective
 
 
@@ -32,7 +32,7 @@ class PrefixLM(ExampleObjective):
     extra_token = True
     words = True
 
-    def __init__(self, cfg, tokenizer: dict):
+    def __init__(self, cfg, tokenizer: Vocabulary):
         super().__init__(cfg, tokenizer)
         self.decoder_only, self.architecture, self.how = True, "gpt", cfg.prefix_split
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from strata.config import ConfigError
-from strata.train.objectives.core import Objective
+from strata.train.objectives.core import Objective, Vocabulary
 from strata.train.objectives.bart import BART
 from strata.train.objectives.electra import ELECTRA
 from strata.train.objectives.lm import CLM, MLM
@@ -19,10 +19,8 @@ OBJECTIVES: dict[str, type[Objective]] = {
 }
 
 
-def objective_for(name: str, cfg, tokenizer: dict) -> Objective:
-    """The objective `name` with cfg's options, for a build's tokenizer (the manifest's
-    `tokenizer` entry: vocab_size, special_ids; and "pieces", its PieceTable, for the
-    objectives that look at the text of pieces)."""
+def objective_for(name: str, cfg, tokenizer: Vocabulary) -> Objective:
+    """The objective `name` with cfg's options, for a build's tokenizer."""
     if name not in OBJECTIVES:
         raise ConfigError(f"objective: unknown objective {name!r}; choose one of {', '.join(sorted(OBJECTIVES))}")
     return OBJECTIVES[name](cfg, tokenizer)

@@ -26,7 +26,7 @@ from typing import Iterable, Literal
 
 import numpy as np
 
-from strata.train.objectives.core import IGNORE_INDEX, Inputs, JointObjective, per_sample, sample_rng
+from strata.train.objectives.core import IGNORE_INDEX, Inputs, JointObjective, Vocabulary, per_sample, sample_rng
 from strata.train.objectives.lm import mlm_mask
 
 PAIR_STREAM = 1  # the pair draws from its own stream, independent of the MLM mask's
@@ -93,7 +93,7 @@ class SentencePairObjective(JointObjective):
     needs = ("mask", "pad", "cls", "sep")
     bits_per_byte = False  # the loss adds the pair classifier's to MLM's
 
-    def __init__(self, cfg, tokenizer: dict):
+    def __init__(self, cfg, tokenizer: Vocabulary):
         super().__init__(cfg, tokenizer)
         self.rate = cfg.mlm_rate
 

@@ -21,7 +21,7 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
-from strata.train.objectives.core import Inputs, JointObjective, per_sample, sample_rng
+from strata.train.objectives.core import Inputs, JointObjective, Vocabulary, per_sample, sample_rng
 from strata.train.objectives.masking import corrupt_chosen, masking_budget
 from strata.train.objectives.whole_words import special_array, word_ids, word_starts
 
@@ -130,10 +130,10 @@ class SpanBERTObjective(JointObjective):
     needs = ("mask",)
     bits_per_byte = False  # with SBO the loss adds a second cross-entropy of the same tokens
 
-    def __init__(self, cfg, tokenizer: dict):
+    def __init__(self, cfg, tokenizer: Vocabulary):
         super().__init__(cfg, tokenizer)
         self.rate, self.sbo = cfg.mlm_rate, cfg.sbo
-        self.word_start = word_starts(tokenizer["pieces"])
+        self.word_start = word_starts(tokenizer.pieces)
 
     def build_model(self, preset: str, vocab_size: int, seq_len: int, **overrides):
         return super().build_model(preset, vocab_size, seq_len, sbo=self.sbo, **overrides)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from strata.config import ConfigError
-from strata.train.objectives.core import sample_rng
+from strata.train.objectives.core import Vocabulary, sample_rng
 from strata.train.objectives.examples import ExampleObjective
 
 
@@ -82,7 +82,7 @@ class SpanCorruption(ExampleObjective):
     name = "span_corruption"
     needs = ("sentinels",)
 
-    def __init__(self, cfg, tokenizer: dict):
+    def __init__(self, cfg, tokenizer: Vocabulary):
         super().__init__(cfg, tokenizer)
         self.density, self.mean_span = cfg.noise_density, cfg.mean_span
         check_sentinels(cfg.seq_len, [(self.mean_span, self.density)], self.specials["sentinels"])

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from strata.train.objectives.core import Inputs, sample_rng
+from strata.train.objectives.core import Inputs, Vocabulary, sample_rng
 from strata.train.objectives.examples import ExampleObjective
 from strata.train.objectives.prefix import split_point
 from strata.train.objectives.spans import check_sentinels, corrupt_spans, noise_mask, spans_over
@@ -39,7 +39,7 @@ class UL2(ExampleObjective):
     name = "ul2"
     needs = ("sentinels", *MODE_TOKENS.values())
 
-    def __init__(self, cfg, tokenizer: dict):
+    def __init__(self, cfg, tokenizer: Vocabulary):
         super().__init__(cfg, tokenizer)
         weights = np.array([cfg.ul2_mixture.get(m, 0.0) for m in MODES], dtype=np.float64)
         self.mixture = weights / weights.sum()
