@@ -3,9 +3,10 @@
     build.py          the build's driver: preflight -> curate -> tokenizer -> shards -> manifest
     curate_steps.py   curate as two steps, each with its own settings fingerprint:
       annotate.py     (Beam) read.py, validate.py, normalize.py, then the per-document
-                      measurements of stages.py: langid.py, filters.py (gopher_stats.py,
-                      c4.py), quality.py, decontaminate.py (bloom.py), pii.py,
-                      fingerprints.py -> OUT/attributes/
+                      measurements of stages.py: langid.py, heuristics.py (gopher_quality.py
+                      and gopher_repetition.py over text_scan.py, gopher_stats.py, c4.py),
+                      quality.py, decontaminate.py (bloom.py), pii.py, fingerprints.py
+                      -> OUT/attributes/
       select.py       (Beam) thresholds on the attributes (attributes.py), dedup.py and
                       components.py, paragraphs.py; curate.py resolves each batch and
                       write.py writes curated/, rejected/, quarantine/, lineage/

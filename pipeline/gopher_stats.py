@@ -1,4 +1,5 @@
-"""Gopher's decisions on a document's statistics (filters.py computes them).
+"""Gopher's decisions on a document's statistics (gopher_quality.py and gopher_repetition.py
+compute them).
 
 The statistics of a text (word, line and symbol counts; repetition fractions) depend on
 the text, its language and the few settings that say what to count (stop words, n-gram
@@ -38,7 +39,7 @@ class QualityStats:
 
 
 def quality_decision(stats: QualityStats, cfg: GopherQualityConfig, language: str | None) -> str | None:
-    """Gopher's quality rules on `stats`, in DataTrove's order (see filters.gopher_quality)."""
+    """Gopher's quality rules on `stats`, in DataTrove's order (see gopher_quality.gopher_quality)."""
     if not cfg.enabled:
         return None
     spaced = spaces_between_words(language)
@@ -80,7 +81,7 @@ def repetition_names(cfg: GopherRepetitionConfig, language: str | None) -> list[
 def repetition_decision(measures: dict[str, float], cfg: GopherRepetitionConfig, language: str | None) -> str | None:
     """Gopher's repetition rules on `measures`, in DataTrove's order: the first fraction
     above its maximum drops. A dup_{n}gram value at or below the smallest maximum of the
-    larger n's ends the checks, as filters.gopher_repetition's early stop does."""
+    larger n's ends the checks, as gopher_repetition.gopher_repetition's early stop does."""
     if not cfg.enabled:
         return None
     dup_limits = cfg.duplicate_ngram_max_char_fraction

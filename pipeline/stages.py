@@ -16,7 +16,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from strata.config import BuildConfig, FilterSet
-from strata.pipeline import filters, fingerprints, langid, pii, quality
+from strata.pipeline import fingerprints, heuristics, langid, pii, quality
 from strata.pipeline.decontaminate import decontaminate, eval_index_from_dict
 from strata.pipeline.normalize import normalize_text
 from strata.manifests.schemas import FATE_DROPPED
@@ -127,7 +127,7 @@ class HeuristicStats(DocStage):
     stage = "filter"
 
     def apply(self, doc):
-        doc.update(filters.heuristic_attributes(doc["text"], self.filters_for(doc["category"]), doc["language"]))
+        doc.update(heuristics.heuristic_attributes(doc["text"], self.filters_for(doc["category"]), doc["language"]))
         doc["bytes_lines"] = doc["bytes_final"] = utf8_size(lines_text(doc))
 
 

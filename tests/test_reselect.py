@@ -15,7 +15,7 @@ from strata.pipeline.attributes import FINAL, LINES, READ, select_document
 from strata.pipeline.build import run_build
 from strata.pipeline.console import Console
 from strata.pipeline.curate_steps import settings_hashes
-from strata.pipeline.filters import heuristic_attributes
+from strata.pipeline.heuristics import heuristic_attributes
 from strata.pipeline.progress import Progress
 
 from conftest import IN_MEMORY
