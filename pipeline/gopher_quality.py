@@ -25,6 +25,11 @@ from strata.pipeline.languages import letter_table, spaces_between_words
 from strata.pipeline.text_scan import Block, blocks, bullet_table, ends_with
 
 
+_WORD_RUN = re.compile(r"\w+")
+_NOT_WORD = re.compile(r"\W")
+_CHUNK_CHARS = 1 << 16
+
+
 @functools.lru_cache(maxsize=64)
 def _stop_word_pattern(stop_words: tuple[str, ...]) -> re.Pattern:
     alternatives = "|".join(map(re.escape, sorted(stop_words, key=len, reverse=True)))
@@ -32,12 +37,22 @@ def _stop_word_pattern(stop_words: tuple[str, ...]) -> re.Pattern:
 
 
 def _distinct_stop_words(text: str, stop_words: tuple[str, ...]) -> int:
-    """How many different stop words occur as whole words (case-sensitive)."""
+    """How many different stop words occur as whole words (case-sensitive): not preceded or
+    followed by a word character (`\w`). A stop word made of word characters occurs so exactly
+    where it is a whole run of them, so the text's runs are collected a chunk at a time (cut
+    at a non-word character) and intersected with the list: one C-level scan, where trying
+    the alternation at every character cost ten times as much."""
+    wanted = frozenset(stop_words)
+    if not all(_WORD_RUN.fullmatch(word) for word in wanted):
+        return len({match.group() for match in _stop_word_pattern(stop_words).finditer(text)})
     found: set[str] = set()
-    for match in _stop_word_pattern(stop_words).finditer(text):
-        found.add(match.group())
-        if len(found) == len(stop_words):
-            break
+    start = 0
+    while start < len(text) and len(found) < len(wanted):
+        end = len(text)
+        if start + _CHUNK_CHARS < len(text) and (cut := _NOT_WORD.search(text, start + _CHUNK_CHARS)):
+            end = cut.start()
+        found |= wanted.intersection(_WORD_RUN.findall(text, start, end))
+        start = end
     return len(found)
 
 

@@ -197,3 +197,17 @@ def test_stop_words_are_per_language_and_off_without_a_list():
     assert gopher_quality(german, QUALITY, "en") == "gopher_quality:stop_words"
     assert gopher_quality(german, QUALITY, "sv") is None  # no Swedish list: the rule is off
     assert gopher_quality(german, GopherQualityConfig(stop_words=["the", "of"]), "de") == "gopher_quality:stop_words"
+
+
+@pytest.mark.parametrize("chunk_chars", [3, 7, 64, 1 << 16])
+def test_distinct_stop_words_in_chunks_equal_the_whole_word_definition(chunk_chars, monkeypatch):
+    from strata.pipeline import gopher_quality as module
+
+    monkeypatch.setattr(module, "_CHUNK_CHARS", chunk_chars)
+    rng = random.Random(chunk_chars)
+    vocabulary = ["the", "of", "and", "l'", "là", "theme", "_the", "of2", "и", "в", "x", " ", "  ", ",", ".", "\n", "-", "'"]
+    for stop_words in (("the", "of", "and", "и", "в"), ("the", "l'", "là")):  # the second: not all word characters
+        definition = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, sorted(stop_words, key=len, reverse=True))) + r")(?!\w)")
+        for _ in range(200):
+            text = "".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 60)))
+            assert module._distinct_stop_words(text, stop_words) == len(set(definition.findall(text))), text
