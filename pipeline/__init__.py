@@ -10,7 +10,9 @@
       select.py       (Beam) thresholds on the attributes (attributes.py), dedup.py and
                       components.py, paragraphs.py; curate.py resolves each batch and
                       write.py writes curated/, rejected/, quarantine/, lineage/
-    shard.py          curated Parquet -> tokenized, packed WebDataset tars (Beam)
+    shard.py          curated Parquet -> tokenized, packed WebDataset tars (Beam); the
+                      token store (token_store.py) keeps each document's tokens for the
+                      next build; shard_tar.py packs blocks and writes the tars
 
 The package root `strata` is the folder core/; core/README.md maps every folder.
 """

@@ -3,8 +3,9 @@
     curate.json + curated/<folder>/*.parquet
       -> plan_shards (at pipeline construction: files grouped into shards of ~target_bytes)
       -> Create | Reshuffle | ParDo(ShardWriter), per shard:
-           read the plan's files in order -> split by doc_id hash -> encode (+EOS)
-           -> pack into blocks -> shards/<folder>/{train,val}-NNNNNN.tar (+ .idx.json)
+           read the plan's files in order -> split by doc_id hash -> encode (+EOS), or take
+           the tokens from the token store (token_store.py) -> pack into blocks
+           -> shards/<folder>/{train,val}-NNNNNN.tar (+ .idx.json) (shard_tar.py)
            -> lineage/shards-<folder>-NNNNNN.parquet
       -> shards.json (every shard's record; written last, the stage's commit point)
 
@@ -23,25 +24,21 @@ sha256 (`index_sha256`).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
 import sys
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from typing import IO, Iterable, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
 import apache_beam as beam
 import numpy as np
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from strata.config import BuildConfig, ShardsConfig
-from strata.manifests.block_codec import TAR_END, encode_block, token_dtype
-from strata.manifests.block_index import encode_index
-from strata.manifests.checksums import BLOCK_CHECKSUM, block_hasher, sha256_hex
+from strata.manifests.block_codec import token_dtype
+from strata.manifests.checksums import sha256_hex
 from strata.manifests.layout import (
     CURATE_RECORD,
     PARQUET_GLOB,
@@ -49,7 +46,6 @@ from strata.manifests.layout import (
     SHARDS,
     SHARDS_RECORD,
     TOKENS,
-    block_key,
     category_folder,
     index_path,
     key_prefix,
@@ -61,6 +57,7 @@ from strata.manifests.paths import resolve_inside
 from strata.manifests.schemas import PLACEMENTS_SCHEMA
 from strata.pipeline.curate import default_pipeline_options
 from strata.pipeline.progress import Progress, ProgressReport
+from strata.pipeline.shard_tar import Block, BlockPacker, ShardTar
 from strata.pipeline.token_store import StoredTokens, prepare_store, store_uri, store_writer, text_checksum
 from strata.pipeline.write import write_parquet
 from strata.storage import filesystem, glob, join, remove, write_atomic, write_bytes_atomic
@@ -148,144 +145,6 @@ def plan_shards(curated: dict[str, list[tuple[str, int]]], target_bytes: int) ->
             estimate += size
         plans += [ShardPlan(category, shard, files) for shard, files in enumerate(groups) if files]
     return plans
-
-
-# --------------------------------------------------------------------------- packing
-
-
-@dataclass
-class Block:
-    key: str
-    index: int
-    first_continues: bool  # starts in the middle of a document
-    pieces: list[np.ndarray] = field(default_factory=list)
-    doc_ids: list[str] = field(default_factory=list)
-    size: int = 0  # tokens
-    last_continues: bool = False  # its last document goes on in the next block
-
-    def append(self, doc_id: str, piece: np.ndarray) -> None:
-        self.pieces.append(piece)
-        self.doc_ids.append(doc_id)
-        self.size += len(piece)
-
-    def offsets(self) -> np.ndarray:
-        return np.cumsum([0] + [len(p) for p in self.pieces[:-1]], dtype=np.int64)
-
-    def placements(self) -> Iterator[tuple[str, int, int]]:
-        """(doc_id, token_start, token_end) of every piece."""
-        for doc_id, start, piece in zip(self.doc_ids, self.offsets(), self.pieces):
-            yield doc_id, int(start), int(start) + len(piece)
-
-
-class BlockPacker:
-    """Packs documents (token arrays ending with EOS), in order, into blocks of at most
-    `block_tokens`. A document that does not fit closes the current block, unless that is
-    empty; a document longer than a block fills blocks and continues in the next one."""
-
-    def __init__(self, block_tokens: int, key_prefix: str):
-        self.block_tokens = block_tokens
-        self.key_prefix = key_prefix
-        self.block = self._new_block(0, first_continues=False)
-
-    def _new_block(self, index: int, first_continues: bool) -> Block:
-        return Block(block_key(self.key_prefix, index), index, first_continues)
-
-    def _close(self, continues: bool) -> Block:
-        closed = self.block
-        closed.last_continues = continues
-        self.block = self._new_block(closed.index + 1, first_continues=continues)
-        return closed
-
-    def add(self, doc_id: str, tokens: np.ndarray) -> Iterator[Block]:
-        """The blocks that adding this document closes."""
-        if self.block.size and self.block.size + len(tokens) > self.block_tokens:
-            yield self._close(continues=False)
-        start = 0
-        while len(tokens) - start > self.block_tokens:
-            self.block.append(doc_id, tokens[start : start + self.block_tokens])
-            start += self.block_tokens
-            yield self._close(continues=True)
-        self.block.append(doc_id, tokens[start:])
-
-    def finish(self) -> Iterator[Block]:
-        if self.block.size:
-            yield self._close(continues=False)
-
-
-# --------------------------------------------------------------------------- tar writing
-
-
-class HashingWriter:
-    """A write-only file that passes bytes on while counting and hashing them."""
-
-    def __init__(self, file: IO[bytes]):
-        self.file = file
-        self.sha256 = hashlib.sha256()
-        self.bytes = 0
-
-    def write(self, data) -> int:
-        self.sha256.update(data)
-        self.bytes += len(data)
-        return self.file.write(data)
-
-    def tell(self) -> int:
-        return self.bytes
-
-
-class ShardTar:
-    """Writes one tar of blocks (`write` is the callback for storage.write_atomic) and
-    records, as it goes, the block index (byte range of each block's members, from its
-    first header to the end of its last member's padding) and where each piece went."""
-
-    def __init__(self, category: str, split: str, shard: int, blocks: Iterable[Block]):
-        self.category, self.split, self.shard = category, split, shard
-        self.blocks = blocks
-        self.index: list[dict] = []
-        self.placements: list[tuple[str, str, int, int]] = []  # (block_key, doc_id, start, end)
-        self.docs = 0  # whole documents: pieces that do not continue an earlier block
-        self.sha256 = ""
-        self.bytes = 0
-
-    def write(self, file: IO[bytes]) -> None:
-        """A plain USTAR archive: the blocks' members, then the two zero blocks POSIX asks
-        for, without tarfile's padding of the whole archive to 10 KiB (which costs more than
-        the headers on a small shard)."""
-        out = HashingWriter(file)
-        for block in self.blocks:
-            start = out.tell()
-            checksum = block_hasher()
-            for part in encode_block(block.key, self.meta(block), np.concatenate(block.pieces), block.offsets()):
-                out.write(part)
-                checksum.update(part)
-            self.index.append(
-                {"key": block.key, "offset": start, "length": out.tell() - start,
-                 "tokens": block.size, "docs": len(block.doc_ids), BLOCK_CHECKSUM: checksum.hexdigest()}
-            )
-            self.placements += [(block.key, *placement) for placement in block.placements()]
-            self.docs += len(block.doc_ids) - block.first_continues
-        out.write(bytes(TAR_END))
-        self.sha256 = out.sha256.hexdigest()
-        self.bytes = out.bytes
-
-    def index_bytes(self, path: str) -> bytes:
-        """The block-index sidecar of this tar (once written), stored at `path`."""
-        return encode_index(path, self.sha256, self.bytes, self.index)
-
-    def meta(self, block: Block) -> dict:
-        """The block's KEY.json."""
-        return {
-            "category": self.category,
-            "split": self.split,
-            "shard": self.shard,
-            "block": block.index,
-            "doc_ids": block.doc_ids,
-            "first_continues": block.first_continues,
-            "last_continues": block.last_continues,
-        }
-
-    @property
-    def tokens(self) -> int:
-        return sum(entry["tokens"] for entry in self.index)
 
 
 # --------------------------------------------------------------------------- the Beam stage

@@ -21,12 +21,8 @@ from strata.config import parse_config
 from strata.manifests.layout import category_folder
 from strata.manifests.schemas import CURATED_SCHEMA
 from strata.pipeline.schema import make_doc_id
-from strata.pipeline.shard import (
-    BlockPacker,
-    plan_shards,
-    run_shards,
-    split_of,
-)
+from strata.pipeline.shard import plan_shards, run_shards, split_of
+from strata.pipeline.shard_tar import BlockPacker
 
 from corpus import prose
 

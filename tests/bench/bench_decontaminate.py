@@ -21,6 +21,7 @@ import argparse
 import io
 import json
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -105,7 +106,9 @@ def index_comparison(corpus: Path, cfg: dict) -> None:
 
 
 def build(config: Path, out: Path) -> float:
+    """Wall seconds of a curate build from nothing (an earlier run's OUT would be reused)."""
     strata = REPO / ".venv" / "bin" / "strata"
+    shutil.rmtree(out, ignore_errors=True)
     started = time.monotonic()
     subprocess.run([str(strata), "build", str(config), "--out", str(out), "--until", "curate"], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -30,7 +30,7 @@ def write_synthetic_build(out: Path, tokens: dict[str, int], seed: int = 0) -> N
     """Random-token documents per category through the real shard writer, and a manifest."""
     from strata.manifests.layout import index_path, key_prefix, shard_path
     from strata.manifests.manifest import SCHEMA_VERSION, CategoryEntry, Manifest, ShardRecord, TokenizerEntry
-    from strata.pipeline.shard import BlockPacker, ShardTar
+    from strata.pipeline.shard_tar import BlockPacker, ShardTar
     from strata.storage import write_atomic
 
     rng = np.random.default_rng(seed)
