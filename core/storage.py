@@ -90,9 +90,11 @@ def is_local(uri: str) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_output(uri: str) -> Iterator[IO[bytes]]:
+def atomic_output(uri: str, durable: bool = True) -> Iterator[IO[bytes]]:
     """A binary file to write that appears at `uri` only once the block exits without error
-    (locally: a hidden temporary renamed into place; an object store's put is atomic)."""
+    (locally: a hidden temporary renamed into place, fsync'd first if `durable`; an object
+    store's put is atomic). A file that is only a cache, checked when read, need not be
+    durable: after a power loss it is at worst unreadable, never half-written and trusted."""
     fs, path = filesystem(uri)
     parent = path.rsplit("/", 1)[0] if "/" in path else ""
     if parent:
@@ -106,8 +108,9 @@ def atomic_output(uri: str) -> Iterator[IO[bytes]]:
     try:
         with open(tmp, "wb") as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

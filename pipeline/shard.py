@@ -150,11 +150,12 @@ def plan_shards(curated: dict[str, list[tuple[str, int]]], target_bytes: int) ->
 # --------------------------------------------------------------------------- the Beam stage
 
 
-def read_curated_batches(files: list[str], long_bytes: int) -> Iterator[tuple[str, list[str], list[str | memoryview], list[int]]]:
+def read_curated_batches(files: list[str], long_bytes: int, checksums: bool) -> Iterator[
+        tuple[str, list[str], list[str | memoryview], list[int] | None]]:
     """(file, doc_ids, texts, text checksums) of the files' documents, in file and record
     order, in batches. A text over `long_bytes` comes as a view of its UTF-8 bytes in
     Arrow's buffer, so that it is decoded a window at a time (a 50 MB document can be a
-    200 MB Python str). The checksums are the token store's, of each text's UTF-8."""
+    200 MB Python str). The checksums (if asked for) are the token store's, of each text's UTF-8."""
     for uri in files:
         fs, path = filesystem(uri)
         with fs.open(path, "rb") as f:
@@ -163,7 +164,7 @@ def read_curated_batches(files: list[str], long_bytes: int) -> Iterator[tuple[st
                 buffers = [texts[i].as_buffer() for i in range(len(texts))]
                 yield uri, batch.column("doc_id").to_pylist(), [
                     memoryview(buffer) if buffer.size > long_bytes else texts[i].as_py() for i, buffer in enumerate(buffers)
-                ], [text_checksum(buffer) for buffer in buffers]
+                ], [text_checksum(buffer) for buffer in buffers] if checksums else None
 
 
 class ShardWriter(beam.DoFn):
@@ -221,7 +222,7 @@ class ShardWriter(beam.DoFn):
         encoded once. With the token store, each file's documents are taken from it where
         stored, and the file's tokens are stored for the next build."""
         long_bytes = ENCODE_WINDOW_CHARS if isinstance(self.encoder, SentencePieceEncoder) else sys.maxsize
-        batches_by_file = itertools.groupby(read_curated_batches(plan.files, long_bytes), key=lambda batch: batch[0])
+        batches_by_file = itertools.groupby(read_curated_batches(plan.files, long_bytes, self.keep_tokens), key=lambda batch: batch[0])
         for uri, batches in batches_by_file:
             store = store_uri(self.out, uri) if self.keep_tokens else None
             stored = StoredTokens(store, self.dtype) if store else None

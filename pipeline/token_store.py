@@ -114,6 +114,6 @@ class StoreWriter:
 @contextlib.contextmanager
 def store_writer(uri: str) -> Iterator[StoreWriter]:
     """A StoreWriter whose file appears at `uri` once the block exits without error."""
-    with atomic_output(uri) as f, pq.ParquetWriter(f, SCHEMA, compression="zstd", use_dictionary=False,
+    with atomic_output(uri, durable=False) as f, pq.ParquetWriter(f, SCHEMA, compression="zstd", use_dictionary=False,
                                                    write_statistics=["doc_id"]) as writer:
         yield StoreWriter(writer)

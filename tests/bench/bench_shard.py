@@ -30,6 +30,7 @@ import argparse
 import io
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -147,10 +148,11 @@ def repeated_build(build: Path, copies: int) -> Path:
 
 def shard_in_process(build: Path, model: Path, config) -> tuple[int, float]:
     """(tokens, seconds) of the stage's own work, without Beam: ShardWriter on every plan,
-    one after the other in this process, writing into a scratch OUT."""
+    one after the other in this process, writing into a scratch OUT (without the token
+    store, which lives beside the curated files)."""
     plans = plan_shards(shard_inputs(str(build)), config.shards.target_bytes)
     with tempfile.TemporaryDirectory(dir=build.parent) as scratch:
-        writer = ShardWriter(scratch, str(model), config.shards)
+        writer = ShardWriter(scratch, str(model), config.shards.model_copy(update={"keep_tokens": False}))
         started = time.perf_counter()
         writer.setup()
         tokens = sum(record["tokens"] for plan in plans for record in writer.process(plan))
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     alone_tokens, alone_seconds = shard_in_process(build, args.model, config)
     cores = next((int(a.split("=")[1]) for a in beam_args if a.startswith("--direct_num_workers=")), 0) or os.cpu_count()
+    shutil.rmtree(build / "tokens", ignore_errors=True)  # the stage as a first build runs it: it encodes everything
     started, cpu = time.perf_counter(), cpu_seconds()
     records = [r.to_dict() for r in run_shards(config, str(build), str(args.model), beam_args)]
     shard_seconds, shard_cpu = time.perf_counter() - started, cpu_seconds() - cpu
