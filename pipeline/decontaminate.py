@@ -25,11 +25,11 @@ document's word hashes.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
 import re
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from strata.config import DecontaminateConfig
+from strata.pipeline import text_scan
 from strata.pipeline.bloom import BloomFilter
 from strata.pipeline.hashing import splitmix64
 from strata.storage import filesystem
@@ -47,15 +48,63 @@ _BASE = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _word_hashes(text: str) -> np.ndarray:
-    """A hash of each normalized word of `text`: crc32 of the lowercased word's UTF-8, mixed.
-    The words are lowercased joined by NUL, which nothing lowercases into and which ends a
-    word for the one context-sensitive rule (final sigma), so each is lowered as if alone."""
-    words = _WORD.findall(text)
-    if not words:
-        return np.zeros(0, np.uint64)
-    encoded = "\x00".join(words).lower().encode("utf-8", "surrogatepass").split(b"\x00")
-    hashes = np.fromiter(map(zlib.crc32, encoded), np.uint64, len(encoded))
+    """A hash of each normalized word of `text` (a run of letters and digits, lowercased):
+    the polynomial of the lowercased word's code points (text_scan.span_hashes), mixed.
+
+    Where lowercasing maps every character to one (so the lowercased text lines up with the
+    text) and the text has no capital sigma (whose lowercase depends on what follows), the
+    words are found and hashed with numpy over the whole text; else word by word."""
+    lowered = text.lower()
+    if len(text) > 2 * text_scan.BLOCK_CHARS or len(lowered) != len(text) or "Σ" in text:
+        words = _WORD.findall(text)
+        hashes = _hashes_of_words("\x00".join(words).lower().split("\x00") if words else [])
+    else:
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+        starts, ends = text_scan.true_runs(_alnum_table()[points])
+        lowered_points = np.frombuffer(lowered.encode("utf-32-le", "surrogatepass"), np.uint32)
+        hashes = text_scan.span_hashes(text_scan.hash_prefix(lowered_points), starts, ends)
     return splitmix64(hashes + np.uint64(1))
+
+
+def _hashes_of_words(words: list[str]) -> np.ndarray:
+    """text_scan.span_hashes of each word, the words joined by NUL in groups of at most
+    2 * BLOCK_CHARS code points (a longer word is hashed piece by piece)."""
+    hashes = np.zeros(len(words), np.uint64)
+    limit = 2 * text_scan.BLOCK_CHARS
+    first = 0
+    while first < len(words):
+        last, size = first, 0
+        while last < len(words) and size + len(words[last]) < limit:
+            size += len(words[last]) + 1
+            last += 1
+        if last == first:  # one word longer than a group
+            hashes[first] = _long_word_hash(words[first], limit)
+            first += 1
+            continue
+        group = words[first:last]
+        lengths = np.array([len(word) for word in group], np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths[:-1] + 1)])
+        points = np.frombuffer("\x00".join(group).encode("utf-32-le", "surrogatepass"), np.uint32)
+        hashes[first:last] = text_scan.span_hashes(text_scan.hash_prefix(points), starts, starts + lengths)
+        first = last
+    return hashes
+
+
+def _long_word_hash(word: str, piece: int) -> np.uint64:
+    """span_hashes of one word, summed over pieces of it: h(a + b) = h(a) + base**len(a) * h(b)."""
+    total, offset = 0, 0
+    for start in range(0, len(word), piece):
+        points = np.frombuffer(word[start : start + piece].encode("utf-32-le", "surrogatepass"), np.uint32)
+        part = int(text_scan.hash_prefix(points)[-1])
+        total = (total + part * pow(text_scan.CHAR_BASE, offset, 2**64)) % 2**64
+        offset += len(points)
+    return np.uint64(total)
+
+
+@functools.cache
+def _alnum_table() -> np.ndarray:
+    """str.isalnum() of every code point: the characters of a word (`[^\\W_]`)."""
+    return np.fromiter((chr(c).isalnum() for c in range(0x110000)), bool, 0x110000)
 
 
 def _word_spans(text: str) -> list[tuple[int, int]]:

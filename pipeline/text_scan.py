@@ -31,8 +31,8 @@ _LINE_BREAK = re.compile(r"\n")
 _WHITESPACE = re.compile(r"\s")  # the characters of str.isspace()
 _NEWLINE = ord("\n")
 BULLETS = "•‣◦▪●○■-*"
-_CHAR_BASE = 0x9E3779B97F4A7C15  # odd, hence invertible modulo 2**64
-_CHAR_BASE_INVERSE = pow(_CHAR_BASE, -1, 2**64)
+CHAR_BASE = 0x9E3779B97F4A7C15  # odd, hence invertible modulo 2**64
+_CHAR_BASE_INVERSE = pow(CHAR_BASE, -1, 2**64)
 
 
 def blocks(text: str) -> Iterator[str]:
@@ -88,7 +88,7 @@ def power_table(base: int, size: int) -> np.ndarray:
 
 def _char_powers(inverse: bool) -> np.ndarray:
     """The powers of the character base (or of its inverse) for every offset in a block."""
-    return power_table(_CHAR_BASE_INVERSE if inverse else _CHAR_BASE, 2 * BLOCK_CHARS)
+    return power_table(_CHAR_BASE_INVERSE if inverse else CHAR_BASE, 2 * BLOCK_CHARS)
 
 
 # --------------------------------------------------------------------------- scanning
@@ -134,18 +134,27 @@ class Block:
 
     @functools.cached_property
     def _hash_prefix(self) -> np.ndarray:
-        """sum((points[j] + 1) * base**j for j < i) for each offset i, mod 2**64."""
-        prefix = np.zeros(len(self.points) + 1, np.uint64)
-        powers = _char_powers(inverse=False)[: len(self.points)]
-        np.cumsum(np.multiply(self.points + 1, powers, dtype=np.uint64), out=prefix[1:])
-        return prefix
+        return hash_prefix(self.points)
 
     def hashes(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """64-bit hashes of the spans: the polynomial of their characters, shifted back to
-        offset 0 by the inverse powers. Deterministic across processes, unlike Python's
-        salted str hash."""
-        prefix = self._hash_prefix
-        return (prefix[ends] - prefix[starts]) * _char_powers(inverse=True)[starts]
+        return span_hashes(self._hash_prefix, starts, ends)
+
+
+def hash_prefix(points: np.ndarray) -> np.ndarray:
+    """sum((points[j] + 1) * base**j for j < i) for each offset i, mod 2**64; at most
+    2 * BLOCK_CHARS code points."""
+    prefix = np.zeros(len(points) + 1, np.uint64)
+    powers = _char_powers(inverse=False)[: len(points)]
+    np.cumsum(np.multiply(points + 1, powers, dtype=np.uint64), out=prefix[1:])
+    return prefix
+
+
+def span_hashes(prefix: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """64-bit hashes of the spans of the code points `prefix` is the hash_prefix of: the
+    polynomial of their characters, shifted back to offset 0 by the inverse powers (the same
+    span hashes the same wherever it is). Deterministic across processes, unlike Python's
+    salted str hash."""
+    return (prefix[ends] - prefix[starts]) * _char_powers(inverse=True)[starts]
 
 
 def ends_with(points: np.ndarray, starts: np.ndarray, ends: np.ndarray, suffix: str) -> np.ndarray:

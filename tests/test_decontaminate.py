@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
+import numpy as np
 import pytest
 import zstandard
 
@@ -95,3 +97,24 @@ def test_curate_records_contamination_in_lineage_and_summary(eval_sets, tmp_path
     assert rows[2]["contaminated_set"] is None and rows[2]["fate"] == "kept"
     web = summary["decontamination"]["lambada"]["Web"]
     assert (web["documents"], web["removed"]) == (2, 1) and web["chars_removed"] >= len(PASSAGE) * 2
+
+
+def test_words_hash_the_same_whether_found_with_numpy_or_one_by_one(monkeypatch):
+    """The whole-text path (a text whose lowercase lines up with it) and the word-by-word one
+    (capital sigma, İ, long texts) give each word the same hash, so eval texts and documents
+    match whichever path each took."""
+    from strata.pipeline import decontaminate as module
+    from strata.pipeline import text_scan
+
+    rng = random.Random(4)
+    pieces = ["Word", "wORD", "ΟΔΟΣ", "οδος", "İstanbul", "straße", "x_y", "a1", "日本語", "١٢٣", " ", "\n", ",", "'", "-"]
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        words = [w.lower() for w in re.findall(r"[^\W_]+", text)]
+        one_by_one = module.splitmix64(module._hashes_of_words(words) + np.uint64(1))
+        assert np.array_equal(module._word_hashes(text), one_by_one), text
+    # a word longer than a group of words is hashed piece by piece to the same value
+    long_word = "abcdefghij" * 5
+    whole = module._hashes_of_words(["ab", long_word, "cd"])
+    monkeypatch.setattr(text_scan, "BLOCK_CHARS", 8)  # groups of at most 16 code points
+    assert np.array_equal(module._hashes_of_words(["ab", long_word, "cd"]), whole)
