@@ -24,7 +24,7 @@ PINNED_SHARDS = {
     "shards/Pile-CC/train-000000.tar": "44f61aaa1ec887b3537dbb351924df9aafef3f3a1a51cc3371279193a9691916",
     "shards/Pile-CC/val-000000.tar": "720fec1cb2a05ece41f782212e3c19e34d0a1db1fc1851142defeca6c84de397",
 }
-PINNED_MANIFEST = "7116bd53a739f484d9676098d8cd4720adeeffce2b513e5b75f4345f8c9e16b4"
+PINNED_MANIFEST = "6883c2d18c01a0be495e6adb2e2facfbbdd6231640a2b3014d457ef4bbebae6b"
 
 
 def manifest_fingerprint(manifest: dict, corpus_root: str) -> str:

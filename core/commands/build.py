@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from strata.config import load_config
+from strata.config import TokenizerConfig, load_config
 from strata.pipeline.console import filtered_stderr
 
 BUILD_STAGES = ("curate", "tokenizer", "shards")
@@ -115,7 +115,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     tok_train.add_argument("--out", required=True, help="folder for tokenizer.model and tokenizer.json")
     tok_train.add_argument("--vocab-size", type=int, default=32000)
     tok_train.add_argument("--model-type", choices=("bpe", "unigram"), default="bpe")
-    tok_train.add_argument("--sample-bytes", type=int, default=200 * 2**20)
+    tok_train.add_argument("--sample-bytes", type=int, default=TokenizerConfig().sample_bytes)
     tok_train.add_argument("--seed", type=int, default=1234)
     tok_train.set_defaults(func=_tokenizer_train)
     tok_stats = tokenizer_commands.add_parser(

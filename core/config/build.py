@@ -70,7 +70,9 @@ class TokenizerConfig(Section):
     model: Optional[str] = None  # a sentencepiece .model, or a HF tokenizer.json or its folder; else one is trained
     model_type: Literal["bpe", "unigram"] = "bpe"
     vocab_size: int = Field(default=32000, ge=64)
-    sample_bytes: int = Field(default=200 * 2**20, gt=0)
+    # sentencepiece holds its sample in memory, about 12x its bytes: 64 MiB keeps the stage
+    # under 1 GB whatever the corpus size; raise it where memory allows
+    sample_bytes: int = Field(default=64 * 2**20, gt=0)
     user_defined_symbols: list[str] = Field(default_factory=list)
     # add the objectives' special tokens: <cls>, <sep>, UL2's [NLU] [NLG] [S2S], and T5's
     # sentinels <extra_id_0..sentinels-1> (tokenize/specials.py)
