@@ -15,8 +15,8 @@ NeMo's max_matches (ignore n-grams found in more than 10 documents) is not imple
 
 The eval n-grams are a side input (`index`): by default one sorted uint64 array of 64-bit
 n-gram hashes and a parallel int32 array of set indices, 12 bytes per n-gram (1.2 MB for
-100k), searched with `np.searchsorted`: exact (only a 64-bit hash collision could match
-wrongly). `index: bloom` keeps one Bloom filter per set instead (BloomEvalNgrams), about
+100k), searched with `np.searchsorted` behind a bitmap of the hashes' leading bits (8
+more bytes per n-gram): exact (only a 64-bit hash collision could match wrongly). `index: bloom` keeps one Bloom filter per set instead (BloomEvalNgrams), about
 3.6 bytes per n-gram at the default `bloom_fp_rate` of 1e-6, for eval sets too large for
 12 bytes each; its false positives cut text that matches no eval set, so it is not the
 default (tests/bench/bench_decontaminate.py measures both). Matching is one pass over each
@@ -31,7 +31,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -47,23 +47,26 @@ _WORD = re.compile(r"[^\W_]+")
 _BASE = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _word_hashes(text: str) -> np.ndarray:
-    """A hash of each normalized word of `text` (a run of letters and digits, lowercased):
-    the polynomial of the lowercased word's code points (text_scan.span_hashes), mixed.
+def _words(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hash, start, end) of each normalized word of `text` (a run of letters and digits,
+    lowercased), as arrays; start and end are character offsets. The hash is the
+    polynomial of the lowercased word's code points (text_scan.span_hashes), mixed.
 
     Where lowercasing maps every character to one (so the lowercased text lines up with the
     text) and the text has no capital sigma (whose lowercase depends on what follows), the
     words are found and hashed with numpy over the whole text; else word by word."""
     lowered = text.lower()
     if len(text) > 2 * text_scan.BLOCK_CHARS or len(lowered) != len(text) or "Σ" in text:
-        words = _WORD.findall(text)
-        hashes = _hashes_of_words("\x00".join(words).lower().split("\x00") if words else [])
+        spans = [m.span() for m in _WORD.finditer(text)]
+        words = "\x00".join(text[b:e] for b, e in spans).lower().split("\x00") if spans else []
+        hashes = _hashes_of_words(words)
+        starts, ends = (np.array(column, np.int64) for column in zip(*spans)) if spans else (np.zeros(0, np.int64),) * 2
     else:
         points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
         starts, ends = text_scan.true_runs(_alnum_table()[points])
         lowered_points = np.frombuffer(lowered.encode("utf-32-le", "surrogatepass"), np.uint32)
         hashes = text_scan.span_hashes(text_scan.hash_prefix(lowered_points), starts, ends)
-    return splitmix64(hashes + np.uint64(1))
+    return splitmix64(hashes + np.uint64(1)), starts, ends
 
 
 def _hashes_of_words(words: list[str]) -> np.ndarray:
@@ -107,11 +110,6 @@ def _alnum_table() -> np.ndarray:
     return np.fromiter((chr(c).isalnum() for c in range(0x110000)), bool, 0x110000)
 
 
-def _word_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the words `_word_hashes` hashes, in order."""
-    return [m.span() for m in _WORD.finditer(text)]
-
-
 def ngram_hashes(word_hashes: np.ndarray, n: int) -> np.ndarray:
     """64-bit hash of every run of n consecutive words (position i: words i..i+n-1): the
     polynomial of their (mixed) word hashes, mixed once more."""
@@ -129,12 +127,23 @@ def ngram_hashes(word_hashes: np.ndarray, n: int) -> np.ndarray:
 @dataclass
 class EvalNgrams:
     """The n-grams of every eval set: sorted hashes, the set index of each, the n-gram
-    lengths present, and the set names."""
+    lengths present, and the set names.
+
+    Lookups first test one bit of `top_bits`, a bitmap of the hashes' leading bits with
+    about 64 bits per n-gram (1 MB for 100k): most document n-grams are in no eval set,
+    and only the ~1.5% whose bit is set are binary-searched."""
 
     hashes: np.ndarray
     set_index: np.ndarray
     lengths: tuple[int, ...]
     names: tuple[str, ...]
+    top_bits: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.top_shift = np.uint64(64 - _top_bit_count(len(self.hashes)))
+        top = self.hashes >> self.top_shift
+        self.top_bits = np.zeros(1 << (64 - int(self.top_shift) - 3), np.uint8)
+        np.bitwise_or.at(self.top_bits, top >> np.uint64(3), np.left_shift(1, top & np.uint64(7)).astype(np.uint8))
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -151,8 +160,18 @@ class EvalNgrams:
 
     def lookup(self, found: np.ndarray) -> np.ndarray:
         """The set index of each n-gram hash, -1 for one in no set."""
-        positions = np.minimum(np.searchsorted(self.hashes, found), len(self) - 1)
-        return np.where(self.hashes[positions] == found, self.set_index[positions], -1)
+        top = found >> self.top_shift
+        maybe = np.flatnonzero((self.top_bits[top >> np.uint64(3)] >> (top & np.uint64(7)).astype(np.uint8)) & 1)
+        result = np.full(len(found), -1, np.int32)
+        if len(maybe):
+            positions = np.minimum(np.searchsorted(self.hashes, found[maybe]), len(self) - 1)
+            result[maybe] = np.where(self.hashes[positions] == found[maybe], self.set_index[positions], -1)
+        return result
+
+
+def _top_bit_count(ngrams: int) -> int:
+    """log2 of the bitmap size in bits: at least 64 bits per n-gram, 2**16 to 2**33 bits."""
+    return min(33, max(16, (64 * max(1, ngrams) - 1).bit_length()))
 
 
 @dataclass
@@ -202,7 +221,7 @@ def eval_index_from_dict(d: dict) -> EvalNgrams | BloomEvalNgrams:
 def eval_text_ngrams(text: str, ngram: int, min_ngram: int) -> tuple[int, np.ndarray]:
     """(n-gram length, hashes) of one eval text: its `ngram`-grams, itself whole when it has
     min_ngram to ngram-1 words, nothing when shorter."""
-    word_hashes = _word_hashes(text)
+    word_hashes = _words(text)[0]
     n = min(ngram, len(word_hashes))
     if n < min_ngram:
         return n, np.zeros(0, np.uint64)
@@ -318,7 +337,7 @@ def decontaminate(text: str, index: EvalNgrams | BloomEvalNgrams, cfg: Decontami
     """Removes every region of `text` matching an eval n-gram, with cfg.remove_chars on each side."""
     if not len(index):
         return Decontaminated(text, None, 0, 0, False)
-    word_hashes = _word_hashes(text)
+    word_hashes, starts, ends = _words(text)
     matches = []  # (first word, n, set index) of every matched n-gram
     for n in index.lengths:
         found = ngram_hashes(word_hashes, n)
@@ -328,8 +347,7 @@ def decontaminate(text: str, index: EvalNgrams | BloomEvalNgrams, cfg: Decontami
         matches += [(int(i), n, int(sets[i])) for i in np.flatnonzero(sets >= 0)]
     if not matches:
         return Decontaminated(text, None, 0, 0, False)
-    spans = _word_spans(text)  # only for a text that matched: most do not
-    regions = [(max(0, spans[i][0] - cfg.remove_chars), min(len(text), spans[i + n - 1][1] + cfg.remove_chars))
+    regions = [(max(0, int(starts[i]) - cfg.remove_chars), min(len(text), int(ends[i + n - 1]) + cfg.remove_chars))
                for i, n, _ in matches]
     matched_sets = [index_of_set for _, _, index_of_set in matches]
     set_name = index.names[np.bincount(matched_sets).argmax()]

@@ -101,8 +101,8 @@ def test_curate_records_contamination_in_lineage_and_summary(eval_sets, tmp_path
 
 def test_words_hash_the_same_whether_found_with_numpy_or_one_by_one(monkeypatch):
     """The whole-text path (a text whose lowercase lines up with it) and the word-by-word one
-    (capital sigma, İ, long texts) give each word the same hash, so eval texts and documents
-    match whichever path each took."""
+    (capital sigma, İ, long texts) give each word the same hash and span, so eval texts and
+    documents match whichever path each took."""
     from strata.pipeline import decontaminate as module
     from strata.pipeline import text_scan
 
@@ -112,9 +112,25 @@ def test_words_hash_the_same_whether_found_with_numpy_or_one_by_one(monkeypatch)
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
         words = [w.lower() for w in re.findall(r"[^\W_]+", text)]
         one_by_one = module.splitmix64(module._hashes_of_words(words) + np.uint64(1))
-        assert np.array_equal(module._word_hashes(text), one_by_one), text
+        hashes, starts, ends = module._words(text)
+        assert np.array_equal(hashes, one_by_one), text
+        assert list(zip(starts.tolist(), ends.tolist())) == [m.span() for m in re.finditer(r"[^\W_]+", text)], text
     # a word longer than a group of words is hashed piece by piece to the same value
     long_word = "abcdefghij" * 5
     whole = module._hashes_of_words(["ab", long_word, "cd"])
     monkeypatch.setattr(text_scan, "BLOCK_CHARS", 8)  # groups of at most 16 code points
     assert np.array_equal(module._hashes_of_words(["ab", long_word, "cd"]), whole)
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, 50_000])
+def test_eval_index_lookup_finds_exactly_its_hashes(size):
+    """The leading-bits bitmap only skips the binary search: a hash is found iff it is in
+    the index, with its own set, also for hashes that share leading bits with one in it."""
+    rng = np.random.default_rng(size)
+    hashes = np.unique(rng.integers(0, 2**64, size, dtype=np.uint64))
+    sets = rng.integers(0, 3, len(hashes), dtype=np.int32)
+    index = EvalNgrams(hashes, sets, (13,), ("a", "b", "c"))
+    near = hashes ^ np.uint64(1)  # same leading bits, not in the index (up to a 1 in 2**64 chance)
+    probes = np.concatenate([hashes, near, rng.integers(0, 2**64, 20_000, dtype=np.uint64)])
+    expected = dict(zip(hashes.tolist(), sets.tolist()))
+    assert index.lookup(probes).tolist() == [expected.get(h, -1) for h in probes.tolist()]

@@ -4,8 +4,10 @@ and its two eval n-gram indexes (sorted hashes, the default, and Bloom filters) 
     python tests/bench/bench_decontaminate.py [--corpus DIR] [--ngrams 100000] [--fp-rate 1e-6]
 
 Runs `strata build --until curate` on the curate benchmark corpus (tests/bench/make_corpus.py)
-three times: without a `decontaminate` section, and with one whose eval set holds about
-`--ngrams` 13-grams, once per index (`decontaminate.index: sorted | bloom`): a fifth of its
+without a `decontaminate` section, and with one whose eval set holds about `--ngrams`
+13-grams, once per index (`decontaminate.index: sorted | bloom`), the three builds
+interleaved and repeated `--repeat` times (a build's wall time varies by a few seconds
+from run to run, as much as the stage costs; the medians are compared): a fifth of its
 texts are 32-word passages taken from the corpus (so the stage finds and cuts matches), the
 rest 32-word texts of random corpus words (as most of a real eval set's n-grams are in no
 training document). Prints the wall times, the stage's share of the decontaminating run
@@ -22,6 +24,7 @@ import io
 import json
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -115,6 +118,10 @@ def build(config: Path, out: Path) -> float:
     return time.monotonic() - started
 
 
+def fmt(seconds: list[float]) -> str:
+    return "[" + " ".join(f"{s:.1f}" for s in seconds) + "]"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=60)
@@ -122,6 +129,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench" / "decontaminate")
     ap.add_argument("--ngrams", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3, help="builds of each config; medians are compared")
     ap.add_argument("--fp-rate", type=float, default=1e-6, help="the Bloom filter's false positive rate")
     args = ap.parse_args(argv)
     corpus = (args.corpus or make_corpus.default_out(args.mb)).resolve()
@@ -136,19 +144,25 @@ def main(argv=None) -> int:
     plain = out / "plain.yaml"
     plain.write_text(yaml.safe_dump(config))
     eval_cfg = {"sets": [{"name": "bench", "paths": [str(eval_path)], "fields": ["text"]}], "bloom_fp_rate": args.fp_rate}
-    without = build(plain, out / "plain")
+    configs = {"without": plain}
     for kind in ("sorted", "bloom"):
-        decon = out / f"decontaminate-{kind}.yaml"
-        decon.write_text(yaml.safe_dump({**config, "decontaminate": {**eval_cfg, "index": kind}}))
-        with_stage = build(decon, out / f"with-{kind}")
-        summary = json.loads((out / f"with-{kind}" / "curate.json").read_text())
+        configs[kind] = out / f"decontaminate-{kind}.yaml"
+        configs[kind].write_text(yaml.safe_dump({**config, "decontaminate": {**eval_cfg, "index": kind}}))
+    walls = {name: [] for name in configs}
+    for _ in range(args.repeat):
+        for name, path in configs.items():
+            walls[name].append(build(path, out / name))
+    without = statistics.median(walls["without"])
+    print(f"decontaminate  curate wall without the stage: median {without:.1f}s of {fmt(walls['without'])}")
+    for kind in ("sorted", "bloom"):
+        with_stage = statistics.median(walls[kind])
+        summary = json.loads((out / kind / "curate.json").read_text())
         touched = summary["decontamination"].get("bench", {})
         docs = sum(c["documents"] for c in touched.values())
         removed = sum(c["removed"] for c in touched.values())
         share = (with_stage - without) / with_stage
-        print(f"decontaminate  index={kind}  eval n-grams={args.ngrams}  curate wall without={without:.1f}s  "
-              f"with={with_stage:.1f}s  stage share={100 * share:.1f}% (target <= 15%)  docs touched={docs}  "
-              f"removed={removed}")
+        print(f"decontaminate  index={kind}  eval n-grams={args.ngrams}  curate wall with: median {with_stage:.1f}s of "
+              f"{fmt(walls[kind])}  stage share={100 * share:.1f}% (target <= 15%)  docs touched={docs}  removed={removed}")
     index_comparison(corpus, eval_cfg)
     return 0
 
