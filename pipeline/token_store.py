@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -31,7 +32,7 @@ import xxhash
 
 from strata.manifests.layout import CURATED, TOKENS, TOKENS_RECORD
 from strata.pipeline.write import read_table
-from strata.storage import atomic_output, exists, join, open_file, remove, write_bytes_atomic
+from strata.storage import atomic_output, exists, filesystem, is_local, join, open_file, remove, write_bytes_atomic
 
 SCHEMA = pa.schema(
     [("doc_id", pa.string()), ("text_xxh3", pa.uint64()), ("tokens", pa.binary()), ("tokens_xxh3", pa.uint64())]
@@ -59,11 +60,15 @@ def prepare_store(out: str, tokenizer_sha256: str) -> None:
 
 
 def store_uri(out: str, curated_uri: str) -> str:
-    """The store file of a curated file: the same folder and name under OUT/tokens/."""
-    curated_root = join(out, CURATED) + "/"
-    if not curated_uri.startswith(curated_root):
-        raise ValueError(f"{curated_uri} is not under {curated_root}")
-    return join(out, TOKENS, curated_uri[len(curated_root):])
+    """The store file of a curated file: the same folder and name under OUT/tokens/. The
+    two are compared as their file systems' paths, normalized locally: a glob lists a
+    relative OUT's files by absolute paths."""
+    (_, root), (_, path) = filesystem(join(out, CURATED)), filesystem(curated_uri)
+    if is_local(out):
+        root, path = os.path.normpath(root), os.path.normpath(path)
+    if not path.startswith(root + "/"):
+        raise ValueError(f"{curated_uri} is not under {join(out, CURATED)}")
+    return join(out, TOKENS, path[len(root) + 1:])
 
 
 class StoredTokens:

@@ -75,6 +75,17 @@ def test_a_rebuild_encodes_only_what_the_store_lacks_and_writes_the_same_shards(
         assert (out / record["path"]).read_bytes() == (fresh / record["path"]).read_bytes()
 
 
+def test_a_relative_out_keeps_its_store_inside_it(tmp_path, model, monkeypatch):
+    """OUT given relative to the working folder, through `..` (`--out ../build`): the
+    curated files are listed by absolute paths, and each still finds its store file."""
+    _write_curated(tmp_path / "build", _curated_docs(random.Random(4)))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    _shards("../build", model)
+    curated = sorted(p.relative_to(tmp_path / "build" / "curated") for p in (tmp_path / "build" / "curated").rglob("*.parquet"))
+    assert sorted(p.relative_to(tmp_path / "build" / "tokens") for p in (tmp_path / "build" / "tokens").rglob("*.parquet")) == curated
+
+
 def test_a_damaged_row_is_encoded_again(tmp_path, model, encoded_texts):
     docs = _curated_docs(random.Random(3))
     out = tmp_path / "out"

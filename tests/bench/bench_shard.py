@@ -7,7 +7,9 @@
 2. a 32k BPE sentencepiece model trained on its curated text (out/bench/shard-sp32k.model,
    made once; sentencepiece directly, input_sentence_size capped);
 3. plain sentencepiece: `encode(batch, add_eos=True, num_threads=1)` over every curated
-   document, 256 per call, in this one process, texts already in memory -> tokens/s;
+   document, 256 per call, in this one process, texts already in memory -> tokens/s; timed
+   before and after the stage's runs, their mean taken (this machine's speed drifts by
+   10-15% over a minute);
 4. the stage's own work without Beam: ShardWriter on every shard plan in this process;
 5. `run_shards` on the same documents (the stage's default: DirectRunner, one worker thread
    per core, unless BEAM_ARGS say otherwise), timed whole: Beam start-up, reads, encoding,
@@ -177,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     text_mb = sum(len(t.encode()) for t in texts) / 1e6 * args.copies
     load = os.getloadavg()[0]
 
-    plain_tokens, plain_seconds, plain_cpu = plain_encode(args.model, texts)
-    plain_rate = plain_tokens / plain_seconds
+    plain_tokens, plain_before, plain_cpu_before = plain_encode(args.model, texts)
 
     config = parse_config(
         {
@@ -193,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     records = [r.to_dict() for r in run_shards(config, str(build), str(args.model), beam_args)]
     shard_seconds, shard_cpu = time.perf_counter() - started, cpu_seconds() - cpu
     tokens = sum(r["tokens"] for r in records)
+    _, plain_after, plain_cpu_after = plain_encode(args.model, texts)
+    plain_seconds, plain_cpu = (plain_before + plain_after) / 2, (plain_cpu_before + plain_cpu_after) / 2
+    plain_rate = plain_tokens / plain_seconds
     assert tokens == alone_tokens == plain_tokens * args.copies, (tokens, alone_tokens, plain_tokens)
     shard_rate = tokens / shard_seconds
 
@@ -208,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         f"corpus     {build.relative_to(REPO) if build.is_relative_to(REPO) else build}: docs={len(texts) * args.copies}  "
         f"text={text_mb:.1f} MB  tokens={tokens}  ({text_mb * 1e6 / tokens:.2f} text bytes/token)"
     )
-    print(f"encode     plain sentencepiece, 1 process, num_threads=1: {plain_seconds:.2f}s  tokens/s={plain_rate:,.0f}")
+    print(f"encode     plain sentencepiece, 1 process, num_threads=1: {plain_seconds:.2f}s (before the stage "
+          f"{plain_before:.2f}s, after {plain_after:.2f}s)  tokens/s={plain_rate:,.0f}")
     print(
         f"shard-1p   ShardWriter in this process, no Beam: {alone_seconds:.2f}s  tokens/s={alone_tokens / alone_seconds:,.0f}  "
         f"ratio to plain encode={alone_tokens / alone_seconds / plain_rate:.2f}"
